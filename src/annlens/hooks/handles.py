@@ -1,0 +1,96 @@
+"""Handles that remove what a registration added, and scopes that group them.
+
+Every registration returns a :class:`HookHandle`. ``remove()`` is idempotent,
+and a handle is a context manager that removes its hooks when the block ends,
+also on error. A :class:`HookScope` (what ``model.hooks(...)`` returns) removes
+exactly the hooks registered through it, leaving every other hook in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from annlens.hooks.table import Hook, HookTable
+
+
+class HookHandle:
+    """The hooks one registration added, possibly on several layers.
+
+    Attributes
+    ----------
+    points : list of str
+        The hook points the registration reached, such as ``dense_0.forward``.
+    """
+
+    def __init__(self, entries: list[tuple[HookTable, Hook]]) -> None:
+        self._entries = entries
+        self.points = [hook.point for _, hook in entries]
+
+    @property
+    def active(self) -> bool:
+        """Whether any hook of this handle is still registered."""
+        return bool(self._entries)
+
+    def remove(self) -> None:
+        """Unregister every hook of this handle; calling it again does nothing."""
+        for table, hook in self._entries:
+            table.remove(hook)
+        self._entries = []
+
+    def __enter__(self) -> HookHandle:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "removed"
+        return f"HookHandle({', '.join(self.points)}; {state})"
+
+
+class HookScope:
+    """A group of registrations removed together when the scope ends.
+
+    Parameters
+    ----------
+    register : callable
+        The registration function of the model, ``register(point, fn, **kw)``.
+    """
+
+    def __init__(self, register: Callable[..., HookHandle]) -> None:
+        self._register = register
+        self.handles: list[HookHandle] = []
+
+    def register(
+        self, point: str, fn: Callable[..., Any], **options: Any
+    ) -> HookHandle:
+        """Register ``fn`` at ``point`` for the life of this scope."""
+        handle = self._register(point, fn, **options)
+        self.handles.append(handle)
+        return handle
+
+    def remove(self) -> None:
+        """Remove every hook this scope registered."""
+        for handle in self.handles:
+            handle.remove()
+
+    def __enter__(self) -> HookScope:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return f"HookScope({len(self.handles)} registrations)"

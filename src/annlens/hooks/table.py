@@ -1,0 +1,204 @@
+"""The hooks of one owner (a layer, or a model's loss point) and their dispatch.
+
+A :class:`HookTable` keeps, per stage, a tuple of hooks in firing order.
+Adding or removing replaces the tuple instead of editing it, so a dispatch in
+progress keeps iterating the tuple it started with: a hook added or removed
+while hooks run takes effect from the next dispatch.
+
+``fire`` hands each hook read-only views, lets a returned array replace the
+value passed on (later hooks see the replacement), refuses a replacement of
+the wrong shape or dtype, and wraps anything a hook raises in a
+:class:`~annlens.errors.HookError` naming the hook and the hook point.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from annlens.errors import HookError
+from annlens.hooks.context import HookContext
+from annlens.hooks.stages import STAGES, Stage
+
+HookFn = Callable[..., Any]
+_ids = itertools.count()
+
+
+def _wants_context(fn: HookFn) -> bool:
+    """Whether ``fn`` takes a ``ctx`` keyword (or ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "ctx" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def hook_label(fn: HookFn) -> str:
+    """A readable name for a hook function, for messages and listings."""
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+@dataclass(eq=False)
+class Hook:
+    """One registered hook: the function, its stage and its hook point."""
+
+    fn: HookFn
+    stage: Stage
+    point: str
+    wants_context: bool
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def label(self) -> str:
+        return hook_label(self.fn)
+
+    def __repr__(self) -> str:
+        return f"Hook({self.label} at {self.point!r})"
+
+
+def _read_only(value: Any) -> Any:
+    """A read-only view of an array; anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
+
+
+class HookTable:
+    """The hooks of one owner, per stage, in firing order.
+
+    The owner is a layer (or a model's loss point) with attributes ``name``,
+    ``index``, ``state`` and ``hooked``; the table keeps ``owner.hooked`` true
+    exactly while it holds at least one hook, which is the one cheap check a
+    layer makes before dispatching.
+    """
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+        self._hooks: dict[str, tuple[Hook, ...]] = {}
+        owner.hooked = False
+
+    def add(self, stage: str, fn: HookFn, *, prepend: bool = False) -> Hook:
+        """Register ``fn`` at ``stage``; first in line when ``prepend``."""
+        if not callable(fn):
+            raise HookError(f"a hook must be callable, got {fn!r}")
+        hook = Hook(fn, STAGES[stage], f"{self.owner.name}.{stage}", _wants_context(fn))
+        current = self._hooks.get(stage, ())
+        self._hooks[stage] = (hook, *current) if prepend else (*current, hook)
+        self.owner.hooked = True
+        return hook
+
+    def remove(self, hook: Hook) -> bool:
+        """Unregister ``hook``; False when it was not (or no longer) here."""
+        current = self._hooks.get(hook.stage.name, ())
+        if hook not in current:
+            return False
+        remaining = tuple(h for h in current if h is not hook)
+        if remaining:
+            self._hooks[hook.stage.name] = remaining
+        else:
+            del self._hooks[hook.stage.name]
+        self.owner.hooked = bool(self._hooks)
+        return True
+
+    def hooks(self, stage: str | None = None) -> list[Hook]:
+        """The hooks at ``stage`` (all stages when None), in firing order."""
+        if stage is not None:
+            return list(self._hooks.get(stage, ()))
+        return [hook for hooks in self._hooks.values() for hook in hooks]
+
+    def clear(self) -> None:
+        """Remove every hook of this owner."""
+        self._hooks.clear()
+        self.owner.hooked = False
+
+    def fire(self, stage: str, *arguments: Any) -> Any:
+        """Run the hooks at ``stage`` and return the (possibly replaced) value.
+
+        Parameters
+        ----------
+        stage : str
+            The stage name; ``arguments`` follow its documented signature.
+        *arguments
+            The values after the layer, as in ``fn(layer, *arguments)``.
+
+        Returns
+        -------
+        The argument the stage names in ``replaces``, after every hook.
+        """
+        hooks = self._hooks.get(stage)
+        spec = STAGES[stage]
+        if not hooks:
+            return arguments[spec.replaces]
+
+        values = list(arguments)
+        shown = [_read_only(v) for v in values]
+        original = values[spec.replaces]
+        context = None
+        for hook in hooks:
+            if hook.wants_context and context is None:
+                context = self.context(spec)
+            try:
+                if hook.wants_context:
+                    result = hook.fn(self.owner, *shown, ctx=context)
+                else:
+                    result = hook.fn(self.owner, *shown)
+            except HookError:
+                raise
+            except Exception as error:
+                raise HookError(
+                    f"hook {hook.label} at {hook.point} raised "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if result is not None:
+                values[spec.replaces] = _check_replacement(result, original, hook)
+                shown[spec.replaces] = _read_only(values[spec.replaces])
+        return values[spec.replaces]
+
+    def context(self, stage: Stage) -> HookContext:
+        """The context a hook at ``stage`` of this owner receives."""
+        state = self.owner.state
+        return HookContext(
+            point=f"{self.owner.name}.{stage.name}",
+            stage=stage.name,
+            layer_index=self.owner.index,
+            step=state.step,
+            training=state.training,
+        )
+
+    def __len__(self) -> int:
+        return sum(len(hooks) for hooks in self._hooks.values())
+
+    def __repr__(self) -> str:
+        return f"HookTable({self.owner.name!r}, {len(self)} hooks)"
+
+
+def _check_replacement(result: Any, original: Any, hook: Hook) -> Any:
+    """Return ``result`` if it can stand in for ``original``, else raise."""
+    if not isinstance(original, np.ndarray):
+        raise HookError(
+            f"hook {hook.label} at {hook.point} returned {type(result).__name__}, "
+            "but this value cannot be replaced; help: return None to observe"
+        )
+    if not isinstance(result, np.ndarray):
+        raise HookError(
+            f"hook {hook.label} at {hook.point} returned {type(result).__name__}; "
+            f"expected None or an ndarray of shape {original.shape} "
+            f"and dtype {original.dtype}"
+        )
+    if result.shape != original.shape:
+        raise HookError(
+            f"hook {hook.label} at {hook.point} returned shape {result.shape}; "
+            f"expected {original.shape}"
+        )
+    if result.dtype != original.dtype:
+        raise HookError(
+            f"hook {hook.label} at {hook.point} returned dtype {result.dtype}; "
+            f"expected {original.dtype}; help: return value.astype({original.dtype})"
+        )
+    return result

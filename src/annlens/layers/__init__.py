@@ -1,0 +1,14 @@
+"""Layers: the Layer contract, Dense, Activation, BatchNorm, Dropout, initialisers."""
+
+from annlens.layers.activation import Activation
+from annlens.layers.base import Layer
+from annlens.layers.dense import Dense
+from annlens.layers.init import get_initializer, initializer_names
+
+__all__ = [
+    "Activation",
+    "Dense",
+    "Layer",
+    "get_initializer",
+    "initializer_names",
+]

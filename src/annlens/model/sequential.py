@@ -1,0 +1,382 @@
+"""Sequential: a stack of layers run in order, with the model-level hook API.
+
+The model names its layers (``dense_0``, ``dense_1``, ``batchnorm_0``), draws
+every weight from one seeded generator in one dtype, checks inputs once at its
+edge, runs forward and backward, fires the ``gradient`` stage once the
+gradients are final, and lets hooks be registered anywhere by hook point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from annlens.errors import ConfigError, ShapeError
+from annlens.hooks import HookHandle, HookScope, HookTable, RunState, resolve_points
+from annlens.hooks.select import LayerFilter
+from annlens.layers.base import Array, Layer
+from annlens.model.inputs import prepare_input
+from annlens.model.summary import summary_table
+
+
+def seeded_generator(seed: int, stream: int) -> np.random.Generator:
+    """Generator number ``stream`` of ``seed``: 0 weights, 1 noise, 2 data order."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+
+
+class LossPoint:
+    """The owner of the model's ``loss`` hook point.
+
+    A hook at ``loss`` is called as ``fn(point, value, grad)``; ``point.loss``
+    is the loss object in use, ``value`` the loss and ``grad`` dL/d output.
+    """
+
+    stages = ("loss",)
+
+    def __init__(self, state: RunState) -> None:
+        self.name = "loss"
+        self.index: int | None = None
+        self.state = state
+        self.loss: Any = None
+        self.hooked = False
+        self.hook_table = HookTable(self)
+
+    def __repr__(self) -> str:
+        return f"LossPoint(loss={self.loss!r})"
+
+
+class Sequential:
+    """Layers applied one after another.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        The layers, input side first.
+    seed : int
+        Fixes the weights and the noise (dropout masks); the trainer derives
+        the data order from it too.
+    dtype : "float32" or "float64"
+        The dtype of every parameter and activation; inputs are converted once.
+    in_features : int, optional
+        The input width, needed only when the first layer does not fix it.
+
+    Examples
+    --------
+    >>> from annlens.layers import Dense
+    >>> model = Sequential([Dense(4, 8, "relu"), Dense(8, 3)], seed=0)
+    >>> [name for name in model.parameters()]
+    ['dense_0.W', 'dense_0.b', 'dense_1.W', 'dense_1.b']
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        seed: int = 0,
+        dtype: Any = "float32",
+        in_features: int | None = None,
+    ) -> None:
+        self.layers = list(layers)
+        if not self.layers:
+            raise ConfigError("Sequential needs at least one layer")
+        for position, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(
+                    f"Sequential layer {position} must be a Layer, got {layer!r}"
+                )
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ConfigError(f"model dtype must be float32 or float64, got {dtype!r}")
+        self.seed = int(seed)
+        self.state = RunState(rng=seeded_generator(self.seed, 1))
+        self.loss_point = LossPoint(self.state)
+
+        self._name_layers()
+        self.in_features = self._chain(in_features)
+        rng = seeded_generator(self.seed, 0)
+        for layer in self.layers:
+            layer.state = self.state
+            layer.initialize(rng, self.dtype)
+
+    def _name_layers(self) -> None:
+        counts: dict[str, int] = {}
+        for index, layer in enumerate(self.layers):
+            layer.index = index
+            if not layer.named:
+                layer.name = f"{layer.kind}_{counts.get(layer.kind, 0)}"
+            counts[layer.kind] = counts.get(layer.kind, 0) + 1
+        names = [layer.name for layer in self.layers]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"layer names must be unique; repeated: {repeated}")
+
+    def _chain(self, in_features: int | None) -> int:
+        """Check that each layer's input width is what the one before gives."""
+        width, source = in_features, "the model input"
+        for layer in self.layers:
+            expected = layer.in_features
+            if expected is not None and width is not None and expected != width:
+                raise ConfigError(
+                    f"layer {layer.name!r} expects {expected} input features, "
+                    f"but {source} gives {width}"
+                )
+            width = expected if width is None else width
+            if width is None:
+                raise ConfigError(
+                    f"the input width of layer {layer.name!r} is unknown; "
+                    "help: pass in_features= to Sequential"
+                )
+            layer.build(width)
+            width, source = layer.out_features(width), f"layer {layer.name!r}"
+        first = in_features if in_features is not None else self.layers[0].in_features
+        assert first is not None, "the chain check fixes the input width"
+        return first
+
+    # -- running ----------------------------------------------------------------
+
+    def forward(self, x: Any) -> Array:
+        """Run every layer on the batch ``x`` of shape (batch, in_features)."""
+        output = prepare_input(x, self.dtype, self.in_features, self.layers[0].name)
+        for layer in self.layers:
+            output = layer.forward(output)
+        return output
+
+    __call__ = forward
+
+    def backward(self, grad_output: Array, fire_gradient_hooks: bool = True) -> Array:
+        """Back-propagate dL/d output through every layer; return dL/d input.
+
+        Parameter gradients are left in each layer's ``grads``. The ``gradient``
+        stage fires at the end, unless the caller adds more contributions first
+        (the trainer adds regularisation) and calls :meth:`finish_gradients`.
+        """
+        grad = np.asarray(grad_output, dtype=self.dtype)
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        if fire_gradient_hooks:
+            self.finish_gradients()
+        return grad
+
+    def finish_gradients(self) -> None:
+        """Fire the ``gradient`` stage for each final gradient, last layer first."""
+        for layer in reversed(self.layers):
+            if layer.hooked:
+                for name in layer.params:
+                    layer.grads[name] = layer.hook_table.fire(
+                        "gradient", name, layer.grads[name]
+                    )
+
+    def loss(self, loss: Any, output: Array, target: Any) -> tuple[float, Array]:
+        """Return the loss value and dL/d output, firing the ``loss`` stage."""
+        value, grad = loss.value_and_grad(output, target)
+        if self.loss_point.hooked:
+            self.loss_point.loss = loss
+            grad = self.loss_point.hook_table.fire("loss", value, grad)
+        return value, grad
+
+    def predict(self, x: Any, batch_size: int | None = None) -> Array:
+        """The output in evaluation mode with nothing kept for backward."""
+        with self.evaluating(), self.no_grad():
+            if batch_size is None:
+                return self.forward(x)
+            x = np.asarray(x)
+            parts = [
+                self.forward(x[start : start + batch_size])
+                for start in range(0, len(x), batch_size)
+            ]
+            return np.concatenate(parts)
+
+    # -- modes --------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> Sequential:
+        """Training mode: batch statistics, dropout on."""
+        self.state.training = mode
+        return self
+
+    def eval(self) -> Sequential:
+        """Evaluation mode: running statistics, dropout off."""
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        return self.state.training
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[Sequential]:
+        """Evaluation mode inside the block, the previous mode after it."""
+        previous = self.state.training
+        self.state.training = False
+        try:
+            yield self
+        finally:
+            self.state.training = previous
+
+    @contextlib.contextmanager
+    def no_grad(self) -> Iterator[Sequential]:
+        """Inference inside the block: nothing is kept, so backward is refused."""
+        previous = self.state.grad_enabled
+        self.state.grad_enabled = False
+        try:
+            yield self
+        finally:
+            self.state.grad_enabled = previous
+
+    # -- parameters and state --------------------------------------------------------
+
+    def parameters(self) -> dict[str, Array]:
+        """The live parameters by qualified name, ``dense_0.W``."""
+        return {
+            f"{layer.name}.{key}": value
+            for layer in self.layers
+            for key, value in layer.params.items()
+        }
+
+    def gradients(self) -> dict[str, Array]:
+        """The current gradients by qualified name, ``dense_0.W``."""
+        return {
+            f"{layer.name}.{key}": value
+            for layer in self.layers
+            for key, value in layer.grads.items()
+        }
+
+    def zero_grad(self) -> None:
+        """Set every parameter gradient to zero."""
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def parameter_count(self) -> int:
+        """The number of trainable scalars."""
+        return sum(layer.parameter_count() for layer in self.layers)
+
+    def layer(self, name: str) -> Layer:
+        """The layer called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        names = ", ".join(layer.name for layer in self.layers)
+        raise ConfigError(f"no layer named {name!r}; layers: {names}")
+
+    def state_dict(self) -> dict[str, Array]:
+        """Copies of every parameter and buffer by qualified name."""
+        state = {}
+        for layer in self.layers:
+            for key, value in {**layer.params, **layer.buffers}.items():
+                state[f"{layer.name}.{key}"] = value.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load parameters and buffers; check everything before changing anything."""
+        expected = {
+            f"{layer.name}.{key}": (layer, store, key)
+            for layer in self.layers
+            for store in (layer.params, layer.buffers)
+            for key in store
+        }
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise ConfigError(
+                f"state does not fit this model: missing {missing}, "
+                f"unexpected {unexpected}"
+            )
+        for name, (_, store, key) in expected.items():
+            shape = np.shape(state[name])
+            if shape != store[key].shape:
+                raise ShapeError(
+                    f"state entry {name!r} has shape {shape}; "
+                    f"the model expects {store[key].shape}"
+                )
+        for name, (_, store, key) in expected.items():
+            store[key] = np.array(state[name], dtype=self.dtype)
+
+    # -- hooks --------------------------------------------------------------------
+
+    def hook_owners(self) -> list[Any]:
+        """Everything that has hook points: the layers, then the loss point."""
+        return [*self.layers, self.loss_point]
+
+    def register_hook(
+        self,
+        point: str,
+        fn: Callable[..., Any],
+        *,
+        layers: LayerFilter = None,
+        prepend: bool = False,
+    ) -> HookHandle:
+        """Register ``fn`` at every hook point that ``point`` and ``layers`` select.
+
+        Parameters
+        ----------
+        point : str
+            A stage (``"forward"``: every layer), a hook point
+            (``"dense_1.pre_activation"``) or a glob (``"dense_*.backward"``).
+        fn : callable
+            The hook, called as the stage's signature says
+            (see :mod:`annlens.hooks.stages`); it receives a
+            :class:`~annlens.hooks.HookContext` when it takes ``ctx``.
+        layers : str, type or callable, optional
+            Narrow to layers by name or glob, by type, or by a predicate.
+        prepend : bool
+            Fire before the hooks already registered there.
+
+        Returns
+        -------
+        HookHandle
+            ``handle.remove()`` unregisters it; also a context manager.
+        """
+        chosen = resolve_points(self.hook_owners(), point, layers)
+        entries = [
+            (owner.hook_table, owner.hook_table.add(stage, fn, prepend=prepend))
+            for owner, stage in chosen
+        ]
+        return HookHandle(entries)
+
+    def hooks(
+        self, *specs: tuple[str, Callable[..., Any]] | dict[str, Any]
+    ) -> HookScope:
+        """A scope whose hooks are removed when its ``with`` block ends.
+
+        Examples
+        --------
+        >>> with model.hooks(("forward", seen.append)) as scope:  # doctest: +SKIP
+        ...     scope.register("dense_0.backward", other)
+        ...     model.forward(x)
+        """
+        scope = HookScope(self.register_hook)
+        try:
+            for spec in specs:
+                pairs = spec.items() if isinstance(spec, dict) else [spec]
+                for point, fn in pairs:
+                    scope.register(point, fn)
+        except Exception:
+            scope.remove()
+            raise
+        return scope
+
+    def list_hooks(self) -> list[tuple[str, str]]:
+        """``(hook point, hook name)`` for every registered hook, in firing order."""
+        return [
+            (hook.point, hook.label)
+            for owner in self.hook_owners()
+            for hook in owner.hook_table.hooks()
+        ]
+
+    def clear_hooks(self) -> None:
+        """Remove every hook from every layer and the loss point."""
+        for owner in self.hook_owners():
+            owner.hook_table.clear()
+
+    # -- display --------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """A table of layers, output shapes, parameter counts, activations, inits."""
+        return summary_table(self)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([{inner}], seed={self.seed}, dtype={self.dtype.name!r})"

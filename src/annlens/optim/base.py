@@ -1,0 +1,207 @@
+"""The Optimizer contract: a pure update rule, hyperparameters per parameter,
+the ``update`` hook stage, and a step that changes nothing until it can finish.
+
+A step proposes an update for every parameter first, passing each through the
+``update`` hook stage, and only then applies them all and commits the new
+optimizer state. A hook that raises therefore leaves parameters and optimizer
+state exactly as they were before the step.
+
+Sign convention: an update is what is *added* to a parameter,
+``param <- param + update`` (for SGD, ``update = -lr * grad``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from annlens.errors import ConfigError, did_you_mean
+from annlens.layers.base import Array, Layer
+
+State = dict[str, Array]
+
+
+class Optimizer:
+    """Base class of every optimizer.
+
+    Parameters
+    ----------
+    model : Sequential
+        The model whose parameters this optimizer changes.
+    groups : mapping of str to dict, optional
+        Per-parameter hyperparameters by glob over qualified names, applied in
+        order over the defaults: ``{"dense_0.*": {"lr": 1e-4}}``.
+    **hyperparameters
+        Overrides of the optimizer's defaults (``lr``, ``momentum``, ...).
+
+    Subclasses set ``defaults`` and implement :meth:`rule`.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {"lr": 0.01}
+
+    def __init__(
+        self,
+        model: Any,
+        groups: Mapping[str, Mapping[str, Any]] | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        self.model = model
+        self.base = self._merge(dict(self.defaults), hyperparameters, "the optimizer")
+        self.groups = {
+            pattern: dict(values) for pattern, values in (groups or {}).items()
+        }
+        self.slots: list[tuple[str, Layer, str]] = [
+            (f"{layer.name}.{name}", layer, name)
+            for layer in model.layers
+            for name in layer.params
+        ]
+        for pattern, values in self.groups.items():
+            if not any(fnmatch.fnmatchcase(q, pattern) for q, _, _ in self.slots):
+                names = [q for q, _, _ in self.slots]
+                raise ConfigError(
+                    f"optimizer group {pattern!r} matches no parameter; "
+                    f"parameters: {', '.join(names)}"
+                )
+            self._merge(dict(self.base), values, f"group {pattern!r}")
+        self.lr_scale = 1.0
+        self.t = 0
+        self.state: dict[str, State] = {}
+
+    def _merge(
+        self, into: dict[str, Any], values: Mapping[str, Any], where: str
+    ) -> dict[str, Any]:
+        for key, value in values.items():
+            if key not in self.defaults:
+                raise ConfigError(
+                    f"{type(self).__name__} has no hyperparameter {key!r} "
+                    f"(in {where}){did_you_mean(key, list(self.defaults))}; "
+                    f"known: {', '.join(self.defaults)}"
+                )
+            into[key] = value
+        self.validate(into, where)
+        return into
+
+    def validate(self, hyper: dict[str, Any], where: str) -> None:
+        """Refuse out-of-range hyperparameters; subclasses add their own checks."""
+        check_range(hyper, "lr", 0.0, None, where, type(self).__name__)
+
+    def hyperparameters(self, qualified: str) -> dict[str, Any]:
+        """The hyperparameters in force for one parameter, groups applied."""
+        hyper = dict(self.base)
+        for pattern, values in self.groups.items():
+            if fnmatch.fnmatchcase(qualified, pattern):
+                hyper.update(values)
+        hyper["lr"] = hyper["lr"] * self.lr_scale
+        return hyper
+
+    def set(self, key: str, value: Any, pattern: str | None = None) -> None:
+        """Change a hyperparameter everywhere, or where ``pattern`` matches."""
+        if pattern is None:
+            self.base = self._merge(dict(self.base), {key: value}, "set()")
+        else:
+            merged = {**self.groups.get(pattern, {}), key: value}
+            self._merge(dict(self.base), merged, f"group {pattern!r}")
+            self.groups[pattern] = merged
+
+    @property
+    def lr(self) -> float:
+        """The base learning rate after the schedule's scale."""
+        return float(self.base["lr"] * self.lr_scale)
+
+    def rule(
+        self, param: Array, grad: Array, state: State, hyper: dict[str, Any], t: int
+    ) -> tuple[Array, State]:
+        """The pure update rule: ``(update, new state)`` for step ``t`` (from 1).
+
+        Must not modify ``param``, ``grad`` or the arrays in ``state``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define rule")
+
+    def step(self) -> None:
+        """Propose, hook, then apply every update and commit the new state."""
+        t = self.t + 1
+        proposals = []
+        for qualified, layer, name in self.slots:
+            param, grad = layer.params[name], layer.grads[name]
+            hyper = self.hyperparameters(qualified)
+            update, state = self.rule(
+                param, grad, self.state.get(qualified, {}), hyper, t
+            )
+            if layer.hooked:
+                update = layer.hook_table.fire("update", name, update)
+            proposals.append((qualified, layer, name, update, state))
+
+        for qualified, layer, name, update, state in proposals:
+            layer.params[name] += update
+            self.state[qualified] = state
+        self.t = t
+        self.model.state.step += 1
+
+    # -- state for checkpoints -------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Step count, hyperparameters and per-parameter state (copies)."""
+        return {
+            "type": type(self).__name__,
+            "t": self.t,
+            "lr_scale": self.lr_scale,
+            "base": dict(self.base),
+            "groups": {k: dict(v) for k, v in self.groups.items()},
+            "state": {
+                q: {k: np.array(v, copy=True) for k, v in s.items()}
+                for q, s in self.state.items()
+            },
+        }
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; checks before changing anything."""
+        if saved.get("type") != type(self).__name__:
+            raise ConfigError(
+                f"optimizer state is for {saved.get('type')!r}, "
+                f"not {type(self).__name__!r}"
+            )
+        known = {q for q, _, _ in self.slots}
+        unknown = sorted(set(saved["state"]) - known)
+        if unknown:
+            raise ConfigError(f"optimizer state names unknown parameters: {unknown}")
+        self.base = self._merge(dict(self.defaults), saved["base"], "loaded state")
+        self.groups = {k: dict(v) for k, v in saved["groups"].items()}
+        self.t = int(saved["t"])
+        self.lr_scale = float(saved["lr_scale"])
+        self.state = {
+            q: {k: np.array(v, dtype=self.model.dtype) for k, v in s.items()}
+            for q, s in saved["state"].items()
+        }
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.base.items())
+        return f"{type(self).__name__}({settings})"
+
+
+def check_range(
+    hyper: Mapping[str, Any],
+    key: str,
+    low: float | None,
+    high: float | None,
+    where: str,
+    owner: str,
+    high_open: bool = False,
+) -> None:
+    """Refuse ``hyper[key]`` outside ``[low, high]``, or ``[low, high)``."""
+    value = hyper.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise ConfigError(f"{owner} {key} must be a number, got {value!r} (in {where})")
+    too_low = low is not None and value < low
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high or not np.isfinite(value):
+        right = ")" if high_open else "]"
+        span = f"[{low if low is not None else '-inf'}, "
+        span += f"{high if high is not None else 'inf'}{right}"
+        raise ConfigError(
+            f"{owner} {key} must be in {span}, got {value!r} (in {where})"
+        )
