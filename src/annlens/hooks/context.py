@@ -48,16 +48,26 @@ class HookContext:
         The hook point, ``<layer name>.<stage>``.
     stage : str
         The stage name.
+    layer : str
+        The layer name (``"loss"`` for the loss point).
     layer_index : int or None
-        The layer's position in its model (None for a standalone layer).
+        The layer's position in its model (None for a standalone layer and for
+        the loss point).
     step : int
-        The training step.
+        Optimizer steps taken so far: 0 during the first training step.
+    epoch : int
+        The current epoch.
     training : bool
         Whether the model is in training mode.
+    grad_enabled : bool
+        False inside ``model.no_grad()``.
     """
 
     point: str
     stage: str
+    layer: str
     layer_index: int | None
     step: int
+    epoch: int
     training: bool
+    grad_enabled: bool

@@ -3,16 +3,28 @@
 Every registration returns a :class:`HookHandle`. ``remove()`` is idempotent,
 and a handle is a context manager that removes its hooks when the block ends,
 also on error. A :class:`HookScope` (what ``model.hooks(...)`` returns) removes
-exactly the hooks registered through it, leaving every other hook in place.
+exactly the hooks registered through it or handed to it with
+:meth:`HookScope.add`, leaving every other hook in place. Scopes nest: each
+removes only its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+from annlens.errors import HookError
 from annlens.hooks.table import Hook, HookTable
+
+
+class Removable(Protocol):
+    """Anything with an idempotent ``remove()``: a handle, a recipe, a scope."""
+
+    def remove(self) -> None: ...
+
+
+R = TypeVar("R", bound=Removable)
 
 
 class HookHandle:
@@ -66,20 +78,32 @@ class HookScope:
 
     def __init__(self, register: Callable[..., HookHandle]) -> None:
         self._register = register
-        self.handles: list[HookHandle] = []
+        self.handles: list[Removable] = []
 
     def register(
         self, point: str, fn: Callable[..., Any], **options: Any
     ) -> HookHandle:
-        """Register ``fn`` at ``point`` for the life of this scope."""
+        """Register ``fn`` at ``point`` for the life of this scope.
+
+        ``options`` are those of ``model.register_hook``: ``layers``, ``prepend``.
+        """
         handle = self._register(point, fn, **options)
         self.handles.append(handle)
         return handle
 
+    def add(self, handle: R) -> R:
+        """Make this scope remove ``handle`` (or a recipe) when it ends; return it."""
+        if not callable(getattr(handle, "remove", None)):
+            raise HookError(
+                f"a scope adds things with a remove() method, got {handle!r}"
+            )
+        self.handles.append(handle)
+        return handle
+
     def remove(self) -> None:
-        """Remove every hook this scope registered."""
-        for handle in self.handles:
-            handle.remove()
+        """Remove every hook of this scope, newest first; again, it does nothing."""
+        while self.handles:
+            self.handles.pop().remove()
 
     def __enter__(self) -> HookScope:
         return self
@@ -93,4 +117,4 @@ class HookScope:
         self.remove()
 
     def __repr__(self) -> str:
-        return f"HookScope({len(self.handles)} registrations)"
+        return f"HookScope({len(self.handles)} active registrations)"

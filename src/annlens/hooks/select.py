@@ -1,10 +1,16 @@
 """Which hook points a registration reaches.
 
-A registration names a point as a stage (``"forward"``: every layer that has
-it), an exact hook point (``"dense_1.pre_activation"``) or a glob pattern over
-hook points (``"dense_*.backward"``, ``"*.pre_activation*"``). An optional
-layer filter narrows it further: a layer name or glob, a layer type, or a
-predicate ``fn(layer) -> bool``.
+A registration names its points in one of three ways:
+
+- a stage, ``"forward"``: that stage at every layer that has it;
+- an exact hook point, ``"dense_1.pre_activation"``;
+- a glob pattern over hook points, ``"dense_*.backward"``, ``"*.pre_activation*"``,
+  or over stages alone, ``"*_activation"`` (a pattern without a dot).
+
+An optional layer filter narrows it further: a layer name or glob, a layer
+type, a predicate ``fn(layer) -> bool``, or a list of these (any may match).
+Per-parameter stages (``gradient``, ``update``) exist only at layers that have
+parameters.
 """
 
 from __future__ import annotations
@@ -16,20 +22,53 @@ from typing import Any
 from annlens.errors import HookError, did_you_mean
 from annlens.hooks.stages import STAGES
 
-LayerFilter = str | type | Callable[[Any], bool] | None
+LayerFilter = str | type | Callable[[Any], bool] | Sequence[Any] | None
+
+_GLOB = set("*?[")
 
 
 def _accepts(layer: Any, layers: LayerFilter) -> bool:
+    """Whether ``layer`` passes the filter ``layers``."""
     if layers is None:
         return True
     if isinstance(layers, str):
         return fnmatch.fnmatchcase(layer.name, layers)
     if isinstance(layers, type):
         return isinstance(layer, layers)
+    if isinstance(layers, (list, tuple)):
+        return any(_accepts(layer, one) for one in layers)
     if callable(layers):
         return bool(layers(layer))
     raise HookError(
-        f"layers= takes a name or glob, a layer type or a predicate, got {layers!r}"
+        "layers= takes a name or glob, a layer type, a predicate or a list of "
+        f"these, got {layers!r}"
+    )
+
+
+def hook_points(owner: Any) -> list[str]:
+    """The stages ``owner`` really has: per-parameter ones need parameters."""
+    has_params = bool(getattr(owner, "params", None))
+    return [
+        stage
+        for stage in owner.stages
+        if has_params or not (stage in STAGES and STAGES[stage].per_parameter)
+    ]
+
+
+def _pattern(point: str) -> str:
+    """The glob over full hook point names that ``point`` stands for."""
+    if not isinstance(point, str) or not point:
+        raise HookError(f"a hook point is a non-empty string, got {point!r}")
+    if "." in point:
+        return point
+    if point in STAGES:
+        return f"*.{point}"
+    if _GLOB & set(point) and any(fnmatch.fnmatchcase(s, point) for s in STAGES):
+        return f"*.{point}"
+    raise HookError(
+        f"unknown hook stage {point!r}{did_you_mean(point, list(STAGES))}; "
+        f"known: {', '.join(STAGES)}; help: name a stage, a hook point such as "
+        "'dense_0.forward', or a glob such as 'dense_*.backward'"
     )
 
 
@@ -38,29 +77,30 @@ def resolve_points(
 ) -> list[tuple[Any, str]]:
     """Return the ``(owner, stage)`` pairs that ``point`` and ``layers`` select.
 
+    Owners come in the order given (layer order, then the loss point) and
+    stages in each owner's own order. The layer filter is only asked about
+    owners that have a matching hook point.
+
     Raises
     ------
     HookError
         When nothing matches, listing the hook points that exist.
     """
-    if not isinstance(point, str):
-        raise HookError(f"a hook point is a string, got {point!r}")
-    pattern = point if "." in point else f"*.{point}"
-    if "." not in point and point not in STAGES:
-        raise HookError(
-            f"unknown hook stage {point!r}{did_you_mean(point, list(STAGES))}; "
-            f"known: {', '.join(STAGES)}"
-        )
+    pattern = _pattern(point)
+    chosen = []
+    for owner in owners:
+        stages = [
+            stage
+            for stage in hook_points(owner)
+            if fnmatch.fnmatchcase(f"{owner.name}.{stage}", pattern)
+        ]
+        if stages and _accepts(owner, layers):
+            chosen += [(owner, stage) for stage in stages]
 
-    chosen = [
-        (owner, stage)
-        for owner in owners
-        if _accepts(owner, layers)
-        for stage in owner.stages
-        if fnmatch.fnmatchcase(f"{owner.name}.{stage}", pattern)
-    ]
     if not chosen:
-        known = [f"{owner.name}.{stage}" for owner in owners for stage in owner.stages]
+        known = [
+            f"{owner.name}.{stage}" for owner in owners for stage in hook_points(owner)
+        ]
         raise HookError(
             f"no hook point matches {point!r}"
             + (f" with layers={layers!r}" if layers is not None else "")

@@ -8,7 +8,9 @@ while hooks run takes effect from the next dispatch.
 ``fire`` hands each hook read-only views, lets a returned array replace the
 value passed on (later hooks see the replacement), refuses a replacement of
 the wrong shape or dtype, and wraps anything a hook raises in a
-:class:`~annlens.errors.HookError` naming the hook and the hook point.
+:class:`~annlens.errors.HookError` naming the hook and the hook point. The one
+exception let through is :class:`~annlens.hooks.control.StopForward`, a
+signal rather than a fault.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from annlens.errors import HookError
 from annlens.hooks.context import HookContext
+from annlens.hooks.control import StopForward
 from annlens.hooks.stages import STAGES, Stage
 
 HookFn = Callable[..., Any]
@@ -107,10 +110,16 @@ class HookTable:
         return True
 
     def hooks(self, stage: str | None = None) -> list[Hook]:
-        """The hooks at ``stage`` (all stages when None), in firing order."""
+        """The hooks at ``stage`` (all stages when None), in firing order.
+
+        With ``stage=None`` the stages come in the order the owner lists them,
+        which is the order a forward and backward pass reaches them.
+        """
         if stage is not None:
             return list(self._hooks.get(stage, ()))
-        return [hook for hooks in self._hooks.values() for hook in hooks]
+        order = list(getattr(self.owner, "stages", ()))
+        order += [name for name in self._hooks if name not in order]
+        return [hook for name in order for hook in self._hooks.get(name, ())]
 
     def clear(self) -> None:
         """Remove every hook of this owner."""
@@ -130,16 +139,27 @@ class HookTable:
         Returns
         -------
         The argument the stage names in ``replaces``, after every hook.
+
+        Raises
+        ------
+        HookError
+            When a hook raises, or returns a replacement that does not fit.
+        StopForward
+            After the last hook at this point, when one of them asked to stop
+            the forward pass.
         """
         hooks = self._hooks.get(stage)
         spec = STAGES[stage]
         if not hooks:
             return arguments[spec.replaces]
 
+        # The tuple is fixed for this dispatch: hooks added or removed by a
+        # running hook take effect from the next one.
         values = list(arguments)
         shown = [_read_only(v) for v in values]
         original = values[spec.replaces]
         context = None
+        stop = None
         for hook in hooks:
             if hook.wants_context and context is None:
                 context = self.context(spec)
@@ -148,6 +168,9 @@ class HookTable:
                     result = hook.fn(self.owner, *shown, ctx=context)
                 else:
                     result = hook.fn(self.owner, *shown)
+            except StopForward as signal:
+                stop = _stopped(signal, hook, spec)
+                continue
             except HookError:
                 raise
             except Exception as error:
@@ -158,6 +181,10 @@ class HookTable:
             if result is not None:
                 values[spec.replaces] = _check_replacement(result, original, hook)
                 shown[spec.replaces] = _read_only(values[spec.replaces])
+
+        if stop is not None:
+            stop.value = shown[spec.replaces]
+            raise stop
         return values[spec.replaces]
 
     def context(self, stage: Stage) -> HookContext:
@@ -166,9 +193,12 @@ class HookTable:
         return HookContext(
             point=f"{self.owner.name}.{stage.name}",
             stage=stage.name,
+            layer=self.owner.name,
             layer_index=self.owner.index,
             step=state.step,
+            epoch=state.epoch,
             training=state.training,
+            grad_enabled=state.grad_enabled,
         )
 
     def __len__(self) -> int:
@@ -176,6 +206,17 @@ class HookTable:
 
     def __repr__(self) -> str:
         return f"HookTable({self.owner.name!r}, {len(self)} hooks)"
+
+
+def _stopped(signal: StopForward, hook: Hook, stage: Stage) -> StopForward:
+    """Fill in where ``signal`` was raised; refuse it outside the forward pass."""
+    if stage.backward:
+        raise HookError(
+            f"hook {hook.label} at {hook.point} raised StopForward, which only "
+            "stops a forward pass; help: raise it at a forward stage"
+        ) from signal
+    signal.point = signal.point or hook.point
+    return signal
 
 
 def _check_replacement(result: Any, original: Any, hook: Hook) -> Any:

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from annlens.errors import ConfigError, ShapeError
+from annlens.errors import ConfigError, HookError, ShapeError, StateError
 from annlens.hooks import HookHandle, HookScope, HookTable, RunState, resolve_points
 from annlens.hooks.select import LayerFilter
 from annlens.layers.base import Array, Layer
+from annlens.model.capture import Capture, capture
 from annlens.model.inputs import prepare_input
 from annlens.model.summary import summary_table
 
@@ -137,10 +138,20 @@ class Sequential:
     # -- running ----------------------------------------------------------------
 
     def forward(self, x: Any) -> Array:
-        """Run every layer on the batch ``x`` of shape (batch, in_features)."""
+        """Run every layer on the batch ``x`` of shape (batch, in_features).
+
+        When a layer or a hook raises (a :class:`~annlens.hooks.StopForward`
+        included), every layer drops what it kept, so that a later backward is
+        refused instead of mixing this pass with an earlier one.
+        """
         output = prepare_input(x, self.dtype, self.in_features, self.layers[0].name)
-        for layer in self.layers:
-            output = layer.forward(output)
+        try:
+            for layer in self.layers:
+                output = layer.forward(output)
+        except BaseException:
+            for layer in self.layers:
+                layer.cache = None
+            raise
         return output
 
     __call__ = forward
@@ -152,6 +163,14 @@ class Sequential:
         stage fires at the end, unless the caller adds more contributions first
         (the trainer adds regularisation) and calls :meth:`finish_gradients`.
         """
+        missing = [layer.name for layer in self.layers if layer.cache is None]
+        if missing:
+            raise StateError(
+                f"backward needs what forward keeps, but layers {missing} kept "
+                "nothing: the last forward ran under no_grad() or predict(), was "
+                "stopped early, or never ran; help: call model.forward(x) first, "
+                "outside model.no_grad()"
+            )
         grad = np.asarray(grad_output, dtype=self.dtype)
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
@@ -316,7 +335,7 @@ class Sequential:
             The hook, called as the stage's signature says
             (see :mod:`annlens.hooks.stages`); it receives a
             :class:`~annlens.hooks.HookContext` when it takes ``ctx``.
-        layers : str, type or callable, optional
+        layers : str, type, callable or list of these, optional
             Narrow to layers by name or glob, by type, or by a predicate.
         prepend : bool
             Fire before the hooks already registered there.
@@ -333,10 +352,16 @@ class Sequential:
         ]
         return HookHandle(entries)
 
-    def hooks(
-        self, *specs: tuple[str, Callable[..., Any]] | dict[str, Any]
-    ) -> HookScope:
+    def hooks(self, *specs: tuple[Any, ...] | dict[str, Any]) -> HookScope:
         """A scope whose hooks are removed when its ``with`` block ends.
+
+        Parameters
+        ----------
+        *specs : tuple or dict
+            ``(point, fn)``, ``(point, fn, {"layers": ..., "prepend": ...})``
+            or ``{point: fn, ...}``, registered in the order given. More can be
+            added in the block with ``scope.register(...)`` and
+            ``scope.add(handle)``.
 
         Examples
         --------
@@ -347,16 +372,26 @@ class Sequential:
         scope = HookScope(self.register_hook)
         try:
             for spec in specs:
-                pairs = spec.items() if isinstance(spec, dict) else [spec]
-                for point, fn in pairs:
-                    scope.register(point, fn)
-        except Exception:
+                entries = spec.items() if isinstance(spec, dict) else [spec]
+                for entry in entries:
+                    if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+                        raise HookError(
+                            "model.hooks() takes (point, fn), (point, fn, options) "
+                            f"or {{point: fn}}, got {entry!r}"
+                        )
+                    point, fn, *options = entry
+                    scope.register(point, fn, **(options[0] if options else {}))
+        except BaseException:
             scope.remove()
             raise
         return scope
 
     def list_hooks(self) -> list[tuple[str, str]]:
-        """``(hook point, hook name)`` for every registered hook, in firing order."""
+        """``(hook point, hook name)`` for every registered hook.
+
+        Layers in model order, then the loss point; within a layer, stages in
+        the order a pass reaches them and hooks in firing order.
+        """
         return [
             (hook.point, hook.label)
             for owner in self.hook_owners()
@@ -367,6 +402,24 @@ class Sequential:
         """Remove every hook from every layer and the loss point."""
         for owner in self.hook_owners():
             owner.hook_table.clear()
+
+    def capture(
+        self,
+        x: Any,
+        y: Any = None,
+        loss: Any = None,
+        points: str | Sequence[str] | None = None,
+        layers: LayerFilter = None,
+    ) -> Capture:
+        """Run one forward (and backward) pass and return copies of what it saw.
+
+        See :func:`annlens.model.capture.capture`, which this calls: the
+        result maps hook point names to copies (``"dense_0.forward"`` to the
+        output, ``"dense_0.gradient"`` to ``{"W": ..., "b": ...}``), and the
+        model's parameters, gradients, caches and generator are left as they
+        were.
+        """
+        return capture(self, x, y, loss, points=points, layers=layers)
 
     # -- display --------------------------------------------------------------------
 
