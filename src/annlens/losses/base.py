@@ -2,7 +2,10 @@
 
 A loss compares the model output (batch, outputs) with a target and returns a
 scalar; its gradient dL/d output starts the backward pass. ``reduction`` is
-``"mean"`` (over the batch) or ``"sum"``.
+``"mean"`` or ``"sum"``. As in PyTorch, ``"mean"`` averages over the batch for
+losses with one value per sample (cross-entropy, NLL) and over every element
+for elementwise losses (MSE, MAE, Huber, binary cross-entropy), which pass
+their per-element values, flattened, to :meth:`Loss.reduce`.
 """
 
 from __future__ import annotations
