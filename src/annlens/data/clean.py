@@ -1,0 +1,176 @@
+"""Checks that turn raw features and targets into data a model can learn from.
+
+Each check refuses bad data with a :class:`~annlens.errors.DataError` that
+names the source, the column and how many values are affected: non-numeric or
+infinite features, rows holding NaN (refused, or dropped on request), a
+target with a single class. Class labels, numbers or text, become indices
+``0 .. n_classes - 1`` in sorted order.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from annlens.errors import DataError
+
+if TYPE_CHECKING:
+    from annlens.data.dataset import RawData
+
+logger = logging.getLogger("annlens")
+
+Array = NDArray[Any]
+
+#: Whole-number targets with at most this many distinct values count as labels.
+MAX_INFERRED_CLASSES = 50
+
+
+def check_features(raw: RawData) -> NDArray[np.float64]:
+    """Return ``raw.x`` as float64, refusing empty, non-numeric or infinite data."""
+    x = np.asarray(raw.x)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(
+            f"{raw.name}: expected a (samples, features) table with at least one "
+            f"row and one feature column, got shape {x.shape}"
+        )
+    if x.dtype.kind not in "biuf":
+        _name_non_numeric(x, raw)
+    x = x.astype(np.float64)
+
+    infinite = np.isinf(x)
+    if infinite.any():
+        columns = _column_counts(infinite, raw.feature_names)
+        raise DataError(
+            f"{raw.name}: {int(infinite.sum())} infinite values in feature "
+            f"columns {columns}; help: replace them or drop those rows"
+        )
+    return x
+
+
+def _name_non_numeric(x: Array, raw: RawData) -> None:
+    """Raise a DataError naming the first column that is not numbers."""
+    for j, column in enumerate(x.T):
+        for row, value in enumerate(column):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{raw.name}: feature column {raw.feature_names[j]!r} is not "
+                    f"numeric (value {value!r} at data row {row}); help: encode "
+                    "it as numbers or leave the column out"
+                ) from None
+    # Every value converts one by one (an object array of numbers): accept it.
+
+
+def missing_mask(values: Array) -> NDArray[np.bool_]:
+    """True where a value is NaN or None, for numeric and object arrays alike."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.array([v is None or v != v for v in values], dtype=bool)
+    return np.zeros(len(values), dtype=bool)
+
+
+def drop_missing(
+    x: NDArray[np.float64], y: Array, raw: RawData, drop_nan: bool
+) -> tuple[NDArray[np.float64], Array]:
+    """Refuse rows holding NaN, or drop them when ``drop_nan`` is true.
+
+    The message counts the rows, the NaN per column, and names the first row.
+    """
+    in_x = np.isnan(x)
+    in_y = missing_mask(y.reshape(len(y), -1)[:, 0]) if len(y) else np.zeros(0, bool)
+    bad = in_x.any(axis=1) | in_y
+    count = int(bad.sum())
+    if not count:
+        return x, y
+
+    if not drop_nan:
+        flags = np.column_stack([in_x, in_y])
+        columns = _column_counts(flags, (*raw.feature_names, raw.target_name))
+        raise DataError(
+            f"{raw.name}: {count} of {len(y)} rows hold NaN (columns {columns}; "
+            f"first at data row {int(np.argmax(bad))}, counting from 0); help: "
+            "pass drop_nan=True (config: data.drop_nan = true) to drop them"
+        )
+    if count == len(y):
+        raise DataError(f"{raw.name}: every one of the {count} rows holds NaN")
+    logger.warning("%s: dropped %d of %d rows holding NaN", raw.name, count, len(y))
+    return x[~bad], y[~bad]
+
+
+def _column_counts(flags: NDArray[np.bool_], names: tuple[str, ...]) -> str:
+    """``'age': 2, 'income': 1`` for the columns where ``flags`` has hits."""
+    counts = flags.sum(axis=0)
+    return ", ".join(f"{names[j]!r}: {int(counts[j])}" for j in np.flatnonzero(counts))
+
+
+def infer_task(y: Array) -> str:
+    """Guess the task from the targets.
+
+    Text and booleans are class labels; numbers are class labels when they are
+    all whole and take at most :data:`MAX_INFERRED_CLASSES` distinct values;
+    anything else is a regression target. Pass ``task=`` to overrule.
+    """
+    if y.dtype.kind in "bOUST":
+        return "classification"
+    if y.dtype.kind in "iuf":
+        whole = bool(np.all(np.mod(y, 1) == 0))
+        if whole and len(np.unique(y)) <= MAX_INFERRED_CLASSES:
+            return "classification"
+    return "regression"
+
+
+def encode_labels(y: Array, raw: RawData) -> tuple[NDArray[np.int64], tuple[str, ...]]:
+    """Class indices ``0 .. k-1`` and the name of each class.
+
+    When ``raw.class_names`` is given, ``y`` must already hold indices into it;
+    otherwise the distinct values of ``y``, sorted, become the classes.
+    """
+    if y.ndim != 1:
+        raise DataError(
+            f"{raw.name}: class labels must be one column, got shape {y.shape}"
+        )
+    if raw.class_names is not None:
+        indices, names = _given_indices(y, raw), raw.class_names
+    else:
+        try:
+            values, indices = np.unique(y, return_inverse=True)
+        except TypeError:
+            raise DataError(
+                f"{raw.name}: target {raw.target_name!r} mixes numbers and text"
+            ) from None
+        names = tuple(_label_text(value) for value in values)
+
+    present = np.unique(indices)
+    if len(present) < 2:
+        only = names[int(present[0])] if len(present) else "none"
+        raise DataError(
+            f"{raw.name}: target {raw.target_name!r} holds a single class "
+            f"({only!r}) in all {len(y)} rows; classification needs at least "
+            "two; help: check the target column, or pass task='regression'"
+        )
+    return indices.astype(np.int64), tuple(names)
+
+
+def _given_indices(y: Array, raw: RawData) -> Array:
+    """Check that ``y`` indexes ``raw.class_names``."""
+    assert raw.class_names is not None, "called only with class names"
+    k = len(raw.class_names)
+    numeric = y.dtype.kind in "iuf"
+    if not numeric or np.any(np.mod(y, 1) != 0) or y.min() < 0 or y.max() >= k:
+        raise DataError(
+            f"{raw.name}: with class_names given, y must hold class indices "
+            f"0..{k - 1}, got values such as {y[:3].tolist()}"
+        )
+    return y.astype(np.int64)
+
+
+def _label_text(value: Any) -> str:
+    """A class name: ``"3"`` rather than ``"3.0"`` for whole-number floats."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,340 @@
+"""The Dataset record, and the one road every source takes to become one.
+
+A loader (a bundled set, a generator, a data file, arrays in memory) produces a
+:class:`RawData`: features ``x``, targets ``y`` and their names. Then
+:func:`build_dataset` checks the data (numeric, finite, at least two classes),
+encodes class labels as ``0 .. n_classes - 1``, splits it with a seeded,
+stratified split and standardises the features with statistics fitted on the
+training part only. The result is a frozen :class:`Dataset`.
+
+Shapes, everywhere in annlens: ``x`` is (samples, features) float64; ``y`` is
+(samples,) int64 class indices for classification and (samples, 1) float64 for
+regression, the shape a one-output model produces.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from annlens.data.clean import check_features, drop_missing, encode_labels, infer_task
+from annlens.data.splits import SPLIT_STREAM, Standardizer, split_indices
+from annlens.errors import ConfigError, DataError
+from annlens.model import seeded_generator
+
+logger = logging.getLogger("annlens")
+
+Array = NDArray[Any]
+TASKS = ("classification", "regression")
+
+
+@dataclass
+class RawData:
+    """Features and targets as a source delivers them, before checks and splits.
+
+    Attributes
+    ----------
+    name : str
+        The data set's name, or the file it came from (used in messages).
+    x : ndarray, (samples, features)
+        Numeric features.
+    y : ndarray, (samples,)
+        Targets: numbers or text labels; NaN (or None) marks a missing value.
+    feature_names : tuple of str
+        One name per column of ``x``.
+    target_name : str
+        The name of the target column.
+    task : str or None
+        ``"classification"``, ``"regression"`` or None to infer it from ``y``.
+    class_names : tuple of str or None
+        Names of classes ``0 .. k-1`` when ``y`` already holds class indices.
+    description : str
+        One or two sentences about the data.
+    """
+
+    name: str
+    x: Array
+    y: Array
+    feature_names: tuple[str, ...]
+    target_name: str = "target"
+    task: str | None = None
+    class_names: tuple[str, ...] | None = None
+    description: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"RawData(name={self.name!r}, x.shape={self.x.shape}, "
+            f"target={self.target_name!r}, task={self.task!r})"
+        )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """A data set split into training, validation and test parts.
+
+    Attributes
+    ----------
+    name : str
+        The registered name (``"iris"``) or the file name.
+    task : {"classification", "regression"}
+        What the targets are.
+    x_train, x_val, x_test : ndarray, (samples, features), float64
+        Features, standardised with the training statistics when asked.
+        A split of fraction 0 is an empty (0, features) array.
+    y_train, y_val, y_test : ndarray
+        (samples,) int64 class indices, or (samples, 1) float64 targets.
+    feature_names : tuple of str
+        One name per feature column.
+    class_names : tuple of str or None
+        The name of each class index; None for regression.
+    n_classes : int or None
+        The number of classes; None for regression.
+    description : str
+        What the data is and where it comes from.
+    target_name : str
+        The name of the target column.
+    seed : int
+        The seed of the split (and of generated samples).
+    mean, std : ndarray, (features,) or None
+        The standardisation fitted on ``x_train`` (None when not standardised);
+        :meth:`transform` applies it to new data.
+    """
+
+    name: str
+    task: str
+    x_train: Array
+    y_train: Array
+    x_val: Array
+    y_val: Array
+    x_test: Array
+    y_test: Array
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...] | None
+    n_classes: int | None
+    description: str = ""
+    target_name: str = "target"
+    seed: int = 0
+    mean: Array | None = field(default=None)
+    std: Array | None = field(default=None)
+
+    @property
+    def n_features(self) -> int:
+        """The number of feature columns."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        """The output width a model needs: classes, or target columns."""
+        return self.n_classes if self.n_classes is not None else self.y_train.shape[1]
+
+    @property
+    def n_samples(self) -> int:
+        """The number of samples over all three splits."""
+        return len(self.y_train) + len(self.y_val) + len(self.y_test)
+
+    def split(self, which: str) -> tuple[Array, Array]:
+        """``(x, y)`` of ``"train"``, ``"val"`` or ``"test"``."""
+        parts = {
+            "train": (self.x_train, self.y_train),
+            "val": (self.x_val, self.y_val),
+            "test": (self.x_test, self.y_test),
+        }
+        if which not in parts:
+            raise ConfigError(f"split must be 'train', 'val' or 'test', got {which!r}")
+        return parts[which]
+
+    def transform(self, x: Any) -> Array:
+        """Apply the training standardisation ``(x - mean) / std`` to new data."""
+        array = np.asarray(x, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] != self.n_features:
+            raise DataError(
+                f"data set {self.name!r} expects x of shape (samples, "
+                f"{self.n_features}), got {array.shape}"
+            )
+        if self.mean is None or self.std is None:
+            return array
+        return (array - self.mean) / self.std
+
+    def inverse_transform(self, x: Any) -> Array:
+        """Undo :meth:`transform`: ``x * std + mean``."""
+        array = np.asarray(x, dtype=np.float64)
+        if self.mean is None or self.std is None:
+            return array
+        return array * self.std + self.mean
+
+    def __repr__(self) -> str:
+        classes = f", n_classes={self.n_classes}" if self.n_classes else ""
+        return (
+            f"Dataset(name={self.name!r}, task={self.task!r}, "
+            f"features={self.n_features}{classes}, train={len(self.y_train)}, "
+            f"val={len(self.y_val)}, test={len(self.y_test)}, seed={self.seed})"
+        )
+
+
+def build_dataset(
+    raw: RawData,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    standardize: bool = True,
+    drop_nan: bool = False,
+) -> Dataset:
+    """Check, encode, split and standardise ``raw`` into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    raw : RawData
+        What a loader produced.
+    seed : int
+        Seeds the split (see :func:`annlens.data.splits.split_indices`).
+    val_fraction, test_fraction : float
+        The shares of samples held out, each in [0, 1), together below 1.
+    standardize : bool
+        Standardise features with the training part's mean and std.
+    drop_nan : bool
+        Drop rows holding NaN instead of refusing them.
+
+    Raises
+    ------
+    DataError
+        Non-numeric or infinite features, NaN rows (unless dropped), fewer than
+        two classes, or too few samples for the split.
+    """
+    x, y = check_features(raw), np.asarray(raw.y)
+    x, y = drop_missing(x, y, raw, drop_nan)
+    task = raw.task or infer_task(y)
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
+
+    class_names: tuple[str, ...] | None = None
+    n_classes: int | None = None
+    if task == "classification":
+        y, class_names = encode_labels(y, raw)
+        n_classes = len(class_names)
+    else:
+        y = _regression_targets(y, raw)
+
+    rng = seeded_generator(int(seed), SPLIT_STREAM)
+    train, val, test = split_indices(
+        len(y),
+        val_fraction,
+        test_fraction,
+        rng,
+        labels=y if task == "classification" else None,
+        where=raw.name,
+    )
+
+    scaler = Standardizer.fit(x[train]) if standardize else None
+    parts = [scaler.apply(x[i]) if scaler else x[i] for i in (train, val, test)]
+    return Dataset(
+        name=raw.name,
+        task=task,
+        x_train=parts[0],
+        y_train=y[train],
+        x_val=parts[1],
+        y_val=y[val],
+        x_test=parts[2],
+        y_test=y[test],
+        feature_names=tuple(raw.feature_names),
+        class_names=class_names,
+        n_classes=n_classes,
+        description=raw.description,
+        target_name=raw.target_name,
+        seed=int(seed),
+        mean=scaler.mean if scaler else None,
+        std=scaler.std if scaler else None,
+    )
+
+
+def _regression_targets(y: Array, raw: RawData) -> Array:
+    """Regression targets as a float64 (samples, 1) column."""
+    if y.dtype.kind not in "biuf":
+        raise DataError(
+            f"{raw.name}: regression target {raw.target_name!r} must be numeric, "
+            f"got values such as {y[0]!r}"
+        )
+    return y.astype(np.float64).reshape(len(y), -1)
+
+
+def dataset_from_arrays(
+    x: Any,
+    y: Any,
+    *,
+    name: str = "arrays",
+    task: str | None = None,
+    feature_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    target_name: str = "target",
+    description: str = "",
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    standardize: bool = True,
+    drop_nan: bool = False,
+) -> Dataset:
+    """Make a :class:`Dataset` from arrays in memory.
+
+    Parameters
+    ----------
+    x : array-like, (samples, features)
+        Numeric features.
+    y : array-like, (samples,)
+        Class labels (numbers or text) or regression targets.
+    task : str, optional
+        ``"classification"`` or ``"regression"``; inferred when omitted
+        (text, booleans and whole numbers are class labels).
+    feature_names, class_names : sequence of str, optional
+        Column names (default ``column_0 ...``) and, when ``y`` already holds
+        indices ``0 .. k-1``, the name of each class.
+
+    The other parameters are those of :func:`build_dataset`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = dataset_from_arrays(np.eye(20)[:, :3], np.arange(20) % 2, seed=0)
+    >>> data.n_classes, data.n_features
+    (2, 3)
+    """
+    x_array = np.asarray(x)
+    if x_array.ndim != 2:
+        raise DataError(
+            f"{name}: x must be 2-D (samples, features), got shape {x_array.shape}"
+        )
+    y_array = np.asarray(y)
+    if y_array.ndim == 2 and y_array.shape[1] == 1:
+        y_array = y_array[:, 0]
+    if y_array.ndim != 1 or len(y_array) != len(x_array):
+        raise DataError(
+            f"{name}: y must be 1-D with one target per row of x "
+            f"({len(x_array)}), got shape {y_array.shape}"
+        )
+    names = tuple(feature_names or (f"column_{i}" for i in range(x_array.shape[1])))
+    if len(names) != x_array.shape[1]:
+        raise DataError(
+            f"{name}: {len(names)} feature names for {x_array.shape[1]} columns"
+        )
+    raw = RawData(
+        name=name,
+        x=x_array,
+        y=y_array,
+        feature_names=names,
+        target_name=target_name,
+        task=task,
+        class_names=tuple(class_names) if class_names is not None else None,
+        description=description,
+    )
+    return build_dataset(
+        raw,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        standardize=standardize,
+        drop_nan=drop_nan,
+    )

@@ -1,0 +1,255 @@
+"""User data from files: CSV (or TSV), NPY and NPZ, with a named target column.
+
+What each format must hold:
+
+- **CSV / TSV**: a header row naming the columns; ``target`` is a column name
+  (or a column index). Every other column is a feature and must be numeric
+  (booleans count as 0/1); the target may be text.
+- **NPY**: either a structured array whose fields are the columns (``target``
+  names a field), or a plain 2-D numeric array whose column ``target`` (an
+  int, negative counts from the end) is the target. A plain array's features
+  are called ``column_<index>`` after their position in the file.
+- **NPZ**: either arrays ``x`` (samples, features) and ``y`` (samples,), with
+  optional ``feature_names`` and ``class_names`` string arrays (``target`` may
+  be omitted), or one 1-D array per column, all of one length, ``target``
+  naming one of them.
+
+Files are read without unpickling (``allow_pickle=False``): a file that holds
+Python objects is refused. Every problem raises a
+:class:`~annlens.errors.DataError` that names the file and the column.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annlens.data.dataset import RawData
+from annlens.errors import DataError, did_you_mean
+
+SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npy": "npy", ".npz": "npz"}
+
+
+def read_data_file(
+    path: str | os.PathLike[str],
+    target: str | int | None,
+    kind: str | None = None,
+    task: str | None = None,
+) -> RawData:
+    """Read a data file into :class:`RawData`.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    target : str or int or None
+        The target column: a name, or an index for plain arrays and CSV.
+    kind : {"csv", "npy", "npz"}, optional
+        The format; inferred from the suffix when omitted.
+    task : str, optional
+        ``"classification"`` or ``"regression"``; inferred when omitted.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise DataError(f"data file {str(file)!r} does not exist")
+    if not file.is_file():
+        raise DataError(f"data file {str(file)!r} is not a file")
+    kind = kind or SUFFIXES.get(file.suffix.lower())
+    if kind not in ("csv", "npy", "npz"):
+        raise DataError(
+            f"data file {str(file)!r}: unknown format {file.suffix!r}; "
+            f"known suffixes: {', '.join(SUFFIXES)}"
+        )
+    readers = {"csv": _read_csv, "npy": _read_npy, "npz": _read_npz}
+    raw = readers[kind](file, target)
+    raw.task = task
+    return raw
+
+
+def _pick_column(columns: list[str], target: str | int | None, file: Path) -> str:
+    """The target column's name, from a name or an index."""
+    listing = ", ".join(repr(c) for c in columns)
+    if target is None:
+        raise DataError(
+            f"{file.name}: no target column given; help: pass target= one of "
+            f"the columns: {listing}"
+        )
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        if not -len(columns) <= target < len(columns):
+            raise DataError(
+                f"{file.name}: target column index {target} is out of range for "
+                f"{len(columns)} columns"
+            )
+        return columns[int(target)]
+    if target not in columns:
+        raise DataError(
+            f"{file.name}: no target column {target!r}"
+            f"{did_you_mean(str(target), columns)}; columns: {listing}"
+        )
+    return str(target)
+
+
+def _read_csv(file: Path, target: str | int | None) -> RawData:
+    import pandas as pd
+
+    separator = "\t" if file.suffix.lower() == ".tsv" else ","
+    try:
+        frame = pd.read_csv(file, sep=separator)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{file.name}: cannot be read as CSV: {e}") from e
+    if frame.shape[0] == 0:
+        raise DataError(f"{file.name}: has a header but no data rows")
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    name = _pick_column(columns, target, file)
+
+    features = [c for c in columns if c != name]
+    for column in features:
+        series = frame[column]
+        if not pd.api.types.is_numeric_dtype(series):
+            converted = pd.to_numeric(series, errors="coerce")
+            bad = series[converted.isna() & series.notna()]
+            example = f" (value {bad.iloc[0]!r} at data row {bad.index[0]})"
+            raise DataError(
+                f"{file.name}: feature column {column!r} is not numeric"
+                f"{example if len(bad) else ''}; help: encode it as numbers, "
+                "or remove the column from the file"
+            )
+    x = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
+    y_series = frame[name]
+    if pd.api.types.is_numeric_dtype(y_series):
+        y = y_series.to_numpy()
+    else:
+        y = y_series.to_numpy(dtype=object, na_value=np.nan)
+    return RawData(
+        name=file.name,
+        x=x,
+        y=y,
+        feature_names=tuple(features),
+        target_name=name,
+        description=f"Read from {file}.",
+    )
+
+
+def _load_numpy(file: Path) -> Any:
+    try:
+        return np.load(file, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise DataError(
+                f"{file.name}: holds Python objects, which annlens does not "
+                "unpickle; help: save plain numeric (or string) arrays"
+            ) from error
+        raise DataError(f"{file.name}: not a NumPy file: {error}") from error
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{file.name}: not a readable NumPy file: {error}") from error
+
+
+def _read_npy(file: Path, target: str | int | None) -> RawData:
+    array = _load_numpy(file)
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{file.name}: expected one array in a .npy file")
+    if array.dtype.names:
+        columns = {name: array[name] for name in array.dtype.names}
+        return _from_columns(file, columns, target)
+    if array.ndim != 2:
+        raise DataError(
+            f"{file.name}: a plain .npy array must be 2-D (samples, columns), "
+            f"got shape {array.shape}"
+        )
+    if not isinstance(target, (int, np.integer)) or isinstance(target, bool):
+        raise DataError(
+            f"{file.name}: a plain 2-D array has no column names; give target "
+            f"as a column index 0..{array.shape[1] - 1}, got {target!r}"
+        )
+    names = [f"column_{j}" for j in range(array.shape[1])]
+    columns = {name: array[:, j] for j, name in enumerate(names)}
+    return _from_columns(file, columns, int(target))
+
+
+def _read_npz(file: Path, target: str | int | None) -> RawData:
+    with _load_numpy(file) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    if "x" in arrays and "y" in arrays:
+        return _from_xy(file, arrays, target)
+    return _from_columns(file, arrays, target)
+
+
+def _from_xy(file: Path, arrays: dict[str, Any], target: str | int | None) -> RawData:
+    if target not in (None, "y"):
+        raise DataError(
+            f"{file.name}: holds arrays 'x' and 'y', so the target is 'y'; "
+            f"got target={target!r}"
+        )
+    x, y = arrays["x"], arrays["y"]
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise DataError(
+            f"{file.name}: expected x of shape (samples, features) and y of "
+            f"shape (samples,), got {x.shape} and {y.shape}"
+        )
+    names = arrays.get("feature_names")
+    feature_names = (
+        tuple(str(n) for n in names)
+        if names is not None
+        else tuple(f"column_{j}" for j in range(x.shape[1]))
+    )
+    if len(feature_names) != x.shape[1]:
+        raise DataError(
+            f"{file.name}: {len(feature_names)} feature_names for "
+            f"{x.shape[1]} columns of x"
+        )
+    classes = arrays.get("class_names")
+    return RawData(
+        name=file.name,
+        x=x,
+        y=y,
+        feature_names=feature_names,
+        target_name="y",
+        class_names=tuple(str(c) for c in classes) if classes is not None else None,
+        description=f"Read from {file}.",
+    )
+
+
+def _from_columns(
+    file: Path, columns: dict[str, Any], target: str | int | None
+) -> RawData:
+    """One 1-D array per column; ``target`` names (or indexes) the target."""
+    names = list(columns)
+    name = _pick_column(names, target, file)
+    lengths = {key: np.shape(value) for key, value in columns.items()}
+    shaped = {key: shape for key, shape in lengths.items() if len(shape) != 1}
+    if shaped:
+        raise DataError(
+            f"{file.name}: every column must be a 1-D array; these are not: "
+            + ", ".join(f"{k!r} {s}" for k, s in shaped.items())
+        )
+    if len({shape[0] for shape in lengths.values()}) > 1:
+        raise DataError(
+            f"{file.name}: columns differ in length: "
+            + ", ".join(f"{k!r} {s[0]}" for k, s in lengths.items())
+        )
+    features = [key for key in names if key != name]
+    for key in features:
+        if columns[key].dtype.kind not in "biuf":
+            raise DataError(
+                f"{file.name}: feature column {key!r} is not numeric "
+                f"(dtype {columns[key].dtype}); help: encode it as numbers, "
+                "or leave it out of the file"
+            )
+    if not features:
+        raise DataError(f"{file.name}: holds only the target column {name!r}")
+    x = np.column_stack([columns[key].astype(np.float64) for key in features])
+    return RawData(
+        name=file.name,
+        x=x,
+        y=np.asarray(columns[name]),
+        feature_names=tuple(features),
+        target_name=name,
+        description=f"Read from {file}.",
+    )
