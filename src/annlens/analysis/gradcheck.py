@@ -1,0 +1,374 @@
+"""Gradient checking: every backward-pass gradient against central differences.
+
+:func:`gradcheck` runs one forward and backward pass of a model (or of a single
+layer), then estimates the derivative of the loss with respect to every
+parameter entry and every input entry by central finite differences, and
+returns a :class:`GradcheckReport` with, per tensor, the max-norm relative
+error and where the two disagree most. It reports; it does not raise for a
+wrong gradient.
+
+The check runs in float64. A float32 model or layer is not refused: a float64
+copy of it is checked instead, which proves the maths of its backward pass but
+not float32 rounding; the report says so. The model itself is left exactly as
+it was: parameters, gradients, buffers, what layers kept for backward, the
+noise generator, the grad mode and the hooks.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from annlens.activations.check import max_relative_error
+from annlens.errors import ConfigError, InputError
+from annlens.hooks import HookTable
+from annlens.layers.base import Array, Layer
+from annlens.losses import Loss, get_loss
+from annlens.model import Sequential
+
+Index = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TensorCheck:
+    """One gradient compared with its finite-difference estimate.
+
+    Attributes
+    ----------
+    name : str
+        ``"dense_0.W"``, or ``"input"`` for dL/dx.
+    shape : tuple of int
+        The tensor's shape.
+    error : float
+        The max-norm relative error over the entries checked, see
+        :func:`~annlens.activations.check.max_relative_error`.
+    worst_index : tuple of int
+        The entry with the largest absolute difference.
+    analytic, numeric : float
+        The backward pass's value and the estimate at ``worst_index``.
+    checked : int
+        How many entries were compared.
+    passed : bool
+        ``error <= tolerance``.
+    """
+
+    name: str
+    shape: Index
+    error: float
+    worst_index: Index
+    analytic: float
+    numeric: float
+    checked: int
+    passed: bool
+
+    def __str__(self) -> str:
+        status = "ok" if self.passed else "MISMATCH"
+        return (
+            f"{self.name:<16} {status:<8} error {self.error:.2e} at "
+            f"{self.worst_index}: analytic {self.analytic:.10g}, "
+            f"numeric {self.numeric:.10g} ({self.checked} of "
+            f"{int(np.prod(self.shape))} entries)"
+        )
+
+
+@dataclass(frozen=True)
+class GradcheckReport:
+    """What :func:`gradcheck` found, one :class:`TensorCheck` per tensor.
+
+    Attributes
+    ----------
+    tensors : tuple of TensorCheck
+        Each parameter in model order, then the input.
+    loss : float
+        The loss at the unperturbed point.
+    tolerance, eps : float
+        The settings used.
+    note : str
+        Anything the reader must know, such as that a float64 copy was checked.
+    """
+
+    tensors: tuple[TensorCheck, ...]
+    loss: float
+    tolerance: float
+    eps: float
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether every tensor agrees within tolerance."""
+        return all(check.passed for check in self.tensors)
+
+    @property
+    def worst(self) -> TensorCheck:
+        """The tensor with the largest error."""
+        return max(self.tensors, key=lambda check: check.error)
+
+    def __getitem__(self, name: str) -> TensorCheck:
+        for check in self.tensors:
+            if check.name == name:
+                return check
+        names = ", ".join(check.name for check in self.tensors)
+        raise KeyError(f"no tensor {name!r} in this report; tensors: {names}")
+
+    def __str__(self) -> str:
+        status = "passed" if self.passed else "FAILED"
+        lines = [
+            f"gradcheck {status}: tolerance {self.tolerance:g} on the max-norm "
+            f"relative error, eps {self.eps:g}, float64, loss {self.loss:.10g}"
+        ]
+        lines += [f"  {check}" for check in self.tensors]
+        if self.note:
+            lines.append(f"  note: {self.note}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"GradcheckReport(passed={self.passed}, tensors={len(self.tensors)}, "
+            f"worst={self.worst.name!r} at {self.worst.error:.2e})"
+        )
+
+
+class _Subject:
+    """A model or a layer seen the same way: layers, state, forward, backward."""
+
+    def __init__(self, target: Sequential | Layer) -> None:
+        self.target = target
+        self.layers = target.layers if isinstance(target, Sequential) else [target]
+        self.state = target.state
+        self.forward: Callable[[Array], Array] = target.forward
+        self.backward: Callable[[Array], Array] = target.backward
+
+    def owners(self) -> list[Any]:
+        """Everything whose hooks must stay silent during the check."""
+        if isinstance(self.target, Sequential):
+            return list(self.target.hook_owners())
+        return [self.target]
+
+    def tensors(self) -> list[tuple[str, Layer, str]]:
+        """``(qualified name, layer, key)`` for every parameter."""
+        return [
+            (f"{layer.name}.{key}", layer, key)
+            for layer in self.layers
+            for key in layer.params
+        ]
+
+
+def _float64_copy(target: Sequential | Layer) -> Sequential | Layer:
+    """A deep copy in float64, without hooks (they are not copied)."""
+    owners = _Subject(target).owners()
+    memo: dict[int, Any] = {id(owner.hook_table): None for owner in owners}
+    clone = copy.deepcopy(target, memo)
+    for owner in _Subject(clone).owners():
+        owner.hook_table = HookTable(owner)
+    for layer in _Subject(clone).layers:
+        for store in ("params", "grads", "buffers"):
+            values = getattr(layer, store)
+            setattr(layer, store, {k: v.astype(np.float64) for k, v in values.items()})
+        layer.dtype = np.dtype(np.float64)
+        layer.cache = None
+    if isinstance(clone, Sequential):
+        clone.dtype = np.dtype(np.float64)
+    return clone
+
+
+class _Snapshot:
+    """Everything a check may touch, kept so that it can be put back exactly."""
+
+    def __init__(self, subject: _Subject) -> None:
+        self.subject = subject
+        self.hooked = [(owner, owner.hooked) for owner in subject.owners()]
+        self.caches = [layer.cache for layer in subject.layers]
+        self.stores = [
+            (layer, name, store, [(k, v, v.copy()) for k, v in store.items()])
+            for layer in subject.layers
+            for name in ("params", "grads", "buffers")
+            for store in [getattr(layer, name)]
+        ]
+        self.rng = subject.state.rng.bit_generator.state
+        self.grad_enabled = subject.state.grad_enabled
+
+    def restore(self) -> None:
+        for owner, hooked in self.hooked:
+            owner.hooked = hooked
+        for layer, cache in zip(self.subject.layers, self.caches, strict=True):
+            layer.cache = cache
+        for layer, name, store, entries in self.stores:
+            store.clear()
+            for key, array, saved in entries:
+                np.copyto(array, saved)
+                store[key] = array
+            setattr(layer, name, store)
+        self.subject.state.rng.bit_generator.state = self.rng
+        self.subject.state.grad_enabled = self.grad_enabled
+
+
+def gradcheck(
+    model_or_layer: Sequential | Layer,
+    x: Any,
+    y: Any,
+    loss: Loss | str,
+    eps: float = 1e-6,
+    tolerance: float = 1e-6,
+    max_entries: int | None = None,
+    seed: int = 0,
+) -> GradcheckReport:
+    """Compare every gradient of one backward pass with central differences.
+
+    Parameters
+    ----------
+    model_or_layer : Sequential or Layer
+        What to check. It is left exactly as it was.
+    x : array-like, (batch, in_features)
+        The input batch.
+    y : array-like
+        The target, as ``loss`` takes it.
+    loss : Loss or str
+        The loss, or its registered name.
+    eps : float
+        The finite-difference step.
+    tolerance : float
+        The largest max-norm relative error that passes.
+    max_entries : int, optional
+        Check at most this many entries of each tensor, chosen at random;
+        default all (two forward passes per entry).
+    seed : int
+        Seeds the choice of entries when ``max_entries`` is set.
+
+    Returns
+    -------
+    GradcheckReport
+        Per tensor (each parameter, then ``"input"``): the error, the worst
+        entry and both values there; ``passed``.
+
+    Notes
+    -----
+    For each entry ``theta`` of a parameter (or of ``x``)::
+
+        numeric = (L(theta + eps) - L(theta - eps)) / ((theta + eps) - (theta - eps))
+
+    with the denominator computed in floating point, so the step that was
+    actually taken is the one divided by. Hooks do not fire during the check:
+    it checks the layers' own maths, and collectors must not see thousands of
+    perturbed passes. The noise generator is reset before every pass, so that
+    dropout draws the same mask each time; the model's mode (training or
+    evaluation) is kept. A float32 model is checked through a float64 copy
+    (see the module docstring).
+    """
+    if not isinstance(model_or_layer, (Sequential, Layer)):
+        raise ConfigError(
+            f"gradcheck takes a Sequential or a Layer, got {model_or_layer!r}"
+        )
+    loss = get_loss(loss)
+    try:
+        x64 = np.array(x, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"gradcheck input must be numeric: {error}") from error
+
+    note = ""
+    target = model_or_layer
+    if target.dtype != np.float64:
+        note = (
+            f"checked a float64 copy of this {target.dtype.name} "
+            f"{type(target).__name__}; the original was not run"
+        )
+        target = _float64_copy(target)
+    subject = _Subject(target)
+    saved = _Snapshot(subject)
+    try:
+        for owner, _ in saved.hooked:
+            owner.hooked = False
+        tensors, value = _check(
+            subject, x64, y, loss, eps, tolerance, max_entries, seed
+        )
+    finally:
+        saved.restore()
+    return GradcheckReport(tuple(tensors), value, tolerance, eps, note)
+
+
+def _check(
+    subject: _Subject,
+    x: Array,
+    y: Any,
+    loss: Loss,
+    eps: float,
+    tolerance: float,
+    max_entries: int | None,
+    seed: int,
+) -> tuple[list[TensorCheck], float]:
+    """The pass, then the estimates, tensor by tensor."""
+    state, rng_state = subject.state, subject.state.rng.bit_generator.state
+
+    # the backward pass being checked
+    state.grad_enabled = True
+    output = subject.forward(x)
+    value, grad_output = loss.value_and_grad(output, y)
+    grad_input = subject.backward(grad_output)
+    analytic = {name: layer.grads[key].copy() for name, layer, key in subject.tensors()}
+    analytic["input"] = np.asarray(grad_input, dtype=np.float64)
+
+    def loss_at() -> float:
+        state.rng.bit_generator.state = rng_state
+        return float(loss.value(subject.forward(x), y))
+
+    state.grad_enabled = False
+    chooser = np.random.default_rng(seed)
+    arrays = [(name, layer.params[key]) for name, layer, key in subject.tensors()]
+    checks = []
+    for name, array in [*arrays, ("input", x)]:
+        indices = _entries(array.shape, max_entries, chooser)
+        numeric = _differences(array, indices, eps, loss_at)
+        checks.append(_compare(name, analytic[name], numeric, indices, tolerance))
+    return checks, float(value)
+
+
+def _entries(
+    shape: Index, max_entries: int | None, chooser: np.random.Generator
+) -> list[Index]:
+    """Every index of ``shape``, or ``max_entries`` of them at random."""
+    size = int(np.prod(shape))
+    if max_entries is None or size <= max_entries:
+        return list(np.ndindex(*shape))
+    flat = np.sort(chooser.choice(size, size=max_entries, replace=False))
+    return [tuple(int(i) for i in np.unravel_index(f, shape)) for f in flat]
+
+
+def _differences(
+    array: Array, indices: Iterable[Index], eps: float, loss_at: Callable[[], float]
+) -> Array:
+    """Central differences of the loss at each index of ``array``, in place."""
+    numeric = np.zeros(array.shape)
+    for index in indices:
+        original = array[index]
+        up, down = original + eps, original - eps
+        array[index] = up
+        loss_up = loss_at()
+        array[index] = down
+        loss_down = loss_at()
+        array[index] = original
+        numeric[index] = (loss_up - loss_down) / (up - down)
+    return numeric
+
+
+def _compare(
+    name: str, analytic: Array, numeric: Array, indices: list[Index], tolerance: float
+) -> TensorCheck:
+    """One :class:`TensorCheck` from the entries at ``indices``."""
+    rows = tuple(np.array(axis, dtype=np.intp) for axis in zip(*indices, strict=True))
+    if not indices:
+        rows = tuple(np.zeros(0, dtype=np.intp) for _ in analytic.shape)
+    error, worst = max_relative_error(analytic[rows], numeric[rows])
+    index = indices[worst] if indices else ()
+    return TensorCheck(
+        name=name,
+        shape=tuple(analytic.shape),
+        error=error,
+        worst_index=tuple(int(i) for i in index),
+        analytic=float(analytic[index]) if indices else float("nan"),
+        numeric=float(numeric[index]) if indices else float("nan"),
+        checked=len(indices),
+        passed=bool(error <= tolerance),
+    )
