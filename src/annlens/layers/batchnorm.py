@@ -16,8 +16,23 @@ from annlens.errors import ConfigError, InputError, StateError
 from annlens.hooks.stages import Stage, register_stage
 from annlens.layers.base import Array, Layer
 
-register_stage(Stage("normalized", ("x_hat",), 0))
-register_stage(Stage("normalized_grad", ("grad_x_hat",), 0, backward=True))
+register_stage(
+    Stage(
+        "normalized",
+        ("x_hat",),
+        0,
+        doc="x_hat, the input normalised per feature, before scale and shift",
+    )
+)
+register_stage(
+    Stage(
+        "normalized_grad",
+        ("grad_x_hat",),
+        0,
+        backward=True,
+        doc="dL/d x_hat, before it is sent back through the normalisation",
+    )
+)
 
 
 class BatchNorm(Layer):

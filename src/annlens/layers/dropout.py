@@ -15,7 +15,14 @@ from annlens.errors import ConfigError
 from annlens.hooks.stages import Stage, register_stage
 from annlens.layers.base import Array, Layer
 
-register_stage(Stage("mask", ("mask",), 0))
+register_stage(
+    Stage(
+        "mask",
+        ("mask",),
+        0,
+        doc="the dropout mask of this pass, 0 or 1 / (1 - p), in training mode",
+    )
+)
 
 
 class Dropout(Layer):

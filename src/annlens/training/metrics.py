@@ -1,0 +1,95 @@
+"""Metrics: functions ``(output, target) -> float`` looked up by name.
+
+Holds accuracy and the registry where users add their own. The loss is not a
+metric here: the trainer always records it, from the loss object it trains
+with, so ``"loss"`` in a metric list is accepted and means nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from annlens.errors import ConfigError, LabelError, UnknownNameError, unknown_name
+from annlens.layers.base import Array
+
+Metric = Callable[[Array, Any], float]
+
+
+def accuracy(output: Array, target: Any) -> float:
+    """The fraction of samples whose predicted class is the target class.
+
+    Parameters
+    ----------
+    output : ndarray, (batch, classes) or (batch, 1)
+        Scores or logits. With several columns the prediction is the argmax;
+        with one column it is ``output > 0`` (a logit threshold of 0, which is
+        probability 0.5 for a sigmoid; an output already squashed to (0, 1)
+        needs a metric of its own).
+    target : ndarray, (batch,) or (batch, classes) or (batch, 1)
+        Class indices, one-hot rows (argmax taken), or 0/1 labels for one
+        binary output.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    output = np.asarray(output)
+    target = np.asarray(target)
+    if output.ndim != 2 or len(target) != len(output):
+        raise LabelError(
+            f"accuracy expects output (batch, classes) and as many targets, "
+            f"got output {output.shape} and target {target.shape}"
+        )
+    if output.shape[1] == 1:
+        predicted = output[:, 0] > 0
+        truth = target.reshape(len(target), -1)
+        if truth.shape[1] != 1:
+            raise LabelError(
+                f"accuracy of a single binary output expects 0/1 targets of shape "
+                f"(batch,) or (batch, 1), got {target.shape}"
+            )
+        return float(np.mean(predicted == (truth[:, 0] > 0.5)))
+
+    predicted = output.argmax(axis=1)
+    if target.ndim == 2 and target.shape[1] == output.shape[1]:
+        truth = target.argmax(axis=1)
+    elif target.ndim == 1 or (target.ndim == 2 and target.shape[1] == 1):
+        truth = target.reshape(-1)
+    else:
+        raise LabelError(
+            f"accuracy expects class indices (batch,) or one-hot rows "
+            f"(batch, {output.shape[1]}), got target shape {target.shape}"
+        )
+    return float(np.mean(predicted == truth))
+
+
+_METRICS: dict[str, Metric] = {"accuracy": accuracy}
+
+
+def register_metric(name: str, fn: Metric, *, overwrite: bool = False) -> None:
+    """Make ``fn(output, target) -> float`` available under ``name``."""
+    if not isinstance(name, str) or not name or name == "loss":
+        raise ConfigError(f"a metric needs a name other than 'loss', got {name!r}")
+    if not callable(fn):
+        raise ConfigError(f"metric {name!r} must be callable, got {fn!r}")
+    if name in _METRICS and not overwrite:
+        raise ConfigError(
+            f"metric {name!r} is already registered; help: pass overwrite=True"
+        )
+    _METRICS[name] = fn
+
+
+def get_metric(name: str) -> Metric:
+    """The metric registered as ``name``."""
+    if name not in _METRICS:
+        raise UnknownNameError(unknown_name("metric", name, metric_names()))
+    return _METRICS[name]
+
+
+def metric_names() -> list[str]:
+    """The names of every registered metric."""
+    return sorted(_METRICS)

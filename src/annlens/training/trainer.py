@@ -1,0 +1,543 @@
+"""The Trainer: mini-batch training with events, metrics, a history and a NaN guard.
+
+Holds the training loop and its single step. What a step does inside each
+layer is reached through hooks; what happens between steps and epochs is
+reached through callbacks (see :mod:`annlens.training.callbacks`). Data
+loading beyond in-memory arrays is not here: ``fit`` takes arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from annlens.errors import ConfigError, HookError, InputError, ShapeError
+from annlens.layers.base import Array
+from annlens.layers.batchnorm import BatchNorm
+from annlens.model import Sequential, seeded_generator
+from annlens.optim import Optimizer
+from annlens.training.callbacks import Callback, CallbackList, Logs
+from annlens.training.clipping import clip_by_norm, clip_by_value
+from annlens.training.guard import NonFiniteGuard, unwrap
+from annlens.training.history import History
+from annlens.training.metrics import Metric, get_metric
+
+logger = logging.getLogger("annlens")
+
+MetricSpec = str | tuple[str, Metric]
+
+
+class Trainer:
+    """Trains a model on in-memory arrays with mini-batch gradient descent.
+
+    Parameters
+    ----------
+    model : Sequential
+        The model to train.
+    loss : Loss
+        Anything with ``value_and_grad(output, target) -> (float, grad)``.
+    optimizer : Optimizer
+        Built on ``model``.
+    batch_size : int
+        Samples per step, > 0. The last batch of an epoch keeps the remainder.
+    epochs : int
+        Passes over the data, >= 0.
+    schedule : Schedule, optional
+        A schedule of :mod:`annlens.optim` made on ``optimizer``: stepped after
+        every optimizer step when its ``unit`` is ``"batch"``, else once after
+        each epoch (after validation). One that ``needs_metric`` (such as
+        ReduceOnPlateau) is given the value of ``schedule_monitor``.
+    schedule_monitor : str
+        The column a metric-driven schedule follows: a history column for an
+        epoch schedule (default ``"val_loss"``), a step's ``"loss"`` or
+        metric for a batch schedule.
+    penalties : sequence of Penalty
+        Regularisers of :mod:`annlens.optim.regularizers` (anything with
+        ``value(model) -> float`` and ``add_gradients(model)``): their values
+        join the loss, their gradients the parameter gradients.
+    clip_norm, clip_value : float, optional
+        Clip the gradients by global norm and/or elementwise (value first).
+    metrics : sequence of names or (name, fn) pairs
+        Recorded for training and validation besides the loss, which is always
+        recorded. A function is ``fn(output, target) -> float``.
+    callbacks : sequence of Callback
+        Called at the training events, in this order.
+    seed : int, optional
+        Fixes the order of the data; by default derived from ``model.seed``.
+    nan_guard : bool
+        Stop at the first NaN or Inf with :class:`~annlens.errors.NonFiniteError`.
+    validation_split : float
+        The fraction of ``fit``'s data, taken from its end before shuffling,
+        held out for validation, in [0, 1).
+    shuffle : bool
+        Reshuffle the data every epoch.
+    record_steps : bool
+        Keep every step's loss and learning rate in ``history.steps``.
+
+    Notes
+    -----
+    One step (:meth:`step`), for a batch ``(x, y)``::
+
+        output = model.forward(x)                forward hooks
+        L      = loss(output, y) + penalties     loss hook (data loss only)
+        model.backward(dL/d output)              backward hooks
+        grads += penalty gradients
+        model.finish_gradients()                 gradient hooks
+        on_after_backward                        callbacks
+        clip                                     by value, then by norm
+        optimizer.step()                         update hooks
+        schedule.step()                          batch-unit schedules
+        on_after_update, on_batch_end            callbacks
+
+    Training metrics in a history row are averages over the epoch's batches,
+    weighted by batch size, of values computed on training-mode outputs
+    (dropout on, batch statistics), as the parameters changed during the
+    epoch. Validation values are computed once on the whole validation set in
+    evaluation mode. For a metric that is not a per-sample mean the training
+    value is therefore an approximation.
+    """
+
+    def __init__(
+        self,
+        model: Sequential,
+        loss: Any,
+        optimizer: Optimizer,
+        *,
+        batch_size: int = 32,
+        epochs: int = 1,
+        schedule: Any = None,
+        schedule_monitor: str = "val_loss",
+        penalties: Sequence[Any] = (),
+        clip_norm: float | None = None,
+        clip_value: float | None = None,
+        metrics: Iterable[MetricSpec] | Mapping[str, Metric] = ("loss", "accuracy"),
+        callbacks: Iterable[Callback] = (),
+        seed: int | None = None,
+        nan_guard: bool = True,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        record_steps: bool = True,
+    ) -> None:
+        _check_integer("batch_size", batch_size, 1)
+        _check_integer("epochs", epochs, 0)
+        for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+            if value is not None and not (_is_number(value) and value > 0):
+                raise ConfigError(
+                    f"Trainer {name} must be a number > 0 or None, got {value!r}"
+                )
+        if not (_is_number(validation_split) and 0 <= validation_split < 1):
+            raise ConfigError(
+                f"Trainer validation_split must be in [0, 1), got {validation_split!r}"
+            )
+        if seed is not None:
+            _check_integer("seed", seed, 0)
+        if not callable(getattr(loss, "value_and_grad", None)):
+            raise ConfigError(
+                f"Trainer loss must have value_and_grad(output, target), got {loss!r}"
+            )
+        if getattr(optimizer, "model", None) is not model:
+            raise ConfigError(
+                f"the optimizer {optimizer!r} was not built on this model; "
+                "help: build it as Optimizer(model, ...)"
+            )
+        if schedule is not None and getattr(schedule, "optimizer", None) is not (
+            optimizer
+        ):
+            raise ConfigError(
+                f"the schedule {schedule!r} was not made on this trainer's "
+                "optimizer; help: build it as Schedule(optimizer, ...)"
+            )
+        for penalty in penalties:
+            if not all(
+                callable(getattr(penalty, method, None))
+                for method in ("value", "add_gradients")
+            ):
+                raise ConfigError(
+                    "a penalty must have value(model) and add_gradients(model), "
+                    f"got {penalty!r}; help: see annlens.optim.regularizers"
+                )
+
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.batch_size = int(batch_size)
+        self.epochs = int(epochs)
+        self.schedule = schedule
+        self.schedule_monitor = schedule_monitor
+        self.penalties = tuple(penalties)
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self.metrics: dict[str, Metric] = {}
+        entries = metrics.items() if isinstance(metrics, Mapping) else metrics
+        for entry in entries:
+            if isinstance(entry, str):
+                if entry != "loss":
+                    self.add_metric(entry, get_metric(entry))
+            else:
+                self.add_metric(*entry)
+        self.callbacks = CallbackList(callbacks)
+        self.seed = model.seed if seed is None else int(seed)
+        self.rng = seeded_generator(self.seed, 2)
+        self.guard = NonFiniteGuard(model) if nan_guard else None
+        self.validation_split = float(validation_split)
+        self.shuffle = shuffle
+        self.record_steps = record_steps
+
+        self.history = History()
+        self.stop_training = False
+        self.epoch = 0
+        self.batch = 0
+
+    def add_metric(self, name: str, fn: Metric) -> None:
+        """Record ``fn(output, target) -> float`` as ``name`` (and ``val_<name>``)."""
+        if not isinstance(name, str) or not name or name in ("loss", "penalty"):
+            raise ConfigError(f"a metric needs a new name, got {name!r}")
+        if not callable(fn):
+            raise ConfigError(f"metric {name!r} must be callable, got {fn!r}")
+        self.metrics[name] = fn
+
+    # -- the loop ---------------------------------------------------------------
+
+    def fit(
+        self, x: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None
+    ) -> History:
+        """Train for ``epochs`` epochs and return the history.
+
+        Parameters
+        ----------
+        x : array-like, (samples, in_features)
+            Training inputs.
+        y : array-like, (samples, ...)
+            Targets, as the loss expects them.
+        validation_data : (x, y), optional
+            Evaluated after every epoch; excludes ``validation_split``.
+        """
+        x, y = self._check_data(x, y, "training data")
+        x, y, validation = self._split(x, y, validation_data)
+        self._check_batches(len(x))
+        self._check_schedule(validation is not None)
+        self.history = History()
+        self.stop_training = False
+        start = {
+            "epochs": self.epochs,
+            "samples": len(x),
+            "steps_per_epoch": math.ceil(len(x) / self.batch_size),
+            "validation_samples": len(validation[0]) if validation else 0,
+        }
+        logger.info(
+            "training on %d samples (%d held out) for %d epochs, %d steps each",
+            start["samples"],
+            start["validation_samples"],
+            self.epochs,
+            start["steps_per_epoch"],
+        )
+
+        with self._guarded():
+            self.callbacks.fire("on_fit_start", self, start)
+            epochs_run = 0
+            for epoch in range(self.epochs):
+                if self.stop_training:
+                    break
+                self._run_epoch(epoch, x, y, validation)
+                epochs_run += 1
+            end = {"epochs_run": epochs_run, "stopped": self.stop_training}
+            self.callbacks.fire("on_fit_end", self, end)
+        return self.history
+
+    def _run_epoch(
+        self, epoch: int, x: Array, y: Any, validation: tuple[Array, Any] | None
+    ) -> None:
+        self.epoch = self.model.state.epoch = epoch
+        self.callbacks.fire("on_epoch_start", self, {"epoch": epoch})
+
+        order = self.rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
+        keys = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
+        totals = dict.fromkeys(keys, 0.0)
+        seen = 0
+        logs: Logs = {}
+        for batch, start in enumerate(range(0, len(x), self.batch_size)):
+            self.batch = batch
+            index = order[start : start + self.batch_size]
+            logs = self.step(x[index], y[index])
+            seen += len(index)
+            for key in keys:
+                totals[key] += logs[key] * len(index)
+            if self.stop_training:
+                break
+
+        row: Logs = {"epoch": epoch}
+        row.update({key: total / seen for key, total in totals.items()})
+        if validation is not None:
+            scores = self.evaluate(*validation)
+            row.update({f"val_{key}": value for key, value in scores.items()})
+            shown = {key: row[key] for key in row if key.startswith("val_")}
+            self.callbacks.fire("on_validation", self, {"epoch": epoch, **shown})
+        row["lr"] = logs["lr"]
+        self._advance_schedule("epoch", row)
+
+        self.history.append(row)
+        row = self.history.rows[-1]
+        logger.info(
+            "epoch %d/%d: %s",
+            epoch + 1,
+            self.epochs,
+            ", ".join(f"{k}={v:.6g}" for k, v in row.items() if k != "epoch"),
+        )
+        self.callbacks.fire("on_epoch_end", self, row)
+
+    def step(self, x_batch: Any, y_batch: Any) -> Logs:
+        """One training step on one batch, in training mode; returns its logs.
+
+        Public so that a loop can be driven by hand: callbacks, the guard, the
+        schedule and the per-step history work as inside :meth:`fit`.
+        """
+        model = self.model
+        model.train()
+        logs: Logs = {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": model.state.step,
+            "size": len(x_batch),
+        }
+        self.callbacks.fire("on_batch_start", self, logs)
+
+        saved = self._save_buffers()
+        try:
+            with self._guarded():
+                output = self._compute_gradients(x_batch, y_batch, logs)
+                self.callbacks.fire("on_after_backward", self, logs)
+
+                # clipping: elementwise first, then the global norm
+                if self.clip_value is not None:
+                    clip_by_value(model, self.clip_value)
+                if self.clip_norm is not None:
+                    logs["grad_norm"] = clip_by_norm(model, self.clip_norm)
+
+                # update: every proposal passes the update hooks, then all apply
+                logs["lr"] = self.optimizer.lr
+                self.optimizer.step()
+        except HookError as error:
+            self._restore_buffers(saved)
+            found = unwrap(error)
+            if found is error:
+                raise
+            raise found from None
+        except BaseException:
+            self._restore_buffers(saved)
+            raise
+
+        for name, fn in self.metrics.items():
+            logs[name] = float(fn(output, y_batch))
+        self._advance_schedule("batch", logs)
+        if self.record_steps:
+            self.history.record_step(logs["step"], self.epoch, logs["loss"], logs["lr"])
+        self.callbacks.fire("on_after_update", self, logs)
+        self.callbacks.fire("on_batch_end", self, logs)
+        return logs
+
+    def _compute_gradients(self, x: Any, y: Any, logs: Logs) -> Array:
+        """Forward, loss, penalties, backward, up to the final gradients."""
+        model = self.model
+
+        # forward: every layer in turn, keeping what backward needs
+        output = model.forward(x)
+
+        # loss: its value and dL/d output, through the loss hook point
+        value, grad = model.loss(self.loss, output, y)
+        logs["loss"] = float(value)
+
+        # penalties: their values join the objective
+        if self.penalties:
+            logs["penalty"] = sum(float(p.value(model)) for p in self.penalties)
+            if self.guard is not None:
+                self.guard.check_loss(logs["penalty"], stage="penalty")
+
+        # backward: dL/d parameter for every layer, gradient hooks held back
+        model.backward(grad, fire_gradient_hooks=False)
+
+        # penalty gradients join, then the gradient hooks see the final ones
+        for penalty in self.penalties:
+            penalty.add_gradients(model)
+        model.finish_gradients()
+        return output
+
+    # -- evaluation ---------------------------------------------------------------
+
+    def evaluate(
+        self, x: Any, y: Any, batch_size: int | None = None
+    ) -> dict[str, float]:
+        """The loss and every metric on ``(x, y)``, in evaluation mode.
+
+        The loss is the data loss alone (no penalties) and the loss hook point
+        does not fire: evaluation takes no gradient.
+        """
+        x, y = self._check_data(x, y, "evaluation data")
+        try:
+            with self._guarded():
+                output = self.model.predict(x, batch_size=batch_size or self.batch_size)
+        except HookError as error:
+            found = unwrap(error)
+            if found is error:
+                raise
+            raise found from None
+        scores = {"loss": float(self.loss.value_and_grad(output, y)[0])}
+        if self.guard is not None:
+            self.guard.check_loss(scores["loss"])
+        for name, fn in self.metrics.items():
+            scores[name] = float(fn(output, y))
+        return scores
+
+    # -- pieces ---------------------------------------------------------------------
+
+    def _advance_schedule(self, unit: str, logs: Logs) -> None:
+        """Step the schedule if one ``unit`` ("batch" or "epoch") has passed."""
+        if self.schedule is None or self.schedule.unit != unit:
+            return
+        if not self.schedule.needs_metric:
+            self.schedule.step()
+            return
+        if self.schedule_monitor not in logs:
+            raise ConfigError(
+                f"the schedule {self.schedule!r} follows "
+                f"schedule_monitor={self.schedule_monitor!r}, which is not among "
+                f"the {unit} values: {', '.join(logs)}"
+                + (
+                    "; help: give validation data or schedule_monitor='loss'"
+                    if self.schedule_monitor.startswith("val_")
+                    else ""
+                )
+            )
+        self.schedule.step(logs[self.schedule_monitor])
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """The NaN guard's hooks inside the block, unless already installed."""
+        if self.guard is None or self.guard.installed:
+            yield
+            return
+        self.guard.install()
+        try:
+            yield
+        finally:
+            self.guard.remove()
+
+    def _save_buffers(self) -> list[tuple[Any, dict[str, Array]]]:
+        return [
+            (layer, {key: value.copy() for key, value in layer.buffers.items()})
+            for layer in self.model.layers
+            if layer.buffers
+        ]
+
+    @staticmethod
+    def _restore_buffers(saved: list[tuple[Any, dict[str, Array]]]) -> None:
+        for layer, buffers in saved:
+            layer.buffers.update(buffers)
+
+    # -- checks ---------------------------------------------------------------------
+
+    def _check_data(self, x: Any, y: Any, what: str) -> tuple[Array, Any]:
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim != 2:
+            raise ShapeError(
+                f"{what}: x must be 2-D (samples, features), got shape {x.shape}"
+            )
+        if len(x) == 0:
+            raise InputError(f"{what}: x holds no samples")
+        if y.ndim == 0 or len(y) != len(x):
+            raise ShapeError(
+                f"{what}: x has {len(x)} samples but y has "
+                f"{'a scalar' if y.ndim == 0 else len(y)}"
+            )
+        return x, y
+
+    def _split(
+        self, x: Array, y: Any, validation_data: tuple[Any, Any] | None
+    ) -> tuple[Array, Any, tuple[Array, Any] | None]:
+        if validation_data is not None:
+            if self.validation_split:
+                raise ConfigError(
+                    "give validation_data or validation_split, not both "
+                    f"(validation_split={self.validation_split})"
+                )
+            if (
+                not isinstance(validation_data, (tuple, list))
+                or len(validation_data) != 2
+            ):
+                raise ConfigError(
+                    "validation_data must be a pair (x, y), "
+                    f"got {type(validation_data).__name__}"
+                )
+            return x, y, self._check_data(*validation_data, "validation data")
+        if not self.validation_split:
+            return x, y, None
+        held = len(x) - int(len(x) * (1 - self.validation_split))
+        if held < 1 or held >= len(x):
+            raise ConfigError(
+                f"validation_split={self.validation_split} of {len(x)} samples "
+                f"holds out {held}; both parts need at least one sample"
+            )
+        cut = len(x) - held
+        return x[:cut], y[:cut], (x[cut:], y[cut:])
+
+    def _check_batches(self, samples: int) -> None:
+        """Refuse a last batch of one sample when BatchNorm would see it."""
+        if samples % self.batch_size != 1:
+            return
+        for layer in self.model.layers:
+            if isinstance(layer, BatchNorm):
+                raise ConfigError(
+                    f"with {samples} samples and batch_size={self.batch_size} the "
+                    f"last batch of every epoch holds 1 sample, which BatchNorm "
+                    f"layer {layer.name!r} cannot normalise in training mode; "
+                    "help: choose another batch_size"
+                )
+
+    def _check_schedule(self, validating: bool) -> None:
+        """Refuse, before any step, a metric schedule whose column will not exist."""
+        schedule = self.schedule
+        if schedule is None or not schedule.needs_metric:
+            return
+        monitor = self.schedule_monitor
+        known = ["loss", *self.metrics, *(["penalty"] if self.penalties else [])]
+        if validating and schedule.unit == "epoch":
+            known += [f"val_{key}" for key in ("loss", *self.metrics)]
+        if monitor not in known:
+            raise ConfigError(
+                f"the schedule {schedule!r} follows schedule_monitor={monitor!r}, "
+                f"but a {schedule.unit} of this run gives only {', '.join(known)}"
+                + (
+                    "; help: give validation data or schedule_monitor='loss'"
+                    if monitor.startswith("val_")
+                    else ""
+                )
+            )
+
+    def __repr__(self) -> str:
+        parts = [
+            f"loss={self.loss!r}",
+            f"optimizer={self.optimizer!r}",
+            f"batch_size={self.batch_size}",
+            f"epochs={self.epochs}",
+            f"metrics={list(self.metrics)}",
+            f"seed={self.seed}",
+        ]
+        if self.callbacks:
+            parts.append(f"callbacks={self.callbacks.callbacks!r}")
+        return f"Trainer({', '.join(parts)})"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, bool
+    )
+
+
+def _check_integer(name: str, value: Any, low: int) -> None:
+    valid = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not valid or value < low:
+        raise ConfigError(f"Trainer {name} must be an integer >= {low}, got {value!r}")
