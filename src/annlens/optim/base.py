@@ -8,11 +8,18 @@ state exactly as they were before the step.
 
 Sign convention: an update is what is *added* to a parameter,
 ``param <- param + update`` (for SGD, ``update = -lr * grad``).
+
+Hyperparameters are plain Python values (numbers, booleans, tuples), so that
+:meth:`Optimizer.state_dict` is JSON-friendly apart from the state arrays.
+State arrays shaped like their parameter have the model's dtype; 0-d state
+arrays (running products such as NAdam's) are float64 bookkeeping.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
+import numbers
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -51,7 +58,10 @@ class Optimizer:
         self.model = model
         self.base = self._merge(dict(self.defaults), hyperparameters, "the optimizer")
         self.groups = {
-            pattern: dict(values) for pattern, values in (groups or {}).items()
+            pattern: {
+                k: self.coerce(k, v, f"group {pattern!r}") for k, v in values.items()
+            }
+            for pattern, values in (groups or {}).items()
         }
         self.slots: list[tuple[str, Layer, str]] = [
             (f"{layer.name}.{name}", layer, name)
@@ -80,9 +90,21 @@ class Optimizer:
                     f"(in {where}){did_you_mean(key, list(self.defaults))}; "
                     f"known: {', '.join(self.defaults)}"
                 )
-            into[key] = value
+            into[key] = self.coerce(key, value, where)
         self.validate(into, where)
         return into
+
+    def coerce(self, key: str, value: Any, where: str) -> Any:
+        """Turn NumPy scalars into Python ones and sequences into tuples.
+
+        Keeps updates in the parameter's dtype (a NumPy float64 scalar would
+        promote a float32 array) and the state dictionary JSON-friendly.
+        """
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return tuple(v.item() if isinstance(v, np.generic) else v for v in value)
+        return value
 
     def validate(self, hyper: dict[str, Any], where: str) -> None:
         """Refuse out-of-range hyperparameters; subclasses add their own checks."""
@@ -102,9 +124,14 @@ class Optimizer:
         if pattern is None:
             self.base = self._merge(dict(self.base), {key: value}, "set()")
         else:
+            value = self.coerce(key, value, f"group {pattern!r}")
             merged = {**self.groups.get(pattern, {}), key: value}
             self._merge(dict(self.base), merged, f"group {pattern!r}")
             self.groups[pattern] = merged
+
+    def zero_grad(self) -> None:
+        """Set every gradient of the model to zero."""
+        self.model.zero_grad()
 
     @property
     def lr(self) -> float:
@@ -157,28 +184,83 @@ class Optimizer:
         }
 
     def load_state_dict(self, saved: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned; checks before changing anything."""
+        """Restore what :meth:`state_dict` returned; checks before changing anything.
+
+        Accepts the dictionary after a JSON round trip (tuples as lists, arrays
+        as nested lists).
+        """
         if saved.get("type") != type(self).__name__:
             raise ConfigError(
                 f"optimizer state is for {saved.get('type')!r}, "
                 f"not {type(self).__name__!r}"
             )
-        known = {q for q, _, _ in self.slots}
-        unknown = sorted(set(saved["state"]) - known)
+        params = {q: layer.params[name] for q, layer, name in self.slots}
+        unknown = sorted(set(saved["state"]) - set(params))
         if unknown:
             raise ConfigError(f"optimizer state names unknown parameters: {unknown}")
-        self.base = self._merge(dict(self.defaults), saved["base"], "loaded state")
-        self.groups = {k: dict(v) for k, v in saved["groups"].items()}
+        base = self._merge(dict(self.defaults), saved["base"], "loaded state")
+        groups = {
+            pattern: {
+                k: self.coerce(k, v, f"loaded group {pattern!r}")
+                for k, v in values.items()
+            }
+            for pattern, values in saved["groups"].items()
+        }
+        for pattern, values in groups.items():
+            self._merge(dict(base), values, f"loaded group {pattern!r}")
+        state: dict[str, State] = {}
+        for qualified, entries in saved["state"].items():
+            state[qualified] = {}
+            for key, value in entries.items():
+                shape = params[qualified].shape
+                array = np.asarray(value)
+                if array.ndim == 0:
+                    state[qualified][key] = np.array(array, dtype=np.float64)
+                elif array.shape == shape:
+                    state[qualified][key] = np.array(array, dtype=self.model.dtype)
+                else:
+                    raise ConfigError(
+                        f"optimizer state {qualified}.{key} has shape {array.shape}; "
+                        f"the parameter has shape {shape}"
+                    )
+
+        self.base, self.groups, self.state = base, groups, state
         self.t = int(saved["t"])
         self.lr_scale = float(saved["lr_scale"])
-        self.state = {
-            q: {k: np.array(v, dtype=self.model.dtype) for k, v in s.items()}
-            for q, s in saved["state"].items()
-        }
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.base.items())
         return f"{type(self).__name__}({settings})"
+
+
+def check_flag(hyper: Mapping[str, Any], key: str, where: str, owner: str) -> None:
+    """Refuse ``hyper[key]`` unless it is True or False."""
+    value = hyper.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(
+            f"{owner} {key} must be True or False, got {value!r} (in {where})"
+        )
+
+
+def check_betas(hyper: Mapping[str, Any], where: str, owner: str) -> None:
+    """Refuse ``betas`` unless it is two numbers, each in [0, 1)."""
+    betas = hyper.get("betas")
+    if betas is None:
+        return
+    if not isinstance(betas, tuple) or len(betas) != 2:
+        raise ConfigError(
+            f"{owner} betas must be a pair (beta1, beta2), got {betas!r} (in {where})"
+        )
+    for index, beta in enumerate(betas):
+        check_range(
+            {f"betas[{index}]": beta},
+            f"betas[{index}]",
+            0.0,
+            1.0,
+            where,
+            owner,
+            high_open=True,
+        )
 
 
 def check_range(
@@ -205,3 +287,42 @@ def check_range(
         raise ConfigError(
             f"{owner} {key} must be in {span}, got {value!r} (in {where})"
         )
+
+
+def check_number(
+    owner: str,
+    key: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a float, or raise if it is outside the interval."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{owner} {key} must be a number, got {value!r}")
+    value = float(value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad = bad or (value <= low if low_open else value < low)
+    if high is not None:
+        bad = bad or (value >= high if high_open else value > high)
+    if bad:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        span = f"{left}{'-inf' if low is None else low}, "
+        span += f"{'inf' if high is None else high}{right}"
+        raise ConfigError(f"{owner} {key} must be in {span}, got {value!r}")
+    return value
+
+
+def check_count(owner: str, key: str, value: Any, low: int = 1) -> int:
+    """Return ``value`` as an int, or raise unless it is an integer >= ``low``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < low
+    ):
+        raise ConfigError(f"{owner} {key} must be an integer >= {low}, got {value!r}")
+    return int(value)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from annlens.errors import ConfigError
 from annlens.layers.base import Array
-from annlens.optim.base import Optimizer, State, check_range
+from annlens.optim.base import Optimizer, State, check_flag, check_range
 
 
 class SGD(Optimizer):
@@ -24,6 +25,11 @@ class SGD(Optimizer):
         v      = momentum * v + (1 - dampening) * g      (v = g at the first step)
         step   = g + momentum * v   if nesterov else v
         update = -lr * step
+
+    This is exactly ``torch.optim.SGD``'s rule; Nesterov momentum needs
+    ``momentum > 0`` and ``dampening = 0``.
+
+    State: ``velocity``, the momentum buffer (absent without momentum).
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -40,6 +46,13 @@ class SGD(Optimizer):
         check_range(hyper, "momentum", 0.0, 1.0, where, name, high_open=True)
         check_range(hyper, "dampening", 0.0, 1.0, where, name)
         check_range(hyper, "weight_decay", 0.0, None, where, name)
+        check_flag(hyper, "nesterov", where, name)
+        if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
+            raise ConfigError(
+                f"{name} nesterov needs momentum > 0 and dampening = 0, got "
+                f"momentum={hyper['momentum']!r}, dampening={hyper['dampening']!r} "
+                f"(in {where})"
+            )
 
     def rule(
         self, param: Array, grad: Array, state: State, hyper: dict[str, Any], t: int
