@@ -7,6 +7,7 @@ import pytest
 
 from annlens.data import (
     dataset_from_arrays,
+    dataset_info,
     dataset_names,
     describe_datasets,
     load_dataset,
@@ -60,18 +61,26 @@ def test_built_in_set_loads_with_its_shapes_task_and_classes(name):
 
 
 def test_describe_datasets_matches_what_loads():
-    for info in describe_datasets():
-        if info.name == "mnist1d":
-            assert (info.samples, info.features, info.classes) == (5000, 40, 10)
+    rows = describe_datasets()
+
+    assert [row["name"] for row in rows] == dataset_names()
+    for row in rows:
+        assert list(row) == ["name", "task", "samples", "features", "classes"]
+        if row["name"] == "mnist1d":
+            assert (row["samples"], row["features"], row["classes"]) == (5000, 40, 10)
             continue
-        data = load_dataset(info.name)
-        assert (info.task, info.samples, info.features, info.classes) == (
+        data = load_dataset(row["name"])
+        assert (row["task"], row["samples"], row["features"], row["classes"]) == (
             data.task,
             data.n_samples,
             data.n_features,
             data.n_classes,
         )
-        assert info.description
+
+
+def test_dataset_info_describes_each_set_in_words():
+    for name in dataset_names():
+        assert dataset_info(name).description.endswith(".")
 
 
 def test_mnist1d_is_generated_offline_with_forty_features(private_cache):

@@ -11,6 +11,7 @@ from annlens.data.files import read_data_file
 from annlens.data.generators import make_spirals
 from annlens.data.registry import (
     DatasetInfo,
+    dataset_info,
     dataset_names,
     describe_datasets,
     load_dataset,
@@ -26,6 +27,7 @@ __all__ = [
     "build_dataset",
     "check_batch_size",
     "dataset_from_arrays",
+    "dataset_info",
     "dataset_names",
     "describe_datasets",
     "iterate_batches",

@@ -80,20 +80,31 @@ def dataset_names() -> list[str]:
     return sorted([*_BUNDLED, *_GENERATED])
 
 
-def describe_datasets() -> list[DatasetInfo]:
-    """Name, task, samples, features and classes of each built-in set.
+def dataset_info(name: str) -> DatasetInfo:
+    """What is known about the built-in set ``name`` without loading it."""
+    if name not in _BUNDLED and name not in _GENERATED:
+        known = [*dataset_names(), *FILE_KINDS]
+        raise DataError(unknown_name("data set", str(name), known))
+    info = _BUNDLED.get(name) or _GENERATED[name]
+    if info.description:
+        return info
+    description = DESCRIPTIONS.get(name) or generators.DESCRIPTIONS[name]
+    return DatasetInfo(**{**info.as_dict(), "description": description})
 
-    Nothing is loaded: the counts are fixed facts about each set (a test checks
-    them against the loaded data).
+
+def describe_datasets() -> list[dict[str, Any]]:
+    """One row per built-in set: name, task, samples, features, classes.
+
+    ``samples`` is the default count for generated sets; ``classes`` is None
+    for regression. Nothing is loaded: the counts are fixed facts about each
+    set (a test checks them against the loaded data). :func:`dataset_info`
+    gives the description as well.
     """
-    infos = []
-    for name in dataset_names():
-        info = _BUNDLED.get(name) or _GENERATED[name]
-        if not info.description:
-            description = DESCRIPTIONS.get(name) or generators.DESCRIPTIONS[name]
-            info = DatasetInfo(**{**info.as_dict(), "description": description})
-        infos.append(info)
-    return infos
+    columns = ("name", "task", "samples", "features", "classes")
+    return [
+        {key: getattr(dataset_info(name), key) for key in columns}
+        for name in dataset_names()
+    ]
 
 
 def load_dataset(
@@ -184,9 +195,7 @@ def _load_raw(
             path, target, kind=None if name == "file" else name, task=task
         )
 
-    known = [*dataset_names(), *FILE_KINDS]
-    if name not in _BUNDLED and name not in _GENERATED:
-        raise DataError(unknown_name("data set", str(name), known))
+    dataset_info(name)  # refuses an unknown name, listing the known ones
     _refuse(name, path=path, target=target, task=task)
     if name in _BUNDLED:
         _refuse(name, n_samples=n_samples, noise=noise)
