@@ -143,9 +143,11 @@ class ELU(Activation):
 
     Notes
     -----
-    f' = 1 for ``z > 0``, ``alpha exp(z)`` for ``z <= 0`` (so ``f'(0) = alpha``,
-    as in PyTorch); f'' = 0 and ``alpha exp(z)``. ``exp`` only sees
-    ``min(z, 0)`` and the value uses ``expm1``, so neither tail overflows.
+    f' = 1 for ``z > 0``, ``alpha exp(z)`` for ``z <= 0``; f'' = 0 for
+    ``z >= 0``, ``alpha exp(z)`` for ``z < 0``. At the kink this gives
+    ``f'(0) = alpha`` and ``f''(0) = 0``, the values PyTorch's autograd gives.
+    ``exp`` only sees ``min(z, 0)`` and the value uses ``expm1``, so neither
+    tail overflows.
 
     References
     ----------
@@ -171,7 +173,8 @@ class ELU(Activation):
         return np.where(z > 0, 1.0, self._negative(z)).astype(z.dtype, copy=False)
 
     def second_derivative(self, z: Array, a: Array) -> Array:
-        return self._negative(z).astype(z.dtype, copy=False)
+        d2 = np.where(z < 0, self._negative(z), 0.0)
+        return d2.astype(z.dtype, copy=False)
 
 
 class SELU(ELU):
@@ -180,7 +183,8 @@ class SELU(ELU):
     Notes
     -----
     ``alpha = 1.6732632423543772`` and ``scale = 1.0507009873554805``; f' and
-    f'' are ``scale`` times those of ELU, with ``f'(0) = scale * alpha``.
+    f'' are ``scale`` times those of ELU, with ``f'(0) = scale * alpha`` and
+    ``f''(0) = 0`` as in PyTorch.
 
     References
     ----------
@@ -312,7 +316,8 @@ class Softplus(Activation):
     Notes
     -----
     With ``s = sigmoid(beta z)``: f' = s and f'' = beta s (1 - s) below the
-    threshold; 1 and 0 above it. The value is computed as
+    threshold; 1 and 0 above it. Exactly at ``beta z = threshold`` f' is still
+    ``s`` but f'' is 0, which is what PyTorch's autograd gives. The value is computed as
     ``(max(u, 0) + log1p(exp(-|u|))) / beta`` with ``u = beta z``, which
     neither overflows nor loses the tail ``exp(u)`` for very negative ``u``.
     """
@@ -342,7 +347,7 @@ class Softplus(Activation):
     def second_derivative(self, z: Array, a: Array) -> Array:
         u = self.beta * z
         s = _sigmoid(u)
-        d2 = np.where(u > self.threshold, 0.0, self.beta * s * (1 - s))
+        d2 = np.where(u < self.threshold, self.beta * s * (1 - s), 0.0)
         return d2.astype(z.dtype, copy=False)
 
 

@@ -1,0 +1,52 @@
+"""Fixtures shared by the activation, loss, layer and network tests.
+
+- ``rng``: a seeded NumPy generator, passed in rather than set globally.
+- ``torch_activation``: the PyTorch function that matches an annlens
+  activation, settings included (the test is skipped without PyTorch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from annlens.activations import Activation
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240601)
+
+
+@pytest.fixture
+def torch_activation() -> Callable[[Activation], Callable[[Any], Any]]:
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+
+    def match(act: Activation) -> Callable[[Any], Any]:
+        s = vars(act)
+        table: dict[str, Callable[[Any], Any]] = {
+            "identity": lambda z: z,
+            "relu": F.relu,
+            "sigmoid": torch.sigmoid,
+            "tanh": torch.tanh,
+            "leaky_relu": lambda z: F.leaky_relu(z, s.get("alpha", 0.0)),
+            "elu": lambda z: F.elu(z, s.get("alpha", 0.0)),
+            "selu": F.selu,
+            "gelu": lambda z: F.gelu(z, approximate=s.get("approximate", "")),
+            "softplus": lambda z: F.softplus(
+                z, s.get("beta", 0.0), s.get("threshold", 0.0)
+            ),
+            "silu": F.silu,
+            "softsign": F.softsign,
+            "hard_tanh": lambda z: F.hardtanh(
+                z, s.get("min_val", 0.0), s.get("max_val", 0.0)
+            ),
+            "softmax": lambda z: F.softmax(z, dim=-1),
+        }
+        return table[act.name]
+
+    return match
