@@ -22,6 +22,7 @@ Dozat, T. (2016). Incorporating Nesterov momentum into Adam. ICLR workshop.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -108,7 +109,7 @@ class Adam(Optimizer):
             v = np.maximum(state.get("v_max", zeros), v)
             new_state["v_max"] = v
 
-        denom = np.sqrt(v) / np.sqrt(1 - beta2**t) + hyper["eps"]
+        denom = np.sqrt(v) / math.sqrt(1 - beta2**t) + hyper["eps"]
         update = -(lr / (1 - beta1**t)) * m / denom
         if decay and decoupled:
             update = update - lr * decay * param
