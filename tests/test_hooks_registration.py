@@ -1,0 +1,297 @@
+"""Registering hooks: by name, glob, layer type or predicate; handles, scopes,
+listing and clearing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from annlens import Activation, Dense
+from annlens.errors import HookError
+from annlens.hooks import HookHandle
+from annlens.losses import MSE
+from hooks_support import make_batch, make_model
+
+
+def points_of(handle: HookHandle) -> list[str]:
+    return list(handle.points)
+
+
+def noop(*arguments: Any) -> None:
+    return None
+
+
+def observer(*arguments: Any) -> None:
+    return None
+
+
+# -- selecting hook points -------------------------------------------------------------
+
+
+def test_a_stage_name_reaches_every_layer_that_has_it() -> None:
+    model = make_model()
+    handle = model.register_hook("forward", noop)
+
+    assert points_of(handle) == [
+        "dense_0.forward",
+        "dense_1.forward",
+        "activation_0.forward",
+        "dense_2.forward",
+    ]
+
+
+def test_an_exact_hook_point_reaches_only_that_point() -> None:
+    model = make_model()
+
+    assert points_of(model.register_hook("dense_1.pre_activation", noop)) == [
+        "dense_1.pre_activation"
+    ]
+
+
+def test_a_glob_over_hook_points_reaches_every_match_in_model_order() -> None:
+    model = make_model()
+
+    handle = model.register_hook("dense_*.backward*", noop)
+
+    assert points_of(handle) == [
+        f"dense_{i}.{stage}" for i in range(3) for stage in ("backward_pre", "backward")
+    ]
+
+
+def test_a_glob_over_stages_alone_reaches_those_stages_everywhere() -> None:
+    model = make_model()
+
+    handle = model.register_hook("*_activation", noop)
+
+    assert points_of(handle)[:2] == [
+        "dense_0.pre_activation",
+        "dense_0.post_activation",
+    ]
+    assert len(points_of(handle)) == 8
+
+
+def test_a_layer_type_filter_reaches_only_layers_of_that_type() -> None:
+    model = make_model()
+
+    handle = model.register_hook("pre_activation", noop, layers=Activation)
+
+    assert points_of(handle) == ["activation_0.pre_activation"]
+
+
+def test_a_predicate_filter_is_asked_only_about_layers_with_the_point() -> None:
+    model = make_model()
+    asked = []
+
+    def wide(layer: Any) -> bool:
+        asked.append(layer.name)
+        return layer.params["W"].shape[1] >= 4
+
+    handle = model.register_hook("gradient", noop, layers=wide)
+
+    assert points_of(handle) == ["dense_0.gradient", "dense_1.gradient"]
+    assert asked == ["dense_0", "dense_1", "dense_2"]
+
+
+def test_a_layer_name_glob_and_a_list_of_filters_narrow_the_selection() -> None:
+    model = make_model()
+
+    by_glob = model.register_hook("forward", noop, layers="dense_[01]")
+    by_list = model.register_hook("forward", noop, layers=["dense_2", Activation])
+
+    assert points_of(by_glob) == ["dense_0.forward", "dense_1.forward"]
+    assert points_of(by_list) == ["activation_0.forward", "dense_2.forward"]
+
+
+def test_layers_without_parameters_have_no_gradient_or_update_point() -> None:
+    model = make_model()
+
+    assert "activation_0.gradient" not in points_of(model.register_hook("*.*", noop))
+    with pytest.raises(HookError, match="no hook point matches"):
+        model.register_hook("activation_0.update", noop)
+
+
+def test_the_loss_stage_lives_at_the_models_loss_point() -> None:
+    model = make_model()
+
+    assert points_of(model.register_hook("loss", noop)) == ["loss.loss"]
+
+
+def test_an_unknown_stage_is_refused_with_a_suggestion() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError, match="did you mean 'forward'"):
+        model.register_hook("froward", noop)
+
+
+def test_a_point_matching_nothing_is_refused_listing_the_hook_points() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError, match=r"no hook point matches 'dense_9\.forward'.*"):
+        model.register_hook("dense_9.forward", noop)
+    with pytest.raises(HookError, match="with layers=<class"):
+        model.register_hook("forward", noop, layers=np.ndarray)
+
+
+def test_a_hook_that_is_not_callable_is_refused() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError, match="must be callable"):
+        model.register_hook("forward", 42)  # type: ignore[arg-type]
+
+
+# -- handles ---------------------------------------------------------------------------
+
+
+def test_handle_remove_unregisters_every_point_and_is_idempotent() -> None:
+    model = make_model()
+    keep = model.register_hook("dense_0.forward", noop)
+    handle = model.register_hook("forward", noop)
+
+    handle.remove()
+    handle.remove()
+
+    assert not handle.active and keep.active
+    assert model.list_hooks() == [("dense_0.forward", "noop")]
+
+
+def test_a_handle_is_a_context_manager_that_removes_on_exit_and_on_error() -> None:
+    model = make_model()
+    seen = []
+
+    with model.register_hook("dense_0.forward", lambda *a: seen.append(1)):
+        model.forward(np.ones((1, 3)))
+    with pytest.raises(KeyError):
+        with model.register_hook("dense_0.forward", noop):
+            raise KeyError("inside")
+    model.forward(np.ones((1, 3)))
+
+    assert seen == [1]
+    assert model.list_hooks() == []
+
+
+def test_registering_and_removing_a_thousand_times_leaves_no_hooks() -> None:
+    model = make_model()
+
+    for _ in range(1000):
+        model.register_hook("*.*", noop).remove()
+
+    assert model.list_hooks() == []
+    assert not any(owner.hooked for owner in model.hook_owners())
+
+
+# -- scopes ----------------------------------------------------------------------------
+
+
+def test_a_scope_removes_exactly_what_it_added_and_leaves_other_hooks() -> None:
+    model = make_model()
+    other = model.register_hook("dense_0.forward", noop)
+    before = model.list_hooks()
+
+    with model.hooks(("forward", noop), {"dense_1.backward": noop}) as scope:
+        scope.register("loss", noop)
+        assert len(model.list_hooks()) == len(before) + 6
+
+    assert model.list_hooks() == before
+    assert other.active
+
+
+def test_a_scope_removes_its_hooks_when_the_block_raises() -> None:
+    model = make_model()
+
+    with pytest.raises(ZeroDivisionError):
+        with model.hooks(("forward", noop)):
+            raise ZeroDivisionError
+
+    assert model.list_hooks() == []
+
+
+def test_a_scope_whose_registration_fails_leaves_nothing_behind() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError):
+        model.hooks(("forward", noop), ("no_such_stage", noop))
+
+    assert model.list_hooks() == []
+
+
+def test_nested_scopes_each_remove_only_their_own() -> None:
+    model = make_model()
+
+    with model.hooks(("dense_0.forward", noop)):
+        with model.hooks(("dense_1.forward", noop)):
+            assert [p for p, _ in model.list_hooks()] == [
+                "dense_0.forward",
+                "dense_1.forward",
+            ]
+        assert [p for p, _ in model.list_hooks()] == ["dense_0.forward"]
+    assert model.list_hooks() == []
+
+
+def test_a_scope_takes_options_and_adopts_existing_handles() -> None:
+    model = make_model()
+    order = []
+
+    with model.hooks() as scope:
+        scope.register("dense_0.forward", lambda *a: order.append("late"))
+        model.hooks(
+            ("dense_0.forward", lambda *a: order.append("early"), {"prepend": True})
+        )
+        adopted = scope.add(model.register_hook("forward", noop, layers=Dense))
+        model.forward(np.ones((1, 3)))
+
+    assert order == ["early", "late"]
+    assert not adopted.active
+    assert [p for p, _ in model.list_hooks()] == ["dense_0.forward"]
+
+
+def test_a_malformed_scope_entry_is_refused() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError, match=r"\(point, fn\)"):
+        model.hooks(("forward",))  # type: ignore[arg-type]
+
+
+# -- listing and clearing --------------------------------------------------------------
+
+
+def test_list_hooks_names_point_and_hook_in_model_then_pass_order() -> None:
+    model = make_model()
+
+    model.register_hook("loss", observer)
+    model.register_hook("dense_1.backward", noop)
+    model.register_hook("dense_1.forward_pre", observer)
+    model.register_hook("dense_0.gradient", noop)
+
+    assert model.list_hooks() == [
+        ("dense_0.gradient", "noop"),
+        ("dense_1.forward_pre", "observer"),
+        ("dense_1.backward", "noop"),
+        ("loss.loss", "observer"),
+    ]
+
+
+def test_clear_hooks_removes_every_hook_and_handles_then_remove_nothing() -> None:
+    model = make_model()
+    handle = model.register_hook("*.*", noop)
+    model.register_hook("loss", noop)
+
+    model.clear_hooks()
+    handle.remove()
+
+    assert model.list_hooks() == []
+    assert not any(owner.hooked for owner in model.hook_owners())
+    x, y = make_batch()
+    model.capture(x, y, loss=MSE())
+    assert model.list_hooks() == []
+
+
+def test_handle_and_scope_reprs_say_what_they_hold() -> None:
+    model = make_model()
+    handle = model.register_hook("dense_0.forward", noop)
+
+    assert repr(handle) == "HookHandle(dense_0.forward; active)"
+    handle.remove()
+    assert repr(handle) == "HookHandle(dense_0.forward; removed)"
+    assert "1 active" in repr(model.hooks(("forward", noop)))
