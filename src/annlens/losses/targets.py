@@ -74,7 +74,7 @@ def _check_unit_interval(array: NDArray[Any], where: str, what: str) -> None:
     if outside.any():
         first = tuple(int(i) for i in np.argwhere(outside)[0])
         raise LabelError(
-            f"{where}: {what} must lie in [0, 1]; got {array[first]!r} at index "
+            f"{where}: {what} must lie in [0, 1]; got {array[first].item()!r} at index "
             f"{first} ({int(outside.sum())} values outside)"
         )
 
@@ -124,7 +124,7 @@ def class_indices(target: Any, output: Array, where: str) -> NDArray[np.intp]:
             position = int(np.argmax(fractional))
             raise LabelError(
                 f"{where}: class-index targets must be integers; got "
-                f"{array[position]!r} at position {position}; help: pass class "
+                f"{array[position].item()!r} at position {position}; help: pass class "
                 f"probabilities as an array of shape ({batch}, {classes})"
             )
     bad = (array < 0) | (array >= classes)
@@ -132,8 +132,8 @@ def class_indices(target: Any, output: Array, where: str) -> NDArray[np.intp]:
         position = int(np.argmax(bad))
         raise LabelError(
             f"{where}: labels must be in [0, {classes}) for {classes} classes; got "
-            f"{array[position]!r} at position {position} "
-            f"({int(bad.sum())} labels out of range)"
+            f"{array[position].item()!r} at position {position} "
+            f"({int(bad.sum())} of {batch} out of range)"
         )
     return array.astype(np.intp)
 
