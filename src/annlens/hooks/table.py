@@ -32,7 +32,7 @@ HookFn = Callable[..., Any]
 _ids = itertools.count()
 
 
-def _wants_context(fn: HookFn) -> bool:
+def wants_context(fn: HookFn) -> bool:
     """Whether ``fn`` takes a ``ctx`` keyword (or ``**kwargs``)."""
     try:
         parameters = inspect.signature(fn).parameters.values()
@@ -86,11 +86,24 @@ class HookTable:
         self._hooks: dict[str, tuple[Hook, ...]] = {}
         owner.hooked = False
 
-    def add(self, stage: str, fn: HookFn, *, prepend: bool = False) -> Hook:
-        """Register ``fn`` at ``stage``; first in line when ``prepend``."""
+    def add(
+        self,
+        stage: str,
+        fn: HookFn,
+        *,
+        prepend: bool = False,
+        context: bool | None = None,
+    ) -> Hook:
+        """Register ``fn`` at ``stage``; first in line when ``prepend``.
+
+        ``context`` says whether ``fn`` takes ``ctx``; None works it out (a
+        caller adding one function at many points works it out once).
+        """
         if not callable(fn):
             raise HookError(f"a hook must be callable, got {fn!r}")
-        hook = Hook(fn, STAGES[stage], f"{self.owner.name}.{stage}", _wants_context(fn))
+        if context is None:
+            context = wants_context(fn)
+        hook = Hook(fn, STAGES[stage], f"{self.owner.name}.{stage}", context)
         current = self._hooks.get(stage, ())
         self._hooks[stage] = (hook, *current) if prepend else (*current, hook)
         self.owner.hooked = True

@@ -17,6 +17,7 @@ import numpy as np
 from annlens.errors import ConfigError, HookError, ShapeError, StateError
 from annlens.hooks import HookHandle, HookScope, HookTable, RunState, resolve_points
 from annlens.hooks.select import LayerFilter
+from annlens.hooks.table import wants_context
 from annlens.layers.base import Array, Layer
 from annlens.model.capture import Capture, capture
 from annlens.model.inputs import prepare_input
@@ -345,9 +346,15 @@ class Sequential:
         HookHandle
             ``handle.remove()`` unregisters it; also a context manager.
         """
+        if not callable(fn):
+            raise HookError(f"a hook must be callable, got {fn!r}")
         chosen = resolve_points(self.hook_owners(), point, layers)
+        context = wants_context(fn)
         entries = [
-            (owner.hook_table, owner.hook_table.add(stage, fn, prepend=prepend))
+            (
+                owner.hook_table,
+                owner.hook_table.add(stage, fn, prepend=prepend, context=context),
+            )
             for owner, stage in chosen
         ]
         return HookHandle(entries)
