@@ -1,0 +1,47 @@
+"""Files on disk: checkpoints, run directories, manifests, tables and exports.
+
+- :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`restore`: a model
+  (with optimizer, schedule and extra state) as safetensors plus JSON.
+- :class:`RunDir`: one folder per run, with config, manifest, tables,
+  checkpoints, figures and report.
+- :func:`export`: a run's tables as CSV, Parquet or JSON.
+"""
+
+from annlens.io.architecture import (
+    build_model,
+    describe_model,
+    layer_classes,
+    register_layer,
+)
+from annlens.io.atomic import atomic_write
+from annlens.io.checkpoint import (
+    Checkpoint,
+    is_checkpoint,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+)
+from annlens.io.export import export
+from annlens.io.manifest import build_manifest, finish_manifest, git_state
+from annlens.io.rundir import RunDir
+from annlens.io.tables import STATISTICS_COLUMNS, TableWriter
+
+__all__ = [
+    "STATISTICS_COLUMNS",
+    "Checkpoint",
+    "RunDir",
+    "TableWriter",
+    "atomic_write",
+    "build_manifest",
+    "build_model",
+    "describe_model",
+    "export",
+    "finish_manifest",
+    "git_state",
+    "is_checkpoint",
+    "layer_classes",
+    "load_checkpoint",
+    "register_layer",
+    "restore",
+    "save_checkpoint",
+]

@@ -1,0 +1,73 @@
+"""Export a run's stored tables as CSV, Parquet or JSON.
+
+Each ``<table>.parquet`` of a run directory (metrics, statistics, and any
+other) becomes ``export/<table>.<format>``: CSV with a header row and no
+index; JSON as a list of row objects (NaN written as null); Parquet as a copy.
+Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from annlens.errors import ConfigError
+from annlens.io.atomic import atomic_write
+from annlens.io.rundir import RunDir
+from annlens.io.tables import read_parquet
+
+FORMATS = ("csv", "parquet", "json")
+
+
+def export(
+    run_dir: str | os.PathLike[str] | RunDir,
+    format: str = "csv",
+    out_dir: str | os.PathLike[str] | None = None,
+    tables: list[str] | None = None,
+) -> list[Path]:
+    """Convert a run's tables; return the paths written.
+
+    Parameters
+    ----------
+    run_dir : path-like or RunDir
+        The run directory.
+    format : {"csv", "parquet", "json"}
+        The output format.
+    out_dir : path-like, optional
+        Where to write (default ``<run_dir>/export``).
+    tables : list of str, optional
+        The tables to convert (default: all of them).
+
+    Raises
+    ------
+    ConfigError
+        An unknown format, a run directory holding no tables, or an unknown
+        table name.
+    """
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if format not in FORMATS:
+        raise ConfigError(f"export format must be one of {FORMATS}, got {format!r}")
+    stored = run.tables()
+    chosen = stored if tables is None else list(tables)
+    unknown = sorted(set(chosen) - set(stored))
+    if unknown or not stored:
+        raise ConfigError(
+            f"run directory {str(run.path)!r} holds tables {stored}; "
+            f"cannot export {unknown or 'anything'}"
+        )
+
+    target = Path(out_dir) if out_dir is not None else run.export_dir
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in chosen:
+        frame = read_parquet(run.table_path(name))
+        path = target / f"{name}.{format}"
+        with atomic_write(path, "wb" if format == "parquet" else "w") as handle:
+            if format == "csv":
+                frame.to_csv(handle, index=False)
+            elif format == "json":
+                frame.to_json(handle, orient="records", indent=1)
+            else:
+                frame.to_parquet(handle, index=False)
+        written.append(path)
+    return written
