@@ -44,7 +44,25 @@ class Optimizer:
     **hyperparameters
         Overrides of the optimizer's defaults (``lr``, ``momentum``, ...).
 
-    Subclasses set ``defaults`` and implement :meth:`rule`.
+    Attributes
+    ----------
+    base : dict
+        The hyperparameters in force where no group says otherwise.
+    groups : dict of str to dict
+        The per-parameter overrides, by glob pattern.
+    lr_scale : float
+        The factor on every learning rate, base and groups alike; a
+        :class:`~annlens.optim.schedules.Schedule` sets it.
+    t : int
+        Steps taken (the bias corrections of Adam and its kin count from it).
+    state : dict of str to dict of str to ndarray
+        The per-parameter state by qualified name (momentum buffers, moments).
+
+    Subclasses set ``defaults``, extend :meth:`validate` and implement
+    :meth:`rule`. Every hyperparameter is checked when the optimizer is made,
+    when a group is given and on :meth:`set`, before any step: a bad value
+    raises :class:`~annlens.errors.ConfigError` naming the optimizer, the key,
+    the value and the allowed range.
     """
 
     defaults: ClassVar[dict[str, Any]] = {"lr": 0.01}
@@ -120,7 +138,18 @@ class Optimizer:
         return hyper
 
     def set(self, key: str, value: Any, pattern: str | None = None) -> None:
-        """Change a hyperparameter everywhere, or where ``pattern`` matches."""
+        """Change a base hyperparameter, or the group ``pattern``'s value.
+
+        A base change reaches every parameter whose groups do not set ``key``
+        themselves. Nothing changes when the value is refused.
+        """
+        if pattern is not None and not any(
+            fnmatch.fnmatchcase(q, pattern) for q, _, _ in self.slots
+        ):
+            raise ConfigError(
+                f"optimizer group {pattern!r} matches no parameter; "
+                f"parameters: {', '.join(q for q, _, _ in self.slots)}"
+            )
         if pattern is None:
             self.base = self._merge(dict(self.base), {key: value}, "set()")
         else:
