@@ -49,6 +49,12 @@ def default_tolerance(dtype: Any) -> float:
     return 1e-10 if np.dtype(dtype) == np.float64 else 1e-4
 
 
+def default_atol(dtype: Any) -> float:
+    """The absolute difference always counted as agreement: 1e-14 in float64,
+    1e-6 in float32 (about 50 and 10 units of rounding at scale 1)."""
+    return 1e-14 if np.dtype(dtype) == np.float64 else 1e-6
+
+
 def difference(ours: Any, theirs: Any, where: str = "") -> tuple[float, float]:
     """The largest absolute and relative difference of two arrays.
 
@@ -111,6 +117,11 @@ class Difference:
     max_abs: float
     max_rel: float
 
+    def within(self, tolerance: float, atol: float) -> bool:
+        """Whether the relative difference is at most ``tolerance``, or the
+        absolute one at most ``atol``; False for NaN."""
+        return self.max_rel <= tolerance or self.max_abs <= atol
+
 
 @dataclass
 class ParityResult:
@@ -126,6 +137,17 @@ class ParityResult:
         The two loss values.
     tolerance : float
         The relative difference counted as agreement (by dtype by default).
+    atol : float
+        The absolute difference counted as agreement whatever the relative one
+        (by dtype by default).
+
+    Notes
+    -----
+    A row agrees when its relative difference is within ``tolerance`` or its
+    absolute difference within ``atol``. The absolute floor is for values
+    that cancel to almost nothing, such as the gradient of a BatchNorm shift
+    on a batch of two, where the relative difference of two results near
+    1e-17 only measures rounding.
     """
 
     rows: list[Difference]
@@ -133,10 +155,13 @@ class ParityResult:
     loss_annlens: float
     loss_torch: float
     tolerance: float = field(default=0.0)
+    atol: float = field(default=0.0)
 
     def __post_init__(self) -> None:
         if not self.tolerance:
             self.tolerance = default_tolerance(self.dtype)
+        if not self.atol:
+            self.atol = default_atol(self.dtype)
 
     @property
     def max_abs(self) -> float:
@@ -150,12 +175,12 @@ class ParityResult:
 
     @property
     def agrees(self) -> bool:
-        """Whether every row is within :attr:`tolerance` (and finite)."""
+        """Whether every row is within :attr:`tolerance` or :attr:`atol`."""
         return not self.failures()
 
     def failures(self) -> list[Difference]:
-        """The rows whose relative difference exceeds the tolerance or is NaN."""
-        return [row for row in self.rows if not row.max_rel <= self.tolerance]
+        """The rows beyond both tolerances, or NaN."""
+        return [r for r in self.rows if not r.within(self.tolerance, self.atol)]
 
     def worst(self) -> Difference | None:
         """The row with the largest relative difference."""
@@ -239,7 +264,12 @@ def detached_copy(model: Any) -> Any:
 
 
 def compare_models(
-    model: Any, x: Any, y: Any, loss: Any, tolerance: float | None = None
+    model: Any,
+    x: Any,
+    y: Any,
+    loss: Any,
+    tolerance: float | None = None,
+    atol: float | None = None,
 ) -> ParityResult:
     """Run one batch through annlens and its PyTorch twin and compare everything.
 
@@ -257,6 +287,9 @@ def compare_models(
     tolerance : float, optional
         The relative difference counted as agreement (1e-10 in float64, 1e-4
         in float32 by default).
+    atol : float, optional
+        The absolute difference counted as agreement whatever the relative
+        one (1e-14 in float64, 1e-6 in float32 by default).
 
     Returns
     -------
@@ -317,6 +350,7 @@ def compare_models(
         float(value),
         float(torch_value.item()),
         tolerance or 0.0,
+        atol or 0.0,
     )
 
 

@@ -39,7 +39,7 @@ def _parity_cells(result: Any) -> list[tuple[list[str], bool]]:
                 _number(row.max_abs),
                 _number(row.max_rel),
             ],
-            row.max_rel <= result.tolerance,
+            row.within(result.tolerance, result.atol),
         )
         for row in result.rows
     ]
@@ -68,7 +68,7 @@ def parity_table(result: Any) -> Any:
     verdict = "agrees" if result.agrees else f"{len(result.failures())} differ"
     table = Table(
         title=f"annlens vs PyTorch, {result.dtype}: {verdict}",
-        caption=f"relative tolerance {result.tolerance:g}; "
+        caption=f"tolerance {result.tolerance:g} relative, {result.atol:g} absolute; "
         f"loss {result.loss_annlens:.10g} vs {result.loss_torch:.10g}",
     )
     for column in PARITY_COLUMNS:
@@ -114,7 +114,7 @@ def parity_html(result: Any) -> str:
     verdict = "agrees" if result.agrees else f"{len(result.failures())} differ"
     caption = (
         f"annlens vs PyTorch, {result.dtype}: {verdict} "
-        f"(relative tolerance {result.tolerance:g})"
+        f"(tolerance {result.tolerance:g} relative, {result.atol:g} absolute)"
     )
     return _html_table("annlens-parity", caption, PARITY_COLUMNS, _parity_cells(result))
 

@@ -17,11 +17,12 @@ import numpy as np
 
 from annlens.analysis.compare.parity import (
     Recorder,
+    default_atol,
     default_tolerance,
     detached_copy,
     difference,
 )
-from annlens.errors import ConfigError, UnknownNameError, unknown_name
+from annlens.errors import ConfigError
 
 # annlens optimizer class name -> torch.optim class name (same rule, same keys).
 TORCH_OPTIMIZERS: dict[str, str] = {
@@ -93,10 +94,16 @@ class TrajectoryResult:
         """The largest relative loss difference over every step."""
         return max((s.loss_rel for s in self.steps), default=0.0)
 
-    def agrees(self, tolerance: float | None = None) -> bool:
-        """Whether every step stays within ``tolerance`` (by dtype by default)."""
-        limit = tolerance if tolerance is not None else default_tolerance(self.dtype)
-        return self.max_param_rel <= limit and self.max_loss_rel <= limit
+    def agrees(self, tolerance: float | None = None, atol: float | None = None) -> bool:
+        """Whether every step stays within ``tolerance`` relative or ``atol``
+        absolute, for the loss and for the parameters (by dtype by default)."""
+        rel = tolerance if tolerance is not None else default_tolerance(self.dtype)
+        absolute = atol if atol is not None else default_atol(self.dtype)
+        return all(
+            (s.loss_rel <= rel or s.loss_abs <= absolute)
+            and (s.param_max_rel <= rel or s.param_max_abs <= absolute)
+            for s in self.steps
+        )
 
     def to_dataframe(self) -> Any:
         """One row per step, as a pandas DataFrame."""
@@ -127,23 +134,13 @@ class TrajectoryResult:
         )
 
 
-def optimizer_class(name: str | type) -> type:
-    """The annlens optimizer class called ``name`` (any case: "sgd", "RMSProp")."""
-    import annlens.optim as optim
+def build_optimizer(name: str | type, model: Any, hyper: dict[str, Any]) -> Any:
+    """The annlens optimizer ``name`` ("sgd", "adam", ... or a class) for ``model``."""
+    from annlens.optim import get_optimizer
 
-    known = {
-        value.__name__: value
-        for value in vars(optim).values()
-        if isinstance(value, type)
-        and issubclass(value, optim.Optimizer)
-        and value is not optim.Optimizer
-    }
     if isinstance(name, type):
-        return name
-    for cls_name, cls in known.items():
-        if cls_name.lower() == str(name).lower():
-            return cls
-    raise UnknownNameError(unknown_name("optimizer", str(name), list(known)))
+        return name(model, **hyper)
+    return get_optimizer(name, model, **hyper)
 
 
 def torch_optimizer(optimizer: Any, parameters: list[Any]) -> Any:
@@ -218,7 +215,7 @@ def compare_training(
     ours.train()
     twin = build_twin(ours)
     torch_loss = loss_twin(loss)
-    optimizer = optimizer_class(optimizer_name)(ours, **hyper)
+    optimizer = build_optimizer(optimizer_name, ours, hyper)
     torch_opt = torch_optimizer(optimizer, twin.parameters())
 
     x = np.asarray(x, dtype=ours.dtype)
@@ -234,10 +231,11 @@ def compare_training(
         optimizer.step()
 
         twin.set_masks(recorder.masks)
-        torch_opt.zero_grad()
-        torch_value = torch_loss(twin.module(twin.tensor(x[rows])), y[rows])
-        torch_value.backward()
-        torch_opt.step()
+        with twin.default_dtype():
+            torch_opt.zero_grad()
+            torch_value = torch_loss(twin.module(twin.tensor(x[rows])), y[rows])
+            torch_value.backward()
+            torch_opt.step()
 
         records.append(_step_record(step, float(value), torch_value.item(), twin))
         recorder.values.clear()

@@ -17,7 +17,9 @@ raises an ImportError naming the ``annlens[torch]`` extra.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -151,6 +153,22 @@ class Twin:
         for name, block in zip(self.module.names, self.module.blocks, strict=True):
             if name in masks:
                 block.mask = as_tensor(masks[name], self.dtype)
+
+    @contextlib.contextmanager
+    def default_dtype(self) -> Iterator[None]:
+        """torch's default dtype set to the twin's inside the block.
+
+        torch.optim keeps scalar state (step counts, NAdam's running product
+        of momentum factors) in the default dtype, float32 unless changed; in a
+        float64 comparison that state must be float64 too.
+        """
+        torch = require_torch()
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(self.dtype)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(previous)
 
     def parameters(self) -> list[Any]:
         """The twin's trainable tensors, in the order of :attr:`pairs`."""
