@@ -146,7 +146,7 @@ def test_fewer_samples_than_one_batch_is_refused_with_the_counts():
         check_batch_size(12, 32, "training split of 'iris'")
 
     message = str(caught.value)
-    assert "training split of 'iris' holds 12 samples" in message
+    assert message.startswith("training split of 'iris': 12 samples")
     assert "fewer than one batch of 32" in message and "at most 12" in message
 
 

@@ -35,7 +35,8 @@ def check_batch_size(n_samples: int, batch_size: int, where: str) -> None:
     batch_size : int
         The requested batch size.
     where : str
-        What the samples are, for the message (``"training split of 'iris'"``).
+        What the samples are or which setting asked for the batch, for the
+        message (``"training split of 'iris'"``, ``"training.batch_size"``).
 
     Raises
     ------
@@ -47,9 +48,8 @@ def check_batch_size(n_samples: int, batch_size: int, where: str) -> None:
     size = _check_batch_size_value(batch_size)
     if n_samples < size:
         raise DataError(
-            f"the {where} holds {n_samples} samples, fewer than one batch of "
-            f"{size}; help: set batch_size to at most {max(n_samples, 1)}, "
-            "or use more data"
+            f"{where}: {n_samples} samples are fewer than one batch of {size}; "
+            f"help: set batch_size to at most {max(n_samples, 1)}, or use more data"
         )
 
 
