@@ -1,0 +1,713 @@
+"""The Trainer: batches, shuffling, the order of one step, metrics, history,
+penalties, clipping, schedules, the NaN guard, argument checks, and a slow
+end-to-end run on the digits data."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from annlens.errors import (
+    ConfigError,
+    HookError,
+    InputError,
+    NonFiniteError,
+    ShapeError,
+    UnknownNameError,
+)
+from annlens.layers import BatchNorm, Dense, Dropout
+from annlens.losses import MSE, SoftmaxCrossEntropy
+from annlens.model import Sequential, seeded_generator
+from annlens.optim import SGD
+from annlens.training import (
+    Callback,
+    LambdaCallback,
+    Trainer,
+    accuracy,
+    register_metric,
+)
+
+
+def blobs(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three separable classes in 4 dimensions."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    centres = np.array([[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0]], dtype=float)
+    return centres[y] + 0.3 * rng.normal(size=(n, 4)), y
+
+
+def make(model_seed: int = 0, lr: float = 0.1, **trainer_kw) -> Trainer:
+    model = Sequential(
+        [Dense(4, 8, "tanh"), Dense(8, 3)], seed=model_seed, dtype="float64"
+    )
+    options = {"batch_size": 8, "epochs": 3, **trainer_kw}
+    return Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=lr), **options)
+
+
+class Recorder(Callback):
+    """Remembers every event with a copy of its logs."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def _record(self, name: str, logs: dict) -> None:
+        self.events.append((name, dict(logs)))
+
+    def on_fit_start(self, trainer, logs):
+        self._record("on_fit_start", logs)
+
+    def on_epoch_start(self, trainer, logs):
+        self._record("on_epoch_start", logs)
+
+    def on_batch_start(self, trainer, logs):
+        self._record("on_batch_start", logs)
+
+    def on_after_backward(self, trainer, logs):
+        self._record("on_after_backward", logs)
+
+    def on_after_update(self, trainer, logs):
+        self._record("on_after_update", logs)
+
+    def on_batch_end(self, trainer, logs):
+        self._record("on_batch_end", logs)
+
+    def on_validation(self, trainer, logs):
+        self._record("on_validation", logs)
+
+    def on_epoch_end(self, trainer, logs):
+        self._record("on_epoch_end", logs)
+
+    def on_fit_end(self, trainer, logs):
+        self._record("on_fit_end", logs)
+
+
+# -- the loop -----------------------------------------------------------------
+
+
+def test_fit_returns_one_history_row_per_epoch_with_every_column() -> None:
+    x, y = blobs()
+    trainer = make(epochs=4)
+    history = trainer.fit(x[:48], y[:48], validation_data=(x[48:], y[48:]))
+
+    assert len(history) == 4
+    assert history["epoch"] == [0, 1, 2, 3]
+    assert list(history.to_dict()) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+    ]
+    assert history["lr"] == [0.1] * 4
+    assert len(history.steps["loss"]) == 4 * 6
+    assert history.steps["step"] == list(range(24))
+
+
+def test_training_lowers_the_loss_and_reaches_full_accuracy() -> None:
+    x, y = blobs()
+    history = make(epochs=15).fit(x, y)
+    assert history["loss"][-1] < 0.2 * history["loss"][0]
+    assert history["accuracy"][-1] == 1.0
+
+
+def test_the_last_partial_batch_is_kept() -> None:
+    x, y = blobs(10)
+    recorder = Recorder()
+    make(batch_size=4, epochs=1, callbacks=[recorder]).fit(x, y)
+    sizes = [logs["size"] for name, logs in recorder.events if name == "on_batch_end"]
+    assert sizes == [4, 4, 2]
+
+
+def test_each_epoch_sees_every_sample_in_a_seeded_new_order() -> None:
+    x, y = blobs(12)
+    x[:, 3] = np.arange(12)  # a feature that names the sample
+    trainer = make(batch_size=5, epochs=2)
+    seen: list[float] = []
+    trainer.model.register_hook(
+        "dense_0.forward_pre", lambda layer, x_in: seen.extend(x_in[:, 3])
+    )
+    trainer.fit(x, y)
+
+    expected = seeded_generator(0, 2)
+    first, second = expected.permutation(12), expected.permutation(12)
+    np.testing.assert_array_equal(seen, np.concatenate([first, second]))
+    assert not np.array_equal(first, second)
+
+
+def test_shuffle_false_keeps_the_data_order() -> None:
+    x, y = blobs(6)
+    x[:, 3] = np.arange(6)
+    trainer = make(batch_size=4, epochs=1, shuffle=False)
+    seen: list[float] = []
+    trainer.model.register_hook(
+        "dense_0.forward_pre", lambda layer, x_in: seen.extend(x_in[:, 3])
+    )
+    trainer.fit(x, y)
+    assert seen == list(range(6))
+
+
+def test_validation_split_holds_out_the_last_rows() -> None:
+    x, y = blobs(20)
+    trainer = make(epochs=1, validation_split=0.25)
+    recorder = Recorder()
+    trainer.callbacks.append(recorder)
+    trainer.fit(x, y)
+
+    start = recorder.events[0][1]
+    assert (start["samples"], start["validation_samples"]) == (15, 5)
+    expected = trainer.evaluate(x[15:], y[15:])
+    assert trainer.history.last["val_loss"] == expected["loss"]
+
+
+def test_one_step_runs_hooks_and_events_in_the_documented_order() -> None:
+    x, y = blobs(8)
+    order: list[str] = []
+    model = Sequential([Dense(4, 3)], dtype="float64")
+    model.register_hook("forward", lambda *a: order.append("forward hook"))
+    model.register_hook("loss", lambda *a: order.append("loss hook"))
+    model.register_hook("backward", lambda *a: order.append("backward hook"))
+    model.register_hook("dense_0.gradient", lambda layer, name, g: order.append(name))
+    model.register_hook("update", lambda layer, name, u: order.append(f"update {name}"))
+    events = {
+        event: (lambda e: lambda trainer, logs: order.append(e))(event)
+        for event in (
+            "on_batch_start",
+            "on_after_backward",
+            "on_after_update",
+            "on_batch_end",
+        )
+    }
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        SGD(model),
+        batch_size=8,
+        callbacks=[LambdaCallback(**events)],
+    )
+    trainer.step(x, y)
+
+    assert order == [
+        "on_batch_start",
+        "forward hook",
+        "loss hook",
+        "backward hook",
+        "W",
+        "b",
+        "on_after_backward",
+        "update W",
+        "update b",
+        "on_after_update",
+        "on_batch_end",
+    ]
+
+
+def test_step_by_hand_updates_the_parameters_and_returns_its_logs() -> None:
+    x, y = blobs(8)
+    trainer = make(lr=0.5)
+    before = trainer.model.layers[1].params["b"].copy()
+
+    logs = trainer.step(x, y)
+
+    grad = trainer.model.layers[1].grads["b"]
+    np.testing.assert_allclose(trainer.model.layers[1].params["b"], before - 0.5 * grad)
+    assert logs["step"] == 0 and trainer.model.state.step == 1
+    assert logs["lr"] == 0.5 and 0 <= logs["accuracy"] <= 1
+    assert trainer.history.steps["loss"] == [logs["loss"]]
+    assert trainer.model.list_hooks() == []
+
+
+def test_evaluate_gives_the_loss_and_metrics_of_evaluation_mode() -> None:
+    x, y = blobs(30)
+    model = Sequential(
+        [Dense(4, 8, "relu"), Dropout(0.5), Dense(8, 3)], seed=1, dtype="float64"
+    )
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model), batch_size=7)
+
+    scores = trainer.evaluate(x, y)
+
+    output = model.predict(x)
+    assert scores["loss"] == pytest.approx(SoftmaxCrossEntropy().value(output, y))
+    assert scores["accuracy"] == accuracy(output, y)
+    assert model.training
+
+
+# -- metrics --------------------------------------------------------------------
+
+
+def test_accuracy_takes_indices_one_hot_rows_and_binary_logits() -> None:
+    output = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0]])
+    assert accuracy(output, np.array([0, 1, 0])) == pytest.approx(2 / 3)
+    assert accuracy(output, np.eye(3)[[0, 1, 2]]) == 1.0
+    logits = np.array([[1.5], [-0.5], [0.2], [-2.0]])
+    assert accuracy(logits, np.array([1, 0, 0, 0])) == 0.75
+    assert accuracy(logits, np.array([[1], [0], [1], [0]])) == 1.0
+
+
+def test_a_user_metric_is_recorded_for_training_and_validation() -> None:
+    x, y = blobs(24)
+
+    def mean_output(output, target) -> float:
+        return float(output.mean())
+
+    trainer = make(epochs=1, metrics=["accuracy", ("mean_output", mean_output)])
+    trainer.add_metric("batch_rows", lambda output, target: float(len(output)))
+    history = trainer.fit(x[:16], y[:16], validation_data=(x[16:], y[16:]))
+
+    assert history["batch_rows"] == [8.0]
+    assert history["val_batch_rows"] == [8.0]
+    output = trainer.model.predict(x[16:])
+    assert history["val_mean_output"][0] == pytest.approx(output.mean())
+
+
+def test_a_registered_metric_can_be_named() -> None:
+    register_metric("always_one", lambda output, target: 1.0, overwrite=True)
+    x, y = blobs(8)
+    history = make(epochs=1, metrics=["always_one"]).fit(x, y)
+    assert history["always_one"] == [1.0]
+
+
+def test_an_unknown_metric_name_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'accuracy'"):
+        make(metrics=["acuracy"])
+
+
+# -- penalties, clipping, schedules ---------------------------------------------------
+
+
+class HalfSquare:
+    """A local stand-in penalty: strength/2 * sum(W^2) over dense_1.W."""
+
+    def __init__(self, strength: float) -> None:
+        self.strength = strength
+
+    def value(self, model) -> float:
+        return 0.5 * self.strength * float(np.sum(model.layers[1].params["W"] ** 2))
+
+    def add_gradients(self, model) -> None:
+        layer = model.layers[1]
+        layer.grads["W"] = layer.grads["W"] + self.strength * layer.params["W"]
+
+
+def test_penalties_join_the_loss_and_the_gradients() -> None:
+    x, y = blobs(8)
+    plain, penalised = make(lr=0.1), make(lr=0.1, penalties=[HalfSquare(0.3)])
+    W = penalised.model.layers[1].params["W"].copy()
+    seen = []
+    penalised.model.register_hook(
+        "dense_1.gradient", lambda layer, name, g: seen.append(g.copy())
+    )
+
+    plain_logs, logs = plain.step(x, y), penalised.step(x, y)
+
+    assert logs["penalty"] == pytest.approx(0.15 * np.sum(W**2))
+    assert logs["loss"] == plain_logs["loss"]
+    expected = plain.model.layers[1].grads["W"] + 0.3 * W
+    np.testing.assert_allclose(seen[0], expected, atol=1e-15)
+
+
+def test_real_penalties_from_optim_train() -> None:
+    regularizers = pytest.importorskip("annlens.optim.regularizers")
+    x, y = blobs(16)
+    trainer = make(epochs=2, penalties=[regularizers.L2Penalty(0.01)])
+    history = trainer.fit(x, y)
+    assert "penalty" in history.keys and history["penalty"][0] > 0
+
+
+def test_clip_value_bounds_every_gradient_the_optimizer_sees() -> None:
+    x, y = blobs(8)
+    trainer = make(lr=1.0, clip_value=1e-3)
+    updates = []
+    trainer.model.register_hook("update", lambda layer, name, u: updates.append(u))
+    trainer.step(x, y)
+    assert max(float(np.abs(u).max()) for u in updates) <= 1e-3 + 1e-15
+
+
+@pytest.mark.torch
+def test_clip_norm_matches_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    x, y = blobs(8)
+    trainer = make(lr=1.0, clip_norm=0.05)
+    model = trainer.model
+    model.forward(x)
+    model.backward(SoftmaxCrossEntropy().gradient(model.forward(x), y))
+    tensors = []
+    for layer in model.layers:
+        for key in layer.params:
+            tensor = torch.zeros(layer.grads[key].shape, dtype=torch.float64)
+            tensor.grad = torch.from_numpy(layer.grads[key].copy())
+            tensors.append(tensor)
+    norm_torch = torch.nn.utils.clip_grad_norm_(tensors, 0.05)
+
+    logs = trainer.step(x, y)
+
+    assert logs["grad_norm"] == pytest.approx(float(norm_torch), abs=1e-12)
+    clipped = [g for layer in model.layers for g in layer.grads.values()]
+    for ours, theirs in zip(clipped, tensors, strict=True):
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), atol=1e-12)
+
+
+def test_an_epoch_schedule_steps_after_each_epoch() -> None:
+    schedules = pytest.importorskip("annlens.optim.schedules")
+    x, y = blobs(16)
+    trainer = make(epochs=4)
+    trainer.schedule = schedules.StepDecay(trainer.optimizer, step_size=2, gamma=0.5)
+    history = trainer.fit(x, y)
+    assert history["lr"] == [0.1, 0.1, 0.05, 0.05]
+
+
+def test_a_batch_schedule_steps_after_each_update() -> None:
+    schedules = pytest.importorskip("annlens.optim.schedules")
+    x, y = blobs(16)
+    trainer = make(epochs=1)
+    schedule = schedules.ExponentialDecay(trainer.optimizer, gamma=0.5, unit="batch")
+    trainer.schedule = schedule
+    history = trainer.fit(x, y)
+    assert history.steps["lr"] == [0.1, 0.05]
+    assert trainer.optimizer.lr == 0.025
+
+
+def test_a_plateau_schedule_is_given_the_monitored_value() -> None:
+    plateau = pytest.importorskip("annlens.optim.plateau")
+    x, y = blobs(24)
+    model = Sequential([Dense(4, 3)], dtype="float64")
+    optimizer = SGD(model, lr=0.0)
+    schedule = plateau.ReduceOnPlateau(optimizer, patience=0, factor=0.5)
+    seen = []
+    original = schedule.step
+
+    def spy(metric=None):
+        seen.append(metric)
+        return original(metric)
+
+    schedule.step = spy
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        optimizer,
+        batch_size=8,
+        epochs=2,
+        schedule=schedule,
+    )
+    history = trainer.fit(x[:16], y[:16], validation_data=(x[16:], y[16:]))
+    assert seen == history["val_loss"]
+
+
+def test_a_plateau_schedule_without_its_column_is_refused_before_training() -> None:
+    plateau = pytest.importorskip("annlens.optim.plateau")
+    trainer = make()
+    trainer.schedule = plateau.ReduceOnPlateau(trainer.optimizer)
+    x, y = blobs(8)
+    with pytest.raises(ConfigError, match="schedule_monitor='val_loss'"):
+        trainer.fit(x, y)
+    assert trainer.model.state.step == 0
+
+
+# -- the NaN guard -----------------------------------------------------------------
+
+
+class Snapshots(Callback):
+    """The model state after every update."""
+
+    def __init__(self) -> None:
+        self.states: list[dict] = []
+
+    def on_fit_start(self, trainer, logs):
+        self.states.append(trainer.model.state_dict())
+
+    def on_after_update(self, trainer, logs):
+        self.states.append(trainer.model.state_dict())
+
+
+def assert_state_equal(model: Sequential, state: dict) -> None:
+    current = model.state_dict()
+    assert current.keys() == state.keys()
+    for name in state:
+        np.testing.assert_array_equal(current[name], state[name], err_msg=name)
+
+
+def test_an_injected_nan_stops_training_naming_step_layer_and_stage() -> None:
+    x, y = blobs(40)
+    snapshots = Snapshots()
+    trainer = make(epochs=2, callbacks=[snapshots])
+
+    def poison(layer, z, ctx):
+        if ctx.step == 3:
+            z = z.copy()
+            z[1, 2] = np.nan
+            return z
+
+    trainer.model.register_hook("dense_1.pre_activation", poison)
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.fit(x, y)
+
+    error = caught.value
+    assert (error.step, error.layer, error.stage) == (3, "dense_1", "pre_activation")
+    assert "1 NaN" in str(error)
+    assert trainer.model.state.step == 3
+    assert_state_equal(trainer.model, snapshots.states[3])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_a_huge_learning_rate_stops_with_the_last_good_parameters() -> None:
+    x, y = blobs(40)
+    model = Sequential([Dense(4, 8, "relu"), Dense(8, 3)], dtype="float64")
+    snapshots = Snapshots()
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        SGD(model, lr=1e300),
+        batch_size=8,
+        epochs=5,
+        callbacks=[snapshots],
+    )
+
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.fit(x, y)
+
+    # the first update makes the weights ~1e300; the next z overflows
+    error = caught.value
+    assert (error.step, error.layer, error.stage) == (1, "dense_1", "pre_activation")
+    assert "step 1, layer 'dense_1', stage 'pre_activation'" in str(error)
+    assert model.state.step == 1
+    assert_state_equal(model, snapshots.states[1])
+    assert model.list_hooks() == []
+
+
+def test_a_nan_gradient_leaves_parameters_and_optimizer_untouched() -> None:
+    x, y = blobs(8)
+    model = Sequential([Dense(4, 3)], dtype="float64")
+    optimizer = SGD(model, lr=0.1, momentum=0.9)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, batch_size=8)
+    trainer.step(x, y)
+    before, velocity = model.state_dict(), optimizer.state_dict()
+
+    model.register_hook(
+        "dense_0.gradient",
+        lambda layer, name, g: np.full_like(g, np.inf) if name == "b" else None,
+    )
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.step(x, y)
+
+    assert (caught.value.layer, caught.value.stage) == ("dense_0", "gradient")
+    assert "'b'" in str(caught.value)
+    assert_state_equal(model, before)
+    assert optimizer.t == 1
+    np.testing.assert_array_equal(
+        optimizer.state_dict()["state"]["dense_0.W"]["velocity"],
+        velocity["state"]["dense_0.W"]["velocity"],
+    )
+
+
+def test_a_nan_loss_is_named_at_the_loss_stage() -> None:
+    x, y = blobs(8)
+    trainer = make()
+    trainer.model.register_hook("loss", lambda point, value, grad: grad * np.nan)
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.step(x, y)
+    assert (caught.value.layer, caught.value.stage) == (None, "loss")
+
+
+def test_batchnorm_running_statistics_are_restored_after_a_nan() -> None:
+    x, y = blobs(8)
+    model = Sequential([Dense(4, 6), BatchNorm(), Dense(6, 3)], dtype="float64")
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model), batch_size=8)
+    trainer.step(x, y)
+    running = model.layers[1].buffers["running_mean"].copy()
+    model.register_hook("dense_1.forward", lambda layer, x_in, out: out * np.nan)
+
+    with pytest.raises(NonFiniteError):
+        trainer.step(x, y)
+    np.testing.assert_array_equal(model.layers[1].buffers["running_mean"], running)
+
+
+def test_without_the_guard_a_nan_loss_is_just_recorded() -> None:
+    x, y = blobs(8)
+    trainer = make(nan_guard=False)
+    trainer.model.register_hook(
+        "dense_1.forward", lambda layer, x_in, out: out * np.nan
+    )
+    logs = trainer.step(x, y)
+    assert np.isnan(logs["loss"])
+
+
+def test_other_hook_errors_still_come_as_hook_errors() -> None:
+    x, y = blobs(8)
+    trainer = make()
+
+    def broken(layer, x_in, out):
+        raise RuntimeError("broken hook")
+
+    trainer.model.register_hook("dense_0.forward", broken)
+    with pytest.raises(HookError, match="broken hook"):
+        trainer.fit(x, y)
+    assert [label for _, label in trainer.model.list_hooks()] == [broken.__qualname__]
+
+
+# -- argument checks ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"batch_size": -3}, "batch_size must be an integer >= 1"),
+        ({"batch_size": 2.5}, "batch_size must be an integer"),
+        ({"batch_size": True}, "batch_size must be an integer"),
+        ({"epochs": -1}, "epochs must be an integer >= 0, got -1"),
+        ({"clip_norm": 0.0}, "clip_norm must be a number > 0"),
+        ({"clip_value": -1.0}, "clip_value must be a number > 0"),
+        ({"validation_split": 1.0}, r"validation_split must be in \[0, 1\)"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"callbacks": [object()]}, "callback 0 must be a Callback"),
+    ],
+)
+def test_bad_trainer_arguments_are_refused(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make(**options)
+
+
+def test_an_optimizer_of_another_model_is_refused() -> None:
+    model = Sequential([Dense(4, 3)])
+    other = Sequential([Dense(4, 3)])
+    with pytest.raises(ConfigError, match="not built on this model"):
+        Trainer(model, SoftmaxCrossEntropy(), SGD(other))
+
+
+def test_a_loss_without_value_and_grad_is_refused() -> None:
+    model = Sequential([Dense(4, 3)])
+    with pytest.raises(ConfigError, match="value_and_grad"):
+        Trainer(model, lambda output, target: 0.0, SGD(model))
+
+
+def test_x_and_y_of_different_lengths_are_refused() -> None:
+    x, y = blobs(10)
+    with pytest.raises(ShapeError, match="x has 10 samples but y has 9"):
+        make().fit(x, y[:9])
+
+
+def test_empty_and_one_dimensional_data_are_refused() -> None:
+    with pytest.raises(InputError, match="no samples"):
+        make().fit(np.zeros((0, 4)), np.zeros(0))
+    with pytest.raises(ShapeError, match="must be 2-D"):
+        make().fit(np.zeros(4), np.zeros(4))
+
+
+def test_too_few_samples_for_the_validation_split_are_refused() -> None:
+    x, y = blobs(1)
+    with pytest.raises(ConfigError, match="both parts need at least one sample"):
+        make(validation_split=0.5).fit(x, y)
+
+
+def test_validation_data_and_split_together_are_refused() -> None:
+    x, y = blobs(10)
+    with pytest.raises(ConfigError, match="not both"):
+        make(validation_split=0.2).fit(x, y, validation_data=(x, y))
+
+
+def test_a_last_batch_of_one_with_batchnorm_is_refused_before_training() -> None:
+    x, y = blobs(9)
+    model = Sequential([Dense(4, 6), BatchNorm(), Dense(6, 3)])
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model), batch_size=4)
+    with pytest.raises(ConfigError, match="last batch of every epoch holds 1 sample"):
+        trainer.fit(x, y)
+    assert model.state.step == 0
+
+
+def test_zero_epochs_train_nothing() -> None:
+    x, y = blobs(8)
+    trainer = make(epochs=0)
+    before = trainer.model.state_dict()
+    history = trainer.fit(x, y)
+    assert len(history) == 0
+    assert_state_equal(trainer.model, before)
+
+
+def test_regression_with_mse_and_no_accuracy() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 3))
+    y = x @ np.array([[1.0], [-2.0], [0.5]])
+    model = Sequential([Dense(3, 1)], dtype="float64")
+    trainer = Trainer(
+        model, MSE(), SGD(model, lr=0.1), batch_size=8, epochs=30, metrics=()
+    )
+    history = trainer.fit(x, y)
+    assert list(history.to_dict()) == ["epoch", "loss", "lr"]
+    assert history["loss"][-1] < 1e-3
+
+
+def test_repr_names_the_settings() -> None:
+    text = repr(make())
+    assert text.startswith("Trainer(loss=SoftmaxCrossEntropy(")
+    assert "batch_size=8, epochs=3, metrics=['accuracy'], seed=0" in text
+
+
+# -- end to end ---------------------------------------------------------------------
+
+OPTIMIZERS = {
+    "sgd_momentum": ("annlens.optim", "SGD", {"lr": 0.05, "momentum": 0.9}),
+    "nesterov": (
+        "annlens.optim",
+        "SGD",
+        {"lr": 0.05, "momentum": 0.9, "nesterov": True},
+    ),
+    "adagrad": ("annlens.optim.adaptive", "Adagrad", {"lr": 0.05}),
+    "rmsprop": ("annlens.optim.adaptive", "RMSProp", {"lr": 1e-3}),
+    "adam": ("annlens.optim.adam", "Adam", {"lr": 1e-3}),
+    "adamw": ("annlens.optim.adam", "AdamW", {"lr": 1e-3}),
+    "nadam": ("annlens.optim.adam", "NAdam", {"lr": 1e-3}),
+    "adamax": ("annlens.optim.adam", "Adamax", {"lr": 2e-3}),
+}
+
+
+def optimizer_class(name: str):
+    module_name, class_name, _ = OPTIMIZERS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        pytest.skip(f"{module_name} is not there yet")
+    if not hasattr(module, class_name):
+        pytest.skip(f"{module_name}.{class_name} is not there yet")
+    return getattr(module, class_name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_digits_network_with_batchnorm_and_dropout_beats_95_percent(name: str) -> None:
+    datasets = pytest.importorskip("sklearn.datasets")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    cls = optimizer_class(name)
+    x, y = datasets.load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = model_selection.train_test_split(
+        x, y, test_size=0.2, random_state=0, stratify=y
+    )
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std[std == 0] = 1.0  # pixels that are blank in every training image
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+
+    model = Sequential(
+        [
+            Dense(64, 128, "relu"),
+            BatchNorm(),
+            Dropout(0.2),
+            Dense(128, 128, "relu"),
+            BatchNorm(),
+            Dropout(0.2),
+            Dense(128, 64, "relu"),
+            BatchNorm(),
+            Dense(64, 10),
+        ],
+        seed=0,
+    )
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        cls(model, **OPTIMIZERS[name][2]),
+        batch_size=32,
+        epochs=10,
+    )
+    trainer.fit(x_train, y_train)
+
+    assert trainer.evaluate(x_test, y_test)["accuracy"] > 0.95
