@@ -156,3 +156,15 @@ def test_the_report_reads_well(rng) -> None:
 def test_something_that_is_not_a_model_is_refused() -> None:
     with pytest.raises(ConfigError, match="Sequential or a Layer"):
         gradcheck(lambda x: x, np.zeros((1, 1)), np.zeros((1, 1)), "mse")
+
+
+def test_a_vanishing_gradient_is_compared_in_absolute_terms(rng) -> None:
+    layers = [Dense(3, 3, "sigmoid"), Dense(3, 3, "sigmoid"), Dense(3, 2, "sigmoid")]
+    model = Sequential(layers, seed=2, dtype="float64")
+    model.layers[1].params["W"] *= 1e-4
+    x, y = batch(rng)
+    report = gradcheck(model, x, y, MSE())
+    assert report.passed, str(report)
+    assert report["dense_0.W"].below_resolution
+    assert not report["dense_2.W"].below_resolution
+    assert "compared in absolute terms" in str(report["dense_0.W"])

@@ -7,7 +7,8 @@ how far apart they are and where. It reports; it never raises for a wrong
 derivative. It is meant for user-defined activations as much as built-in ones.
 
 The comparison, shared with :func:`annlens.analysis.gradcheck`, is the
-max-norm relative error of :func:`max_relative_error`.
+max-norm relative error of :func:`max_relative_error`, with its scale floored
+at the resolution of the finite differences (:func:`noise_floor`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def max_relative_error(
     difference carries rounding noise of about ``1e-16 |f| / eps`` that would
     make an element-by-element relative error look large for a correct
     derivative. A wrong derivative still shows, as a difference of the size of
-    the derivative itself.
+    the derivative itself. :func:`noise_floor` gives the ``floor`` that keeps
+    rounding noise alone from failing a check.
     """
     diff = np.abs(np.asarray(analytic, dtype=np.float64) - numeric).ravel()
     if diff.size == 0:
@@ -56,6 +58,40 @@ def max_relative_error(
     index = int(np.argmax(diff))
     scale = max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))))
     return float(diff[index] / max(scale, floor)), index
+
+
+def noise_floor(magnitude: float, eps: float, tolerance: float) -> float:
+    """The scale below which a finite-difference comparison turns absolute.
+
+    Parameters
+    ----------
+    magnitude : float
+        The size of the values whose differences estimate the derivative (the
+        loss, or ``max |f|``).
+    eps : float
+        The finite-difference step.
+    tolerance : float
+        The error that passes.
+
+    Returns
+    -------
+    float
+        ``10 u magnitude / (eps tolerance)``, at least 1e-12, with ``u`` the
+        float64 unit roundoff (2.2e-16).
+
+    Notes
+    -----
+    A central difference ``(F(x+eps) - F(x-eps)) / 2 eps`` of values of size
+    ``|F|`` carries rounding noise of up to about ``u |F| / eps``: with
+    ``eps = 1e-6`` and ``|F| = 1``, about 2e-10, whatever the true derivative.
+    Dividing by at least this floor keeps that noise below a tenth of the
+    tolerance, so that a correct gradient that has all but vanished (deep
+    sigmoid networks) is not reported as wrong. Below the floor the check is in
+    effect absolute, to ``10 u |F| / eps``: as fine as central differences can
+    resolve.
+    """
+    unit_roundoff = float(np.finfo(np.float64).eps)
+    return max(10 * unit_roundoff * magnitude / (eps * tolerance), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -161,6 +197,7 @@ def _compare(
     numeric: Array,
     z: Array,
     tolerance: float,
+    floor: float,
 ) -> DerivativeCheck:
     """Evaluate ``compute()`` and compare it with ``numeric``, never raising."""
     try:
@@ -168,7 +205,7 @@ def _compare(
     except Exception as problem:  # the report says what the derivative did
         note = f"{label} raised {type(problem).__name__}: {problem}"
         return DerivativeCheck(label, float("inf"), False, note=note)
-    error, index = max_relative_error(analytic, numeric)
+    error, index = max_relative_error(analytic, numeric, floor)
     row, column = np.unravel_index(index, z.shape)
     where = f"z = {z.flat[index]:.6g}"
     if z.shape[0] > 1:
@@ -217,7 +254,9 @@ def check_activation(
     ``f''(z)`` with ``(f'(z+h) - f'(z-h)) / 2h`` using the activation's own
     ``f'`` (a second difference of ``f`` would drown in rounding at this step).
     ``backward`` and ``jvp`` are compared with the same estimate times a random
-    vector. An activation that is not elementwise (softmax) is checked through
+    vector. Each error is a max-norm relative error whose scale is floored by
+    :func:`noise_floor`, so rounding noise alone never fails a check. An
+    activation that is not elementwise (softmax) is checked through
     its products alone: ``backward(z, a, u)`` against the gradient of
     ``<u, f(z)>`` and ``jvp(z, a, v)`` against ``(f(z+hv) - f(z-hv)) / 2h``.
     """
@@ -249,6 +288,11 @@ def check_activation(
     )
 
 
+def _size(*arrays: Array) -> float:
+    """The largest magnitude in ``arrays``, the size a difference is taken of."""
+    return max(float(np.max(np.abs(array), initial=0.0)) for array in arrays)
+
+
 def _elementwise(
     act: Activation,
     z: Array,
@@ -262,8 +306,9 @@ def _elementwise(
     step = up - down
     a, a_up, a_down = act.forward(z), act.forward(up), act.forward(down)
     slope = (a_up - a_down) / step
+    floor = noise_floor(_size(a_up, a_down), eps, tolerance)
 
-    first = _compare("f'", lambda: act.derivative(z, a), slope, z, tolerance)
+    first = _compare("f'", lambda: act.derivative(z, a), slope, z, tolerance, floor)
 
     second: DerivativeCheck | None = None
     try:
@@ -276,19 +321,37 @@ def _elementwise(
         defined = True  # _compare reports what it raised
     if defined:
         try:
-            curvature = (act.derivative(up, a_up) - act.derivative(down, a_down)) / step
+            slope_up, slope_down = (
+                act.derivative(up, a_up),
+                act.derivative(down, a_down),
+            )
         except Exception as error:
             note = f"f'' not estimated: f' raised {type(error).__name__}: {error}"
             second = DerivativeCheck("f''", float("inf"), False, note=note)
         else:
+            curvature = (slope_up - slope_down) / step
             second = _compare(
-                "f''", lambda: act.second_derivative(z, a), curvature, z, tolerance
+                "f''",
+                lambda: act.second_derivative(z, a),
+                curvature,
+                z,
+                tolerance,
+                noise_floor(_size(slope_up, slope_down), eps, tolerance),
             )
 
     u, v = rng.normal(size=z.shape), rng.normal(size=z.shape)
     products = [
-        _compare("backward", lambda: act.backward(z, a, u), u * slope, z, tolerance),
-        _compare("jvp", lambda: act.jvp(z, a, v), v * slope, z, tolerance),
+        _compare(
+            "backward",
+            lambda: act.backward(z, a, u),
+            u * slope,
+            z,
+            tolerance,
+            floor * _size(u),
+        ),
+        _compare(
+            "jvp", lambda: act.jvp(z, a, v), v * slope, z, tolerance, floor * _size(v)
+        ),
     ]
     return first, second, products
 
@@ -313,10 +376,14 @@ def _jacobian(
         down[index] -= eps
         step = up[index] - down[index]
         vjp[index] = np.sum(u * (act.forward(up) - act.forward(down))) / step
+    floor = noise_floor(_size(np.sum(np.abs(u * a), axis=-1)), eps, tolerance)
+    first = _compare(
+        "backward", lambda: act.backward(z, a, u), vjp, z, tolerance, floor
+    )
 
-    first = _compare("backward", lambda: act.backward(z, a, u), vjp, z, tolerance)
     directional = (act.forward(z + eps * v) - act.forward(z - eps * v)) / (2 * eps)
-    jvp = _compare("jvp", lambda: act.jvp(z, a, v), directional, z, tolerance)
+    floor = noise_floor(_size(a), eps, tolerance)
+    jvp = _compare("jvp", lambda: act.jvp(z, a, v), directional, z, tolerance, floor)
     notes.append(
         f"{act.name} is not elementwise: f' checked through its products with "
         "vectors, f'' not checked"

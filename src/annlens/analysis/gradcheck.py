@@ -7,6 +7,13 @@ returns a :class:`GradcheckReport` with, per tensor, the max-norm relative
 error and where the two disagree most. It reports; it does not raise for a
 wrong gradient.
 
+The error of a tensor is ``max|a - n| / max(max|a|, max|n|, floor)``, with
+``floor`` the resolution of central differences of a loss of this size
+(:func:`~annlens.activations.check.noise_floor`, about ``2e-3 |L|`` at the
+default settings): rounding noise alone never fails a check, and a tensor
+whose gradient has all but vanished is compared in absolute terms, as finely
+as central differences allow; its line in the report says so.
+
 The check runs in float64. A float32 model or layer is not refused: a float64
 copy of it is checked instead, which proves the maths of its backward pass but
 not float32 rounding; the report says so. The model itself is left exactly as
@@ -23,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from annlens.activations.check import max_relative_error
+from annlens.activations.check import max_relative_error, noise_floor
 from annlens.errors import ConfigError, InputError
 from annlens.hooks import HookTable
 from annlens.layers.base import Array, Layer
@@ -54,6 +61,10 @@ class TensorCheck:
         How many entries were compared.
     passed : bool
         ``error <= tolerance``.
+    scale : float
+        ``max(max|a|, max|n|)`` over the entries checked.
+    floor : float
+        The smallest scale divided by (the finite-difference resolution).
     """
 
     name: str
@@ -64,15 +75,28 @@ class TensorCheck:
     numeric: float
     checked: int
     passed: bool
+    scale: float = 0.0
+    floor: float = 0.0
+
+    @property
+    def below_resolution(self) -> bool:
+        """Whether the whole gradient is smaller than finite differences resolve."""
+        return self.scale < self.floor
 
     def __str__(self) -> str:
         status = "ok" if self.passed else "MISMATCH"
-        return (
+        line = (
             f"{self.name:<16} {status:<8} error {self.error:.2e} at "
             f"{self.worst_index}: analytic {self.analytic:.10g}, "
             f"numeric {self.numeric:.10g} ({self.checked} of "
             f"{int(np.prod(self.shape))} entries)"
         )
+        if self.below_resolution:
+            line += (
+                f"; the whole gradient is below {self.floor:.1e}, the floor set "
+                "by finite-difference rounding, so it is compared in absolute terms"
+            )
+        return line
 
 
 @dataclass(frozen=True)
@@ -315,13 +339,16 @@ def _check(
         return float(loss.value(subject.forward(x), y))
 
     state.grad_enabled = False
+    floor = noise_floor(abs(float(value)), eps, tolerance)
     chooser = np.random.default_rng(seed)
     arrays = [(name, layer.params[key]) for name, layer, key in subject.tensors()]
     checks = []
     for name, array in [*arrays, ("input", x)]:
         indices = _entries(array.shape, max_entries, chooser)
         numeric = _differences(array, indices, eps, loss_at)
-        checks.append(_compare(name, analytic[name], numeric, indices, tolerance))
+        checks.append(
+            _compare(name, analytic[name], numeric, indices, tolerance, floor)
+        )
     return checks, float(value)
 
 
@@ -354,13 +381,20 @@ def _differences(
 
 
 def _compare(
-    name: str, analytic: Array, numeric: Array, indices: list[Index], tolerance: float
+    name: str,
+    analytic: Array,
+    numeric: Array,
+    indices: list[Index],
+    tolerance: float,
+    floor: float,
 ) -> TensorCheck:
     """One :class:`TensorCheck` from the entries at ``indices``."""
     rows = tuple(np.array(axis, dtype=np.intp) for axis in zip(*indices, strict=True))
     if not indices:
         rows = tuple(np.zeros(0, dtype=np.intp) for _ in analytic.shape)
-    error, worst = max_relative_error(analytic[rows], numeric[rows])
+    picked, estimated = analytic[rows], numeric[rows]
+    error, worst = max_relative_error(picked, estimated, floor)
+    scale = max(float(np.max(np.abs(v), initial=0.0)) for v in (picked, estimated))
     index = indices[worst] if indices else ()
     return TensorCheck(
         name=name,
@@ -371,4 +405,6 @@ def _compare(
         numeric=float(numeric[index]) if indices else float("nan"),
         checked=len(indices),
         passed=bool(error <= tolerance),
+        scale=scale,
+        floor=floor,
     )
