@@ -32,10 +32,12 @@ layer computes ``x W + b`` with ``W`` of shape (in, out), while
 ``weight``, ``bias``, ``running_mean`` and ``running_var``.
 
 Safety. A checkpoint is written into a hidden temporary folder beside its
-final place, every file ``fsync``-ed, then renamed into place (an existing one
-is first renamed aside, and removed only once the new one is in place), so a
-run killed at any moment leaves either the old checkpoint or the new one at
-the path, never a mixture. Nothing is pickled. :func:`load_checkpoint` checks
+final place, every file ``fsync``-ed, then renamed into place. An existing one
+is first renamed aside (``.<name>.old-*``) and removed only once the new one is
+in place. A run killed at any moment therefore leaves at the path the old
+checkpoint or the new one, never a mixture; killed between the two renames, it
+leaves nothing there and the old one aside, which :func:`load_checkpoint`
+points to in its message. Nothing is pickled. :func:`load_checkpoint` checks
 the format and the sha256 before decoding anything, so a truncated, altered or
 foreign file raises :class:`~annlens.errors.CheckpointError` and loads nothing;
 :func:`restore` checks that the checkpoint fits the model and changes nothing
