@@ -221,3 +221,25 @@ def test_saving_over_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
         save_checkpoint(tmp_path / "results", make_model())
 
     assert (tmp_path / "results" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_crash_between_the_renames_points_to_the_old_checkpoint(saved, monkeypatch):
+    path, _ = saved
+    real = os.replace
+    calls = {"n": 0}
+
+    def replace(source, target):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the old one moved aside, then the process "died"
+            raise OSError("simulated crash")
+        return real(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        save_checkpoint(path, make_model(seed=2))
+    monkeypatch.undo()
+
+    with pytest.raises(
+        CheckpointError, match=r"previous checkpoint is at '.*\.ckpt\.old-"
+    ):
+        load_checkpoint(path)
