@@ -1,0 +1,191 @@
+"""Bad input is refused with the right error, a message that names the problem
+and where it is, and the model's weights untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annlens import Dense, Sequential
+from annlens.activations import activation_names
+from annlens.errors import (
+    ConfigError,
+    InputError,
+    LabelError,
+    ShapeError,
+    StateError,
+    UnknownNameError,
+)
+from annlens.layers import initializer_names
+from annlens.losses import NLLLoss, SoftmaxCrossEntropy
+
+
+def make_model() -> Sequential:
+    layers = [Dense(4, 6, "relu", name="hidden"), Dense(6, 3, name="logits")]
+    return Sequential(layers, seed=0, dtype="float64")
+
+
+def weights(model: Sequential) -> dict[str, np.ndarray]:
+    return {name: value.copy() for name, value in model.parameters().items()}
+
+
+def assert_untouched(model: Sequential, before: dict[str, np.ndarray]) -> None:
+    after = model.parameters()
+    assert after.keys() == before.keys()
+    for name, value in before.items():
+        assert np.array_equal(after[name], value), name
+
+
+@pytest.fixture
+def model() -> Sequential:
+    return make_model()
+
+
+# -- the input batch ----------------------------------------------------------------
+
+
+def test_input_of_the_wrong_width_names_the_layer_and_both_shapes(model, rng) -> None:
+    before = weights(model)
+    with pytest.raises(ShapeError) as caught:
+        model.forward(rng.normal(size=(5, 3)))
+    message = str(caught.value)
+    assert "'hidden'" in message and "(batch, 4)" in message and "(5, 3)" in message
+    assert_untouched(model, before)
+
+
+def test_a_standalone_layer_names_itself_on_the_wrong_width(rng) -> None:
+    layer = Dense(4, 2, name="probe")
+    with pytest.raises(
+        ShapeError, match=r"'probe' expects input of shape \(batch, 4\)"
+    ):
+        layer.forward(rng.normal(size=(2, 5)))
+
+
+def test_a_single_sample_as_a_vector_gets_a_hint(model) -> None:
+    with pytest.raises(ShapeError, match=r"reshape\(1, -1\)"):
+        model.forward(np.zeros(4))
+
+
+def test_an_empty_batch_is_refused(model) -> None:
+    before = weights(model)
+    with pytest.raises(InputError, match="empty batch"):
+        model.forward(np.zeros((0, 4)))
+    assert_untouched(model, before)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [np.array([["a", "b", "c", "d"]]), np.array([[object(), 1, 2, 3]], dtype=object)],
+    ids=["strings", "objects"],
+)
+def test_non_numeric_input_is_refused_naming_its_dtype(model, x) -> None:
+    before = weights(model)
+    with pytest.raises(InputError) as caught:
+        model.forward(x)
+    assert "numeric" in str(caught.value) and str(x.dtype) in str(caught.value)
+    assert_untouched(model, before)
+
+
+@pytest.mark.parametrize(
+    ("bad", "counts"),
+    [
+        (np.nan, "1 NaN and 0 Inf"),
+        (np.inf, "0 NaN and 1 Inf"),
+        (-np.inf, "0 NaN and 1 Inf"),
+    ],
+    ids=["nan", "inf", "-inf"],
+)
+def test_nan_or_inf_in_the_input_is_refused_with_where_it_is(
+    model, bad, counts
+) -> None:
+    before = weights(model)
+    x = np.ones((3, 4))
+    x[2, 1] = bad
+    with pytest.raises(InputError) as caught:
+        model.forward(x)
+    message = str(caught.value)
+    assert counts in message and "row 2, column 1" in message
+    assert_untouched(model, before)
+
+
+# -- construction ---------------------------------------------------------------------
+
+
+def test_layers_that_do_not_chain_are_refused_at_construction() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Sequential([Dense(4, 6, name="first"), Dense(5, 2, name="second")])
+    message = str(caught.value)
+    assert "'second' expects 5 input features" in message
+    assert "'first' gives 6" in message
+
+
+def test_an_unknown_activation_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownNameError) as caught:
+        Dense(4, 2, activation="sigmod")
+    message = str(caught.value)
+    assert "'sigmod'" in message and "did you mean 'sigmoid'" in message
+    assert all(name in message for name in activation_names())
+
+
+def test_an_unknown_initialiser_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownNameError) as caught:
+        Dense(4, 2, init="glorot")
+    message = str(caught.value)
+    assert "'glorot'" in message
+    assert all(name in message for name in initializer_names())
+
+
+# -- targets ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", [SoftmaxCrossEntropy(), NLLLoss()])
+def test_labels_out_of_range_are_refused_with_the_range(model, loss, rng) -> None:
+    before = weights(model)
+    output = model.forward(rng.normal(size=(4, 4)))
+    with pytest.raises(LabelError) as caught:
+        model.loss(loss, output, np.array([0, 1, 3, 2]))
+    message = str(caught.value)
+    assert "[0, 3)" in message and "got 3 at position 2" in message
+    assert_untouched(model, before)
+
+
+def test_labels_of_the_wrong_kind_are_refused(model, rng) -> None:
+    before = weights(model)
+    output = model.forward(rng.normal(size=(3, 4)))
+    with pytest.raises(LabelError, match="integers; got 0.5 at position 1"):
+        model.loss(SoftmaxCrossEntropy(), output, np.array([1.0, 0.5, 2.0]))
+    with pytest.raises(LabelError, match="numeric"):
+        model.loss(SoftmaxCrossEntropy(), output, np.array(["cat", "dog", "cat"]))
+    assert_untouched(model, before)
+
+
+def test_labels_for_another_batch_size_are_refused(model, rng) -> None:
+    output = model.forward(rng.normal(size=(3, 4)))
+    with pytest.raises(LabelError, match="3 samples but the targets hold 4"):
+        model.loss(SoftmaxCrossEntropy(), output, np.array([0, 1, 2, 0]))
+
+
+# -- call order ----------------------------------------------------------------
+
+
+def test_backward_before_any_forward_is_refused(model) -> None:
+    before = weights(model)
+    with pytest.raises(StateError, match="forward"):
+        model.backward(np.ones((2, 3)))
+    assert_untouched(model, before)
+
+
+def test_backward_after_a_forward_under_no_grad_is_refused(model, rng) -> None:
+    x = rng.normal(size=(2, 4))
+    model.forward(x)  # a pass that kept its values, then one that did not
+    with model.no_grad():
+        model.forward(x)
+    before = weights(model)
+    with pytest.raises(StateError, match="no_grad"):
+        model.backward(np.ones((2, 3)))
+    assert_untouched(model, before)
+
+
+def test_a_standalone_layer_refuses_backward_before_forward() -> None:
+    with pytest.raises(StateError, match="'probe'"):
+        Dense(4, 2, name="probe").backward(np.ones((1, 2)))
