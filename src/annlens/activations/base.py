@@ -11,6 +11,7 @@ adapter for plain functions; the functions themselves live in ``library.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,8 +64,18 @@ class Activation:
     def __call__(self, z: Array) -> Array:
         return self.forward(z)
 
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments of this instance (public attributes)."""
+        public = vars(self).items()
+        return {k: v for k, v in public if not k.startswith("_") and k != "name"}
+
+    def config(self) -> str | dict[str, Any]:
+        """The name, or the name and settings, that rebuild this activation."""
+        settings = self.settings()
+        return {"name": self.name, **settings} if settings else self.name
+
     def __repr__(self) -> str:
-        settings = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        settings = self.settings()
         inner = ", ".join(f"{k}={v!r}" for k, v in settings.items())
         return f"{type(self).__name__}({inner})"
 

@@ -30,13 +30,17 @@ def activation_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_activation(spec: str | Activation | None, **settings: Any) -> Activation:
+def get_activation(
+    spec: str | dict[str, Any] | Activation | None, **settings: Any
+) -> Activation:
     """Return the activation that ``spec`` names.
 
     Parameters
     ----------
-    spec : str, Activation or None
-        A registered name, an instance (returned unchanged) or None (identity).
+    spec : str, dict, Activation or None
+        A registered name, a dict of a name and settings (what
+        :meth:`Activation.config` returns), an instance (returned unchanged)
+        or None (identity).
     **settings
         Constructor arguments for a named activation, such as ``alpha``.
     """
@@ -44,6 +48,14 @@ def get_activation(spec: str | Activation | None, **settings: Any) -> Activation
         spec = "identity"
     if isinstance(spec, Activation):
         return spec
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        spec, settings = (
+            spec["name"],
+            {
+                **{k: v for k, v in spec.items() if k != "name"},
+                **settings,
+            },
+        )
     if not isinstance(spec, str):
         raise ConfigError(
             f"an activation is a name or an Activation instance, got {spec!r}"

@@ -34,7 +34,9 @@ class Activation(Layer):
     stages: ClassVar[tuple[str, ...]] = Dense.stages
 
     def __init__(
-        self, activation: str | ActivationFunction, name: str | None = None
+        self,
+        activation: str | dict[str, Any] | ActivationFunction,
+        name: str | None = None,
     ) -> None:
         super().__init__(name)
         self.activation = get_activation(activation)
@@ -62,4 +64,4 @@ class Activation(Layer):
         return {"activation": self.activation.name, "init": ""}
 
     def config(self) -> dict[str, Any]:
-        return {"activation": self.activation.name, "name": self.name}
+        return {"activation": self.activation.config(), "name": self.name}

@@ -82,7 +82,7 @@ class Dense(Layer):
         self,
         in_features: int,
         out_features: int,
-        activation: str | Activation | None = None,
+        activation: str | dict[str, Any] | Activation | None = None,
         init: str | Initializer | None = None,
         bias: bool = True,
         bias_init: str | Initializer = "zeros",
@@ -156,7 +156,7 @@ class Dense(Layer):
         return {
             "in_features": self.n_in,
             "out_features": self.n_out,
-            "activation": self.activation.name,
+            "activation": self.activation.config(),
             "init": self.init_spec if isinstance(self.init_spec, str) else None,
             "bias": self.bias,
             "name": self.name,
