@@ -100,6 +100,15 @@ def test_unknown_activation_name_lists_the_known_ones() -> None:
         assert name in message
 
 
+@pytest.mark.parametrize(("name", "settings"), SPECS, ids=IDS)
+def test_config_rebuilds_the_same_activation(name, settings) -> None:
+    act = make(name, settings)
+    rebuilt = get_activation(act.config())
+    assert type(rebuilt) is type(act) and rebuilt.settings() == act.settings()
+    z = np.linspace(-3, 3, 13)
+    assert np.array_equal(rebuilt.forward(z), act.forward(z))
+
+
 @pytest.mark.parametrize(
     "build",
     [

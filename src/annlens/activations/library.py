@@ -14,6 +14,7 @@ kinks list them in ``kinks``, which finite-difference checks step around.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -208,6 +209,10 @@ class SELU(ELU):
     def second_derivative(self, z: Array, a: Array) -> Array:
         d2 = super().second_derivative(z, a)
         return (self.scale * d2).astype(z.dtype, copy=False)
+
+    def settings(self) -> dict[str, Any]:
+        """None: alpha and scale are fixed constants, not constructor arguments."""
+        return {}
 
     def __repr__(self) -> str:
         return "SELU()"
