@@ -19,6 +19,7 @@ NonFiniteError for the user.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -39,15 +40,17 @@ def is_finite(value: Any) -> bool:
     """Whether an array (or a number) holds no NaN and no Inf.
 
     A sum is one cheap pass without a temporary array: a NaN or Inf anywhere
-    makes it non-finite. Only when the sum is not finite (which finite values
-    can also cause, by overflow) is every element checked.
+    makes it non-finite. Only when the sum is not finite is every element
+    checked, since finite values close to the dtype's largest can also sum to
+    Inf (NumPy then warns of an overflow before the exact check clears them).
     """
-    array = np.asarray(value)
-    if array.dtype.kind not in "fc":
-        return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = array.sum()
-    return bool(np.isfinite(total)) or bool(np.isfinite(array).all())
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "fc":
+            return True
+        if math.isfinite(value.sum()):
+            return True
+        return bool(np.isfinite(value).all())
+    return bool(np.isfinite(value).all())
 
 
 def raise_non_finite(
@@ -83,11 +86,16 @@ class NonFiniteGuard:
 
     Notes
     -----
-    The guard adds one sum per checked array, a small fraction of a matrix
-    product. The ``update`` check also adds each update to its parameter to
-    see whether the new value would overflow. ``step`` in an error is the
-    number of optimizer steps already taken, which is the failing step's index
-    counted from 0.
+    The guard adds one hook dispatch and one sum per checked array; the
+    ``update`` check also adds each update to its parameter to see whether the
+    new value would overflow. The dispatches are a fixed cost per step, so
+    the share shrinks as layers grow: on a 2-core machine, a network with two
+    hidden layers, BatchNorm and Dropout took about twice as long per step at
+    batch 32 and width 128, 40% longer at 128 and 256, and 3% longer at 256
+    and 512. ``Trainer(nan_guard=False)`` leaves it out.
+
+    ``step`` in an error is the number of optimizer steps already taken,
+    which is the failing step's index counted from 0.
     """
 
     def __init__(self, model: Any) -> None:
@@ -138,35 +146,47 @@ class NonFiniteGuard:
 def _checker(stage_name: str) -> Callable[..., None]:
     """The hook that checks what ``stage_name`` passes on."""
     stage = get_stage(stage_name)
-    argument = stage.arguments[stage.replaces]
+    replaces = stage.replaces
+    argument = stage.arguments[replaces]
+    per_parameter = stage_name in ("gradient", "update")
 
     def check(owner: Any, *arguments: Any) -> None:
-        step = owner.state.step
-        layer = owner.name if stage_name != "loss" else None
-        value = arguments[stage.replaces]
+        value = arguments[replaces]
         if stage_name == "loss" and not is_finite(arguments[0]):
             raise_non_finite(
-                arguments[0], "the loss value", step=step, layer=None, stage="loss"
+                arguments[0],
+                "the loss value",
+                step=owner.state.step,
+                layer=None,
+                stage="loss",
             )
-        if stage_name in ("gradient", "update"):
-            what = f"the {argument} of parameter {arguments[0]!r}"
-        elif stage_name == "loss":
-            what = "the loss gradient dL/d output"
-        else:
-            what = argument
         if not is_finite(value):
-            raise_non_finite(value, what, step=step, layer=layer, stage=stage_name)
+            if per_parameter:
+                what = f"the {argument} of parameter {arguments[0]!r}"
+            elif stage_name == "loss":
+                what = "the loss gradient dL/d output"
+            else:
+                what = argument
+            layer = None if stage_name == "loss" else owner.name
+            raise_non_finite(
+                value, what, step=owner.state.step, layer=layer, stage=stage_name
+            )
         if stage_name == "update":
-            with np.errstate(over="ignore", invalid="ignore"):
-                proposed = owner.params[arguments[0]] + value
-            if not is_finite(proposed):
-                raise_non_finite(
-                    proposed,
-                    f"parameter {arguments[0]!r} after its update",
-                    step=step,
-                    layer=layer,
-                    stage=stage_name,
-                )
+            _check_new_value(owner, arguments[0], value)
 
     check.__qualname__ = f"NonFiniteGuard[{stage_name}]"
     return check
+
+
+def _check_new_value(layer: Any, name: str, update: Any) -> None:
+    """Refuse an update whose sum with its finite parameter overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        proposed = layer.params[name] + update
+    if not is_finite(proposed):
+        raise_non_finite(
+            proposed,
+            f"parameter {name!r} after its update",
+            step=layer.state.step,
+            layer=layer.name,
+            stage="update",
+        )

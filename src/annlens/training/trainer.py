@@ -70,7 +70,10 @@ class Trainer:
     seed : int, optional
         Fixes the order of the data; by default derived from ``model.seed``.
     nan_guard : bool
-        Stop at the first NaN or Inf with :class:`~annlens.errors.NonFiniteError`.
+        Stop at the first NaN or Inf with :class:`~annlens.errors.NonFiniteError`
+        (see :class:`~annlens.training.guard.NonFiniteGuard`, also for its cost
+        on small networks). Its hooks are registered only while ``fit``,
+        ``step`` or ``evaluate`` runs.
     validation_split : float
         The fraction of ``fit``'s data, taken from its end before shuffling,
         held out for validation, in [0, 1).
