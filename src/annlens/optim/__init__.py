@@ -34,12 +34,12 @@ from annlens.optim.schedules import (
     CosineAnnealing,
     CosineWarmRestarts,
     ExponentialDecay,
-    LinearWarmup,
     MultiStepDecay,
     Schedule,
     StepDecay,
 )
 from annlens.optim.sgd import SGD
+from annlens.optim.warmup import LinearWarmup
 
 __all__ = [
     "SGD",

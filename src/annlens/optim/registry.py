@@ -23,12 +23,12 @@ from annlens.optim.schedules import (
     CosineAnnealing,
     CosineWarmRestarts,
     ExponentialDecay,
-    LinearWarmup,
     MultiStepDecay,
     Schedule,
     StepDecay,
 )
 from annlens.optim.sgd import SGD
+from annlens.optim.warmup import LinearWarmup
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
