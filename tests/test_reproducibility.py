@@ -125,3 +125,63 @@ def test_a_trainer_reused_for_a_second_fit_continues_the_data_order() -> None:
         for t in (once, twice)
     ]
     assert digest[0] == digest[1]
+
+
+def test_a_run_resumed_from_an_epoch_checkpoint_ends_bit_identical() -> None:
+    from annlens.optim import StepDecay
+    from annlens.training import Callback, EarlyStopping
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 4)), np.arange(40) % 3
+
+    class Checkpoint(Callback):
+        """Keeps everything a checkpoint would, at the end of epoch 1."""
+
+        saved: dict = {}
+
+        def on_epoch_end(self, trainer, logs):
+            if logs["epoch"] == 1:
+                Checkpoint.saved = {
+                    "model": trainer.model.state_dict(),
+                    "rng": trainer.model.state.rng.bit_generator.state,
+                    "step": trainer.model.state.step,
+                    "optimizer": trainer.optimizer.state_dict(),
+                    "schedule": trainer.schedule.state_dict(),
+                    "trainer": trainer.state_dict(),
+                }
+
+    def build() -> Trainer:
+        model = Sequential(
+            [Dense(4, 8, "relu"), BatchNorm(), Dropout(0.3), Dense(8, 3)], seed=5
+        )
+        optimizer = SGD(model, lr=0.1, momentum=0.9)
+        return Trainer(
+            model,
+            SoftmaxCrossEntropy(),
+            optimizer,
+            batch_size=16,
+            epochs=4,
+            schedule=StepDecay(optimizer, step_size=1, gamma=0.7),
+            callbacks=[Checkpoint(), EarlyStopping("val_loss", patience=10)],
+        )
+
+    reference = build()
+    reference.fit(x[:32], y[:32], validation_data=(x[32:], y[32:]))
+
+    resumed = build()
+    saved = Checkpoint.saved
+    resumed.model.load_state_dict(saved["model"])
+    resumed.model.state.rng.bit_generator.state = saved["rng"]
+    resumed.model.state.step = saved["step"]
+    resumed.optimizer.load_state_dict(saved["optimizer"])
+    resumed.schedule.load_state_dict(saved["schedule"])
+    resumed.load_state_dict(saved["trainer"])
+    assert resumed.epochs_done == 2
+    resumed.fit(x[:32], y[:32], validation_data=(x[32:], y[32:]), resume=True)
+
+    assert resumed.history.rows == reference.history.rows
+    assert resumed.history.steps == reference.history.steps
+    for name, value in reference.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[name], value)
+    stoppers = [t.callbacks.callbacks[1] for t in (reference, resumed)]
+    assert stoppers[0].state_dict()["best"] == stoppers[1].state_dict()["best"]

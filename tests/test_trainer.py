@@ -325,28 +325,48 @@ def test_clip_value_bounds_every_gradient_the_optimizer_sees() -> None:
     assert max(float(np.abs(u).max()) for u in updates) <= 1e-3 + 1e-15
 
 
-@pytest.mark.torch
-def test_clip_norm_matches_pytorch() -> None:
-    torch = pytest.importorskip("torch")
+def test_clip_norm_scales_the_gradients_to_the_limit_before_the_update() -> None:
     x, y = blobs(8)
     trainer = make(lr=1.0, clip_norm=0.05)
     model = trainer.model
-    model.forward(x)
     model.backward(SoftmaxCrossEntropy().gradient(model.forward(x), y))
-    tensors = []
-    for layer in model.layers:
-        for key in layer.params:
-            tensor = torch.zeros(layer.grads[key].shape, dtype=torch.float64)
-            tensor.grad = torch.from_numpy(layer.grads[key].copy())
-            tensors.append(tensor)
-    norm_torch = torch.nn.utils.clip_grad_norm_(tensors, 0.05)
+    raw = {name: g.copy() for name, g in model.gradients().items()}
+    norm = np.sqrt(sum(np.sum(g**2) for g in raw.values()))
+    updates = {}
+    model.register_hook(
+        "update", lambda layer, name, u: updates.update({f"{layer.name}.{name}": u})
+    )
 
     logs = trainer.step(x, y)
 
-    assert logs["grad_norm"] == pytest.approx(float(norm_torch), abs=1e-12)
-    clipped = [g for layer in model.layers for g in layer.grads.values()]
-    for ours, theirs in zip(clipped, tensors, strict=True):
-        np.testing.assert_allclose(ours, theirs.grad.numpy(), atol=1e-12)
+    assert logs["grad_norm"] == pytest.approx(norm, rel=1e-12)
+    assert norm > 0.05
+    for name, grad in raw.items():
+        np.testing.assert_allclose(-updates[name], grad * 0.05 / norm, rtol=1e-12)
+
+
+def test_constraints_apply_after_every_update_before_the_callbacks() -> None:
+    optim = pytest.importorskip("annlens.optim")
+    x, y = blobs(16)
+    norms = []
+
+    def first_layer_norm(trainer, logs):
+        W = trainer.model.layers[0].params["W"]
+        norms.append(float(np.linalg.norm(W, axis=0).max()))
+
+    trainer = make(
+        lr=1.0,
+        constraints=[optim.MaxNorm(0.5, pattern="dense_0.W")],
+        callbacks=[LambdaCallback(on_after_update=first_layer_norm)],
+    )
+    trainer.fit(x, y)
+    assert max(norms) <= 0.5 + 1e-12
+    assert np.linalg.norm(trainer.model.layers[1].params["W"], axis=0).max() > 0.5
+
+
+def test_a_constraint_without_apply_is_refused() -> None:
+    with pytest.raises(ConfigError, match="constraint must have apply"):
+        make(constraints=[object()])
 
 
 def test_an_epoch_schedule_steps_after_each_epoch() -> None:

@@ -1,7 +1,6 @@
 """Training: the Trainer, its events and callbacks, metrics, history and NaN guard."""
 
 from annlens.training.callbacks import EVENTS, Callback, CallbackList, LambdaCallback
-from annlens.training.clipping import clip_by_norm, clip_by_value
 from annlens.training.early_stopping import EarlyStopping
 from annlens.training.guard import NonFiniteGuard
 from annlens.training.history import History
@@ -23,8 +22,6 @@ __all__ = [
     "NonFiniteGuard",
     "Trainer",
     "accuracy",
-    "clip_by_norm",
-    "clip_by_value",
     "get_metric",
     "metric_names",
     "register_metric",

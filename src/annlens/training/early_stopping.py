@@ -85,7 +85,8 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_fit_start(self, trainer: Any, logs: Logs) -> None:
-        self._reset()
+        if not logs.get("resumed"):
+            self._reset()
 
     def on_epoch_end(self, trainer: Any, logs: Logs) -> None:
         if self.monitor not in logs:
@@ -118,6 +119,24 @@ class EarlyStopping(Callback):
                 self.best_epoch,
                 self.wait,
             )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best value, its epoch (and weights), the epochs waited."""
+        return {
+            "best": float(self.best),
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "wait": self.wait,
+            "best_state": self._best_state,
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`."""
+        self.best = float(saved["best"])
+        self.best_epoch = saved["best_epoch"]
+        self.stopped_epoch = saved["stopped_epoch"]
+        self.wait = int(saved["wait"])
+        self._best_state = saved.get("best_state")
 
     def on_fit_end(self, trainer: Any, logs: Logs) -> None:
         if self.restore_best and self._best_state is not None:

@@ -16,13 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from annlens.errors import ConfigError, HookError, InputError, ShapeError
+from annlens.errors import ConfigError, HookError
 from annlens.layers.base import Array
-from annlens.layers.batchnorm import BatchNorm
 from annlens.model import Sequential, seeded_generator
-from annlens.optim import Optimizer
+from annlens.optim import Optimizer, clip_grad_norm, clip_grad_value
 from annlens.training.callbacks import Callback, CallbackList, Logs
-from annlens.training.clipping import clip_by_norm, clip_by_value
+from annlens.training.checks import (
+    check_batches,
+    check_data,
+    check_schedule,
+    check_settings,
+    split_validation,
+)
 from annlens.training.guard import NonFiniteGuard, unwrap
 from annlens.training.history import History
 from annlens.training.metrics import Metric, get_metric
@@ -61,7 +66,13 @@ class Trainer:
         ``value(model) -> float`` and ``add_gradients(model)``): their values
         join the loss, their gradients the parameter gradients.
     clip_norm, clip_value : float, optional
-        Clip the gradients by global norm and/or elementwise (value first).
+        Clip the gradients elementwise and/or by global norm (value first),
+        with :func:`annlens.optim.clip_grad_value` and
+        :func:`annlens.optim.clip_grad_norm`; a step's logs then hold
+        ``grad_norm``, the global norm before clipping.
+    constraints : sequence of Constraint
+        Projections of :mod:`annlens.optim.constraints` (``apply(model)``),
+        applied after every optimizer step.
     metrics : sequence of names or (name, fn) pairs
         Recorded for training and validation besides the loss, which is always
         recorded. A function is ``fn(output, target) -> float``.
@@ -94,6 +105,7 @@ class Trainer:
         on_after_backward                        callbacks
         clip                                     by value, then by norm
         optimizer.step()                         update hooks
+        constraint.apply(model)                  max-norm, non-negativity
         schedule.step()                          batch-unit schedules
         on_after_update, on_batch_end            callbacks
 
@@ -118,6 +130,7 @@ class Trainer:
         penalties: Sequence[Any] = (),
         clip_norm: float | None = None,
         clip_value: float | None = None,
+        constraints: Sequence[Any] = (),
         metrics: Iterable[MetricSpec] | Mapping[str, Metric] = ("loss", "accuracy"),
         callbacks: Iterable[Callback] = (),
         seed: int | None = None,
@@ -126,44 +139,20 @@ class Trainer:
         shuffle: bool = True,
         record_steps: bool = True,
     ) -> None:
-        _check_integer("batch_size", batch_size, 1)
-        _check_integer("epochs", epochs, 0)
-        for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
-            if value is not None and not (_is_number(value) and value > 0):
-                raise ConfigError(
-                    f"Trainer {name} must be a number > 0 or None, got {value!r}"
-                )
-        if not (_is_number(validation_split) and 0 <= validation_split < 1):
-            raise ConfigError(
-                f"Trainer validation_split must be in [0, 1), got {validation_split!r}"
-            )
-        if seed is not None:
-            _check_integer("seed", seed, 0)
-        if not callable(getattr(loss, "value_and_grad", None)):
-            raise ConfigError(
-                f"Trainer loss must have value_and_grad(output, target), got {loss!r}"
-            )
-        if getattr(optimizer, "model", None) is not model:
-            raise ConfigError(
-                f"the optimizer {optimizer!r} was not built on this model; "
-                "help: build it as Optimizer(model, ...)"
-            )
-        if schedule is not None and getattr(schedule, "optimizer", None) is not (
-            optimizer
-        ):
-            raise ConfigError(
-                f"the schedule {schedule!r} was not made on this trainer's "
-                "optimizer; help: build it as Schedule(optimizer, ...)"
-            )
-        for penalty in penalties:
-            if not all(
-                callable(getattr(penalty, method, None))
-                for method in ("value", "add_gradients")
-            ):
-                raise ConfigError(
-                    "a penalty must have value(model) and add_gradients(model), "
-                    f"got {penalty!r}; help: see annlens.optim.regularizers"
-                )
+        check_settings(
+            model,
+            loss,
+            optimizer,
+            batch_size=batch_size,
+            epochs=epochs,
+            schedule=schedule,
+            penalties=penalties,
+            constraints=constraints,
+            clip_norm=clip_norm,
+            clip_value=clip_value,
+            validation_split=validation_split,
+            seed=seed,
+        )
 
         self.model = model
         self.loss = loss
@@ -175,6 +164,7 @@ class Trainer:
         self.penalties = tuple(penalties)
         self.clip_norm = clip_norm
         self.clip_value = clip_value
+        self.constraints = tuple(constraints)
         self.metrics: dict[str, Metric] = {}
         entries = metrics.items() if isinstance(metrics, Mapping) else metrics
         for entry in entries:
@@ -194,6 +184,7 @@ class Trainer:
         self.history = History()
         self.stop_training = False
         self.epoch = 0
+        self.epochs_done = 0
         self.batch = 0
 
     def add_metric(self, name: str, fn: Metric) -> None:
@@ -207,7 +198,12 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------
 
     def fit(
-        self, x: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None
+        self,
+        x: Any,
+        y: Any,
+        *,
+        validation_data: tuple[Any, Any] | None = None,
+        resume: bool = False,
     ) -> History:
         """Train for ``epochs`` epochs and return the history.
 
@@ -219,15 +215,31 @@ class Trainer:
             Targets, as the loss expects them.
         validation_data : (x, y), optional
             Evaluated after every epoch; excludes ``validation_split``.
+        resume : bool
+            Continue after ``epochs_done`` with the history so far, as restored
+            by :meth:`load_state_dict` (with the model, optimizer and schedule
+            restored from the same checkpoint, the run goes on bit for bit).
+            Without it, a fit starts at epoch 0 with an empty history; the data
+            order goes on from where the last fit left it.
         """
-        x, y = self._check_data(x, y, "training data")
-        x, y, validation = self._split(x, y, validation_data)
-        self._check_batches(len(x))
-        self._check_schedule(validation is not None)
-        self.history = History()
-        self.stop_training = False
+        x, y = check_data(x, y, "training data")
+        x, y, validation = split_validation(
+            x, y, validation_data, self.validation_split
+        )
+        check_batches(self.model, len(x), self.batch_size)
+        columns = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
+        check_schedule(
+            self.schedule, self.schedule_monitor, columns, validation is not None
+        )
+        if not resume:
+            self.history = History()
+            self.stop_training = False
+            self.epochs_done = 0
+        self.epoch = self.epochs_done
         start = {
             "epochs": self.epochs,
+            "initial_epoch": self.epochs_done,
+            "resumed": resume,
             "samples": len(x),
             "steps_per_epoch": math.ceil(len(x) / self.batch_size),
             "validation_samples": len(validation[0]) if validation else 0,
@@ -243,7 +255,7 @@ class Trainer:
         with self._guarded():
             self.callbacks.fire("on_fit_start", self, start)
             epochs_run = 0
-            for epoch in range(self.epochs):
+            for epoch in range(self.epochs_done, self.epochs):
                 if self.stop_training:
                     break
                 self._run_epoch(epoch, x, y, validation)
@@ -285,6 +297,7 @@ class Trainer:
 
         self.history.append(row)
         row = self.history.rows[-1]
+        self.epochs_done = epoch + 1
         logger.info(
             "epoch %d/%d: %s",
             epoch + 1,
@@ -317,13 +330,18 @@ class Trainer:
 
                 # clipping: elementwise first, then the global norm
                 if self.clip_value is not None:
-                    clip_by_value(model, self.clip_value)
+                    logs["grad_norm"] = clip_grad_value(model, self.clip_value)
                 if self.clip_norm is not None:
-                    logs["grad_norm"] = clip_by_norm(model, self.clip_norm)
+                    norm = clip_grad_norm(model, self.clip_norm)
+                    logs.setdefault("grad_norm", norm)
 
                 # update: every proposal passes the update hooks, then all apply
                 logs["lr"] = self.optimizer.lr
                 self.optimizer.step()
+
+                # constraints: project the new parameters back into their sets
+                for constraint in self.constraints:
+                    constraint.apply(model)
         except HookError as error:
             self._restore_buffers(saved)
             found = unwrap(error)
@@ -379,7 +397,7 @@ class Trainer:
         The loss is the data loss alone (no penalties) and the loss hook point
         does not fire: evaluation takes no gradient.
         """
-        x, y = self._check_data(x, y, "evaluation data")
+        x, y = check_data(x, y, "evaluation data")
         try:
             with self._guarded():
                 output = self.model.predict(x, batch_size=batch_size or self.batch_size)
@@ -394,6 +412,50 @@ class Trainer:
         for name, fn in self.metrics.items():
             scores[name] = float(fn(output, y))
         return scores
+
+    # -- state for checkpoints -------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where training stands, for a checkpoint (JSON-friendly, arrays allowed).
+
+        Holds the epochs done, whether training was stopped, the history, the
+        data-order generator and the state of every callback that has a
+        ``state_dict``. The model, optimizer and schedule save their own.
+        """
+        return {
+            "epochs_done": self.epochs_done,
+            "stop_training": self.stop_training,
+            "history": [dict(row) for row in self.history.rows],
+            "steps": {key: list(v) for key, v in self.history.steps.items()},
+            "rng": self.rng.bit_generator.state,
+            "callbacks": [
+                callback.state_dict() if hasattr(callback, "state_dict") else None
+                for callback in self.callbacks
+            ],
+        }
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`; then call ``fit(..., resume=True)``."""
+        missing = {"epochs_done", "history", "rng"} - set(saved)
+        if missing:
+            raise ConfigError(f"trainer state lacks {sorted(missing)}")
+        states = saved.get("callbacks") or []
+        if states and len(states) != len(self.callbacks):
+            raise ConfigError(
+                f"trainer state holds {len(states)} callback states, but this "
+                f"trainer has {len(self.callbacks)} callbacks"
+            )
+        self.rng.bit_generator.state = dict(saved["rng"])
+        self.epochs_done = self.epoch = int(saved["epochs_done"])
+        self.stop_training = bool(saved.get("stop_training", False))
+        self.history = History()
+        for row in saved["history"]:
+            self.history.append(row)
+        for key, values in (saved.get("steps") or {}).items():
+            self.history.steps[key] = list(values)
+        for callback, state in zip(self.callbacks, states, strict=False):
+            if state is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(state)
 
     # -- pieces ---------------------------------------------------------------------
 
@@ -441,85 +503,6 @@ class Trainer:
         for layer, buffers in saved:
             layer.buffers.update(buffers)
 
-    # -- checks ---------------------------------------------------------------------
-
-    def _check_data(self, x: Any, y: Any, what: str) -> tuple[Array, Any]:
-        x, y = np.asarray(x), np.asarray(y)
-        if x.ndim != 2:
-            raise ShapeError(
-                f"{what}: x must be 2-D (samples, features), got shape {x.shape}"
-            )
-        if len(x) == 0:
-            raise InputError(f"{what}: x holds no samples")
-        if y.ndim == 0 or len(y) != len(x):
-            raise ShapeError(
-                f"{what}: x has {len(x)} samples but y has "
-                f"{'a scalar' if y.ndim == 0 else len(y)}"
-            )
-        return x, y
-
-    def _split(
-        self, x: Array, y: Any, validation_data: tuple[Any, Any] | None
-    ) -> tuple[Array, Any, tuple[Array, Any] | None]:
-        if validation_data is not None:
-            if self.validation_split:
-                raise ConfigError(
-                    "give validation_data or validation_split, not both "
-                    f"(validation_split={self.validation_split})"
-                )
-            if (
-                not isinstance(validation_data, (tuple, list))
-                or len(validation_data) != 2
-            ):
-                raise ConfigError(
-                    "validation_data must be a pair (x, y), "
-                    f"got {type(validation_data).__name__}"
-                )
-            return x, y, self._check_data(*validation_data, "validation data")
-        if not self.validation_split:
-            return x, y, None
-        held = len(x) - int(len(x) * (1 - self.validation_split))
-        if held < 1 or held >= len(x):
-            raise ConfigError(
-                f"validation_split={self.validation_split} of {len(x)} samples "
-                f"holds out {held}; both parts need at least one sample"
-            )
-        cut = len(x) - held
-        return x[:cut], y[:cut], (x[cut:], y[cut:])
-
-    def _check_batches(self, samples: int) -> None:
-        """Refuse a last batch of one sample when BatchNorm would see it."""
-        if samples % self.batch_size != 1:
-            return
-        for layer in self.model.layers:
-            if isinstance(layer, BatchNorm):
-                raise ConfigError(
-                    f"with {samples} samples and batch_size={self.batch_size} the "
-                    f"last batch of every epoch holds 1 sample, which BatchNorm "
-                    f"layer {layer.name!r} cannot normalise in training mode; "
-                    "help: choose another batch_size"
-                )
-
-    def _check_schedule(self, validating: bool) -> None:
-        """Refuse, before any step, a metric schedule whose column will not exist."""
-        schedule = self.schedule
-        if schedule is None or not schedule.needs_metric:
-            return
-        monitor = self.schedule_monitor
-        known = ["loss", *self.metrics, *(["penalty"] if self.penalties else [])]
-        if validating and schedule.unit == "epoch":
-            known += [f"val_{key}" for key in ("loss", *self.metrics)]
-        if monitor not in known:
-            raise ConfigError(
-                f"the schedule {schedule!r} follows schedule_monitor={monitor!r}, "
-                f"but a {schedule.unit} of this run gives only {', '.join(known)}"
-                + (
-                    "; help: give validation data or schedule_monitor='loss'"
-                    if monitor.startswith("val_")
-                    else ""
-                )
-            )
-
     def __repr__(self) -> str:
         parts = [
             f"loss={self.loss!r}",
@@ -532,15 +515,3 @@ class Trainer:
         if self.callbacks:
             parts.append(f"callbacks={self.callbacks.callbacks!r}")
         return f"Trainer({', '.join(parts)})"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool
-    )
-
-
-def _check_integer(name: str, value: Any, low: int) -> None:
-    valid = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not valid or value < low:
-        raise ConfigError(f"Trainer {name} must be an integer >= {low}, got {value!r}")

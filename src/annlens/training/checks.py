@@ -1,0 +1,178 @@
+"""Checks of the Trainer's settings and data, made before any step runs.
+
+Each refusal names what was expected, what arrived and where; nothing here
+changes the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from annlens.errors import ConfigError, InputError, ShapeError
+from annlens.layers.base import Array
+from annlens.layers.batchnorm import BatchNorm
+
+Pair = tuple[Array, Any]
+
+
+def check_settings(
+    model: Any,
+    loss: Any,
+    optimizer: Any,
+    *,
+    batch_size: Any,
+    epochs: Any,
+    schedule: Any,
+    penalties: Sequence[Any],
+    constraints: Sequence[Any],
+    clip_norm: Any,
+    clip_value: Any,
+    validation_split: Any,
+    seed: Any,
+) -> None:
+    """Refuse Trainer settings that cannot work, naming the bad one."""
+    check_integer("batch_size", batch_size, 1)
+    check_integer("epochs", epochs, 0)
+    for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+        if value is not None and not (is_number(value) and value > 0):
+            raise ConfigError(
+                f"Trainer {name} must be a number > 0 or None, got {value!r}"
+            )
+    if not (is_number(validation_split) and 0 <= validation_split < 1):
+        raise ConfigError(
+            f"Trainer validation_split must be in [0, 1), got {validation_split!r}"
+        )
+    if seed is not None:
+        check_integer("seed", seed, 0)
+    if not callable(getattr(loss, "value_and_grad", None)):
+        raise ConfigError(
+            f"Trainer loss must have value_and_grad(output, target), got {loss!r}"
+        )
+    if getattr(optimizer, "model", None) is not model:
+        raise ConfigError(
+            f"the optimizer {optimizer!r} was not built on this model; "
+            "help: build it as Optimizer(model, ...)"
+        )
+    if schedule is not None and getattr(schedule, "optimizer", None) is not optimizer:
+        raise ConfigError(
+            f"the schedule {schedule!r} was not made on this trainer's "
+            "optimizer; help: build it as Schedule(optimizer, ...)"
+        )
+    for constraint in constraints:
+        if not callable(getattr(constraint, "apply", None)):
+            raise ConfigError(
+                f"a constraint must have apply(model), got {constraint!r}; "
+                "help: see annlens.optim.constraints"
+            )
+    for penalty in penalties:
+        if not all(
+            callable(getattr(penalty, method, None))
+            for method in ("value", "add_gradients")
+        ):
+            raise ConfigError(
+                "a penalty must have value(model) and add_gradients(model), "
+                f"got {penalty!r}; help: see annlens.optim.regularizers"
+            )
+
+
+def check_data(x: Any, y: Any, what: str) -> Pair:
+    """``(x, y)`` as arrays: x 2-D and not empty, y as long as x."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2:
+        raise ShapeError(
+            f"{what}: x must be 2-D (samples, features), got shape {x.shape}"
+        )
+    if len(x) == 0:
+        raise InputError(f"{what}: x holds no samples")
+    if y.ndim == 0 or len(y) != len(x):
+        raise ShapeError(
+            f"{what}: x has {len(x)} samples but y has "
+            f"{'a scalar' if y.ndim == 0 else len(y)}"
+        )
+    return x, y
+
+
+def split_validation(
+    x: Array, y: Any, validation_data: Any, split: float
+) -> tuple[Array, Any, Pair | None]:
+    """The training part and the validation pair (given, split off, or None).
+
+    ``split`` takes the last rows, before any shuffling, as Keras does.
+    """
+    if validation_data is not None:
+        if split:
+            raise ConfigError(
+                "give validation_data or validation_split, not both "
+                f"(validation_split={split})"
+            )
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ConfigError(
+                "validation_data must be a pair (x, y), "
+                f"got {type(validation_data).__name__}"
+            )
+        x_val, y_val = validation_data
+        return x, y, check_data(x_val, y_val, "validation data")
+    if not split:
+        return x, y, None
+    held = len(x) - int(len(x) * (1 - split))
+    if held < 1 or held >= len(x):
+        raise ConfigError(
+            f"validation_split={split} of {len(x)} samples holds out {held}; "
+            "both parts need at least one sample"
+        )
+    cut = len(x) - held
+    return x[:cut], y[:cut], (x[cut:], y[cut:])
+
+
+def check_batches(model: Any, samples: int, batch_size: int) -> None:
+    """Refuse a last batch of one sample when a BatchNorm layer would see it."""
+    if samples % batch_size != 1:
+        return
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            raise ConfigError(
+                f"with {samples} samples and batch_size={batch_size} the last "
+                f"batch of every epoch holds 1 sample, which BatchNorm layer "
+                f"{layer.name!r} cannot normalise in training mode; "
+                "help: choose another batch_size"
+            )
+
+
+def check_schedule(
+    schedule: Any, monitor: str, columns: Sequence[str], validating: bool
+) -> None:
+    """Refuse a metric-driven schedule whose monitored column will not exist.
+
+    ``columns`` are the training columns of a step (loss, penalty, metrics);
+    an epoch schedule with validation also sees their ``val_`` forms.
+    """
+    if schedule is None or not schedule.needs_metric:
+        return
+    known = list(columns)
+    if validating and schedule.unit == "epoch":
+        known += [f"val_{key}" for key in columns if key != "penalty"]
+    if monitor not in known:
+        raise ConfigError(
+            f"the schedule {schedule!r} follows schedule_monitor={monitor!r}, "
+            f"but a {schedule.unit} of this run gives only {', '.join(known)}"
+            + (
+                "; help: give validation data or schedule_monitor='loss'"
+                if monitor.startswith("val_")
+                else ""
+            )
+        )
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, bool
+    )
+
+
+def check_integer(name: str, value: Any, low: int) -> None:
+    valid = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not valid or value < low:
+        raise ConfigError(f"Trainer {name} must be an integer >= {low}, got {value!r}")
