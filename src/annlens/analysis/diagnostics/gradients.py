@@ -1,0 +1,284 @@
+"""Rules on gradient flow: vanishing and exploding gradients.
+
+Both judge the *back-propagated* gradient, delta = dL/dz (or grad_output =
+dL/da where a layer has no delta), compared across depth, never the weight
+gradients: ``grads["W"] = x^T delta`` multiplies the shrinking delta by
+activations that grow in the opposite direction, so weight-gradient norms
+stay level across layers even when the signal vanishes (Glorot & Bengio,
+2010, section 4.2.2). The forward activation variance is read alongside, to
+tell a too-small initialisation (both shrink) from saturated derivatives (only
+the backward signal shrinks).
+
+Across depth the rules compare *squared L2 norms* (all samples and units of a
+batch): with equal widths this is the ratio of variances, and with a fan-in
+initialisation it stays level through layers of different widths, where
+per-unit variances would change with the width alone.
+
+References
+----------
+Glorot, X. & Bengio, Y. (2010). Understanding the difficulty of training deep
+feedforward neural networks. AISTATS.
+
+Hochreiter, S. (1991). Untersuchungen zu dynamischen neuronalen Netzen.
+Diploma thesis, TU Munich.
+
+Pascanu, R., Mikolov, T. & Bengio, Y. (2013). On the difficulty of training
+recurrent neural networks. ICML. (Exploding gradients and norm clipping.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from annlens.analysis.diagnostics.base import Rule
+from annlens.analysis.diagnostics.findings import Finding
+from annlens.analysis.diagnostics.settings import DiagnosticSettings
+from annlens.analysis.diagnostics.view import StatsView, finite_median, persistent
+
+_DEPTH = (
+    "the ratio of the squared L2 norm of the back-propagated gradient {what} at "
+    "the first layer ({first}) to that at the last layer ({last}), per recorded "
+    "step, over all samples and units of the batch"
+)
+
+
+def depth_ratio(view: StatsView) -> tuple[pd.Series, str, str, str] | None:
+    """Squared-norm ratio first/last layer of delta (else grad_output) by step.
+
+    Returns
+    -------
+    (ratio, stage, first, last) or None
+        None when fewer than two layers have the quantity.
+    """
+    for stage in ("delta", "grad_output"):
+        norms = view.table(stage, "l2")
+        if norms.shape[1] >= 2:
+            first, last = norms.columns[0], norms.columns[-1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = (norms[first] / norms[last]) ** 2
+            ratio = ratio[np.isfinite(ratio)]
+            return ratio, stage, str(first), str(last)
+    return None
+
+
+def forward_ratio(view: StatsView) -> float:
+    """Median activation variance, last hidden layer over first (NaN if unknown).
+
+    The output layer is left out when there are three layers or more: its
+    variance follows the targets, not the signal.
+    """
+    variances = view.table("post_activation", "var")
+    columns = list(variances.columns)
+    if len(columns) >= 3:
+        columns = columns[:-1]
+    if len(columns) < 2:
+        return math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = variances[columns[-1]] / variances[columns[0]]
+    return finite_median(ratio)
+
+
+def _weight_gradient_ratio(view: StatsView) -> float:
+    norms = view.table("gradient:W", "l2")
+    if norms.shape[1] < 2:
+        return math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return finite_median((norms.iloc[:, 0] / norms.iloc[:, -1]) ** 2)
+
+
+def _what(stage: str) -> str:
+    return "delta = dL/dz" if stage == "delta" else "grad_output = dL/da"
+
+
+class VanishingGradients(Rule):
+    """The back-propagated gradient shrinks by orders of magnitude towards the input.
+
+    Fires when the squared-norm ratio of delta, first layer over last, is
+    below ``vanishing_ratio`` at ``persistence`` of the recorded steps.
+    """
+
+    name = "vanishing_gradients"
+    source = (
+        "Glorot & Bengio (2010), Understanding the difficulty of training deep "
+        "feedforward neural networks; Hochreiter (1991)"
+    )
+
+    def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
+        found = depth_ratio(view)
+        if found is None:
+            return []
+        ratio, stage, first, last = found
+        threshold = settings.vanishing_ratio
+        held, start, end, fraction = persistent(ratio < threshold, settings.persistence)
+        if not held:
+            return []
+
+        measured = finite_median(ratio)
+        forward = forward_ratio(view)
+        shrinking_forward = math.isfinite(forward) and forward < threshold
+        if shrinking_forward:
+            cause = (
+                f"The forward activations shrink too (variance ratio {forward:.1e} "
+                "from the first to the last hidden layer): the initial weights are "
+                "too small."
+            )
+            suggestion = (
+                "Initialise with variance 2/(fan_in + fan_out) (Glorot) for tanh "
+                "and sigmoid, or 2/fan_in (He) for ReLU; batch normalisation also "
+                "keeps each layer's scale."
+            )
+        elif not math.isfinite(forward):
+            cause = (
+                "The forward activations carry no measurable variance: units are "
+                "dead or constant, so no gradient passes through them."
+            )
+            suggestion = (
+                "Look at the dead_units finding: lower the learning rate, start "
+                "biases at zero, use He initialisation or Leaky ReLU."
+            )
+        else:
+            cause = (
+                "The forward activations keep their size, so the signal is lost "
+                "in the activation's derivative: units are saturated or inactive."
+            )
+            suggestion = (
+                "Use a ReLU-family activation with He initialisation, or Glorot "
+                "initialisation for tanh; batch normalisation or residual "
+                "connections keep gradients flowing."
+            )
+        severity = "critical" if measured < threshold**2 else "warning"
+        return [
+            self.finding(
+                view,
+                severity=severity,
+                layers=tuple(view.table(stage, "l2").columns.astype(str)),
+                step_range=(start, end),
+                measured=measured,
+                threshold=threshold,
+                definition=_DEPTH.format(what=_what(stage), first=first, last=last)
+                + "; median over recorded steps",
+                message=(
+                    f"The gradient reaching {first} has {measured:.1e} times the "
+                    f"squared norm it has at {last} (median; below {threshold:g} at "
+                    f"{fraction:.0%} of recorded steps). {cause}"
+                ),
+                suggestion=suggestion,
+                evidence={
+                    "fraction_of_steps": fraction,
+                    "forward_variance_ratio": forward,
+                    "weight_gradient_ratio": _weight_gradient_ratio(view),
+                    "stage": stage,
+                },
+            )
+        ]
+
+
+class ExplodingGradients(Rule):
+    """Gradients that grow across depth, grow over time, or pass a bound."""
+
+    name = "exploding_gradients"
+    source = (
+        "Pascanu, Mikolov & Bengio (2013), On the difficulty of training "
+        "recurrent neural networks; Glorot & Bengio (2010)"
+    )
+    suggestion = (
+        "Lower the learning rate, clip the gradient norm, and check the "
+        "initialisation scale (weights too large make each layer amplify)."
+    )
+
+    def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
+        findings = []
+        found = depth_ratio(view)
+        if found is not None:
+            ratio, stage, first, last = found
+            threshold = settings.exploding_ratio
+            held, start, end, fraction = persistent(
+                ratio > threshold, settings.persistence
+            )
+            if held:
+                measured = finite_median(ratio)
+                findings.append(
+                    self.finding(
+                        view,
+                        severity="warning",
+                        layers=tuple(view.table(stage, "l2").columns.astype(str)),
+                        step_range=(start, end),
+                        measured=measured,
+                        threshold=threshold,
+                        definition="across depth: "
+                        + _DEPTH.format(what=_what(stage), first=first, last=last)
+                        + "; median over recorded steps",
+                        message=(
+                            f"The gradient grows on its way to the input: at {first} "
+                            f"its squared norm is {measured:.1e} times that at {last} "
+                            f"(median; above {threshold:g} at {fraction:.0%} of steps)."
+                        ),
+                        evidence={"fraction_of_steps": fraction, "stage": stage},
+                    )
+                )
+        norm = global_norm(view)
+        if len(norm) >= settings.min_steps:
+            tenth = max(1, len(norm) // 10)
+            early, late = (
+                finite_median(norm.iloc[:tenth]),
+                finite_median(norm.iloc[-tenth:]),
+            )
+            growth = late / early if early > 0 else math.nan
+            if math.isfinite(growth) and growth > settings.exploding_growth:
+                findings.append(
+                    self.finding(
+                        view,
+                        severity="critical",
+                        layers=("model",),
+                        step_range=(int(norm.index[0]), int(norm.index[-1])),
+                        measured=growth,
+                        threshold=settings.exploding_growth,
+                        definition=(
+                            "over time: median global gradient norm over the last "
+                            "tenth of recorded steps / over the first tenth"
+                        ),
+                        message=(
+                            f"The global gradient norm grew {growth:.1e}-fold during "
+                            f"the run, from {early:.3g} to {late:.3g}."
+                        ),
+                        evidence={"early": early, "late": late},
+                    )
+                )
+        above = norm[norm > settings.max_grad_norm]
+        if len(above):
+            findings.append(
+                self.finding(
+                    view,
+                    severity="critical",
+                    layers=("model",),
+                    step_range=(int(above.index[0]), int(above.index[-1])),
+                    measured=float(above.max()),
+                    threshold=settings.max_grad_norm,
+                    definition=(
+                        "by size: largest global gradient norm at a recorded step"
+                    ),
+                    message=(
+                        f"The global gradient norm reached {float(above.max()):.3g} "
+                        f"(above {settings.max_grad_norm:g} at {len(above)} recorded "
+                        "steps)."
+                    ),
+                    evidence={"steps_above": len(above)},
+                )
+            )
+        return findings
+
+
+def global_norm(view: StatsView) -> pd.Series:
+    """The global gradient norm by step: ``grad_norm``, else from per-parameter l2."""
+    norm = view.model_series("grad_norm")
+    if len(norm):
+        return norm[np.isfinite(norm)]
+    parts = [view.table(stage, "l2") ** 2 for stage in view.stages("gradient")]
+    if not parts:
+        return pd.Series(dtype=np.float64)
+    total = pd.concat(parts, axis=1).sum(axis=1, min_count=1)
+    total = np.sqrt(total)
+    return total[np.isfinite(total)]

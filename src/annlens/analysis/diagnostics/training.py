@@ -1,0 +1,371 @@
+"""Rules on the course of training: step size, loss curve, non-finite values.
+
+- :class:`UpdateRatio`: ``||update|| / ||W||`` far from the 1e-3 rule of thumb.
+- :class:`DivergingLoss`, :class:`FlatLoss`, :class:`Plateau`: the shape of
+  the smoothed training loss (``loss`` rows, layer and stage ``model``).
+- :class:`NonFinite`: NaN or Inf in the recorded statistics, with the first
+  layer, stage and step where it appeared.
+
+References
+----------
+Karpathy, A. (2016). CS231n: Convolutional neural networks for visual
+recognition, lecture notes "Neural networks part 3: learning and evaluation"
+(the ratio of updates to weights, about 1e-3; babysitting the loss curve).
+
+Bengio, Y. (2012). Practical recommendations for gradient-based training of
+deep architectures. In Neural Networks: Tricks of the Trade, 2nd ed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from annlens.analysis.collectors.base import STAGE_ORDER
+from annlens.analysis.diagnostics.base import Rule
+from annlens.analysis.diagnostics.findings import Finding
+from annlens.analysis.diagnostics.settings import DiagnosticSettings
+from annlens.analysis.diagnostics.view import StatsView, finite_median, smooth
+
+_CS231N = "Karpathy, CS231n notes (2016): update/weight ratio about 1e-3"
+
+
+class UpdateRatio(Rule):
+    """The median update/parameter ratio is far below or above ~1e-3."""
+
+    name = "update_ratio"
+    source = _CS231N
+
+    def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
+        medians: dict[str, float] = {}
+        steps: list[int] = []
+        for stage in view.stages("update"):
+            if stage.split(":", 1)[1] not in settings.update_ratio_params:
+                continue
+            table = view.table(stage, "update_ratio")
+            for layer in table.columns:
+                medians[f"{layer}.{stage.split(':', 1)[1]}"] = finite_median(
+                    table[layer]
+                )
+            if len(table):
+                steps += [int(table.index[0]), int(table.index[-1])]
+        if not medians:
+            return []
+        span = (min(steps), max(steps))
+        findings = []
+        low = {k: v for k, v in medians.items() if v < settings.update_ratio_low}
+        high = {k: v for k, v in medians.items() if v > settings.update_ratio_high}
+        definition = (
+            "median over recorded steps of ||update|| / ||param|| (param before "
+            "the update), per weight matrix"
+        )
+        if low:
+            measured = min(low.values())
+            findings.append(
+                self.finding(
+                    view,
+                    severity="warning",
+                    layers=_layers(low),
+                    step_range=span,
+                    measured=measured,
+                    threshold=settings.update_ratio_low,
+                    definition=definition + "; too small",
+                    message=(
+                        f"Each step changes the weights by a tiny fraction "
+                        f"({_listing(low)}), below {settings.update_ratio_low:g}: "
+                        "learning is slow."
+                    ),
+                    suggestion=(
+                        "Raise the learning rate (a ratio near 1e-3 is typical), or "
+                        "check for vanishing gradients and dead units."
+                    ),
+                    evidence={"median_update_ratio": low},
+                )
+            )
+        if high:
+            measured = max(high.values())
+            findings.append(
+                self.finding(
+                    view,
+                    severity="warning",
+                    layers=_layers(high),
+                    step_range=span,
+                    measured=measured,
+                    threshold=settings.update_ratio_high,
+                    definition=definition + "; too large",
+                    message=(
+                        f"Each step changes the weights by a large fraction "
+                        f"({_listing(high)}), above {settings.update_ratio_high:g}: "
+                        "training may oscillate or diverge."
+                    ),
+                    suggestion=(
+                        "Lower the learning rate, add warm-up, or clip gradients; a "
+                        "ratio near 1e-3 is typical."
+                    ),
+                    evidence={"median_update_ratio": high},
+                )
+            )
+        return findings
+
+
+def _loss(view: StatsView, settings: DiagnosticSettings) -> pd.Series | None:
+    """The finite training loss by step, or None when too short."""
+    loss = view.model_series("loss")
+    loss = loss[np.isfinite(loss)]
+    return loss if len(loss) >= settings.min_steps else None
+
+
+def _ends(
+    loss: pd.Series, settings: DiagnosticSettings
+) -> tuple[pd.Series, float, float, float]:
+    """Smoothed loss, its value at the start (first window), end and best."""
+    smoothed = smooth(loss, settings.smoothing)
+    window = max(1, int(round(len(loss) * settings.smoothing)))
+    return (
+        smoothed,
+        float(smoothed.iloc[window - 1]),
+        float(smoothed.iloc[-1]),
+        float(smoothed.min()),
+    )
+
+
+def _is_flat(loss: pd.Series, settings: DiagnosticSettings) -> tuple[bool, float]:
+    smoothed, first, _, _ = _ends(loss, settings)
+    spread = float(smoothed.max() - smoothed.min())
+    relative = spread / abs(first) if first else math.inf
+    return relative < settings.flat_tolerance, relative
+
+
+class DivergingLoss(Rule):
+    """The smoothed loss ends above its start, or gives back most of its progress."""
+
+    name = "diverging_loss"
+    source = "Bengio (2012), Practical recommendations; Karpathy, CS231n notes (2016)"
+    suggestion = (
+        "Lower the learning rate (often by 3-10x), add warm-up or gradient "
+        "clipping, and check the data and the loss for errors."
+    )
+
+    def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
+        loss = _loss(view, settings)
+        if loss is None:
+            return []
+        smoothed, first, last, best = _ends(loss, settings)
+        span = (int(smoothed.idxmin()), int(loss.index[-1]))
+        if last > first + settings.diverging_rise * abs(first):
+            rise = (last - first) / abs(first) + 1 if first else math.inf
+            return [
+                self.finding(
+                    view,
+                    severity="critical",
+                    layers=("model",),
+                    step_range=(int(loss.index[0]), int(loss.index[-1])),
+                    measured=rise - 1,
+                    threshold=settings.diverging_rise,
+                    definition=(
+                        "smoothed training loss at the end over its value at the "
+                        "start, minus one"
+                    ),
+                    message=(
+                        f"The loss ended {rise - 1:.0%} above where it started "
+                        f"({first:.4g} to {last:.4g})."
+                    ),
+                    evidence={"start": first, "end": last, "best": best},
+                )
+            ]
+        progress = first - best
+        if progress > settings.flat_tolerance * abs(first):
+            given_back = (last - best) / progress
+            if given_back > settings.diverging_giveback:
+                return [
+                    self.finding(
+                        view,
+                        severity="critical",
+                        layers=("model",),
+                        step_range=span,
+                        measured=given_back,
+                        threshold=settings.diverging_giveback,
+                        definition=(
+                            "share of the smoothed loss's progress from its start "
+                            "to its best that was lost again by the end"
+                        ),
+                        message=(
+                            f"The loss fell from {first:.4g} to {best:.4g}, then "
+                            f"rose again to {last:.4g} ({given_back:.0%} of its "
+                            "progress lost)."
+                        ),
+                        evidence={"start": first, "end": last, "best": best},
+                    )
+                ]
+        return []
+
+
+class FlatLoss(Rule):
+    """The smoothed loss hardly moves over the whole run."""
+
+    name = "flat_loss"
+    source = "Bengio (2012), Practical recommendations; Karpathy, CS231n notes (2016)"
+    suggestion = (
+        "Check that gradients reach the weights (vanishing gradients, dead "
+        "units), raise the learning rate, and check that inputs and targets "
+        "match."
+    )
+
+    def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
+        loss = _loss(view, settings)
+        if loss is None:
+            return []
+        flat, relative = _is_flat(loss, settings)
+        if not flat:
+            return []
+        return [
+            self.finding(
+                view,
+                severity="warning",
+                layers=("model",),
+                step_range=(int(loss.index[0]), int(loss.index[-1])),
+                measured=relative,
+                threshold=settings.flat_tolerance,
+                definition=(
+                    "range of the smoothed training loss over the run, relative to "
+                    "its start"
+                ),
+                message=(
+                    f"The loss stayed within {relative:.2%} of its start "
+                    f"({float(loss.iloc[0]):.4g}) for the whole run."
+                ),
+                evidence={"start": float(loss.iloc[0]), "end": float(loss.iloc[-1])},
+            )
+        ]
+
+
+class Plateau(Rule):
+    """The loss stops falling for a long stretch while still high."""
+
+    name = "plateau"
+    source = (
+        "Glorot & Bengio (2010): plateaus of sigmoid networks; Bengio (2012), "
+        "Practical recommendations"
+    )
+    suggestion = (
+        "Look at saturated units and vanishing gradients in that stretch; a "
+        "different initialisation, a larger learning rate or an adaptive "
+        "optimizer (Adam) usually shortens plateaus."
+    )
+
+    def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
+        loss = _loss(view, settings)
+        if loss is None or _is_flat(loss, settings)[0]:
+            return []
+        smoothed, first, _, _ = _ends(loss, settings)
+        values = smoothed.to_numpy()
+        length = max(2, int(round(len(values) * settings.plateau_window)))
+        if length > len(values):
+            return []
+        starts = []
+        for i in range(len(values) - length + 1):
+            begin, end = values[i], values[i + length - 1]
+            stalled = (begin - end) < settings.plateau_tolerance * abs(begin)
+            if stalled and end > settings.plateau_level * first:
+                starts.append(i)
+        if not starts:
+            return []
+        i0, i1 = starts[0], starts[-1] + length - 1
+        begin = values[starts[0]]
+        drop = (begin - values[starts[0] + length - 1]) / abs(begin) if begin else 0.0
+        steps = smoothed.index
+        return [
+            self.finding(
+                view,
+                severity="warning",
+                layers=("model",),
+                step_range=(int(steps[i0]), int(steps[i1])),
+                measured=float(drop),
+                threshold=settings.plateau_tolerance,
+                definition=(
+                    f"relative fall of the smoothed loss over a stretch of "
+                    f"{settings.plateau_window:.0%} of the run while above "
+                    f"{settings.plateau_level:.0%} of its start; first such stretch"
+                ),
+                message=(
+                    f"The loss stalled near {float(values[i0]):.4g} from step "
+                    f"{int(steps[i0])} to {int(steps[i1])}, well above where it "
+                    "would be after a normal descent."
+                ),
+                evidence={"stretches": len(starts), "start_loss": first},
+            )
+        ]
+
+
+#: Quantities that are NaN or Inf only when the data are.
+DATA_QUANTITIES = (
+    "mean",
+    "std",
+    "var",
+    "min",
+    "max",
+    "l2",
+    "rms",
+    "mean_abs",
+    "loss",
+    "grad_norm",
+)
+
+
+class NonFinite(Rule):
+    """NaN or Inf in a recorded statistic: where and when it first appeared."""
+
+    name = "non_finite"
+    source = "practice: numerical failure stops learning; report where it starts"
+    suggestion = (
+        "Lower the learning rate, clip gradients, and check the inputs for NaN; "
+        "use the stable fused losses (softmax cross-entropy on logits)."
+    )
+
+    def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
+        frame = view.frame
+        rows = frame[frame["quantity"].isin(DATA_QUANTITIES)]
+        bad = rows[~np.isfinite(rows["value"].to_numpy(dtype=np.float64))]
+        if not len(bad):
+            return []
+        rank = {name: i for i, name in enumerate(view.order)}
+        first_step = int(bad["step"].min())
+        at_first = bad[bad["step"] == first_step]
+        ordered = sorted(
+            zip(at_first["layer"], at_first["stage"], strict=True),
+            key=lambda pair: (
+                rank.get(pair[0], len(rank)),
+                STAGE_ORDER.get(pair[1].split(":", 1)[0], len(STAGE_ORDER)),
+            ),
+        )
+        layer, stage = ordered[0]
+        return [
+            self.finding(
+                view,
+                severity="critical",
+                layers=(str(layer),),
+                step_range=(first_step, int(bad["step"].max())),
+                measured=float(len(bad)),
+                threshold=0.0,
+                definition=(
+                    "count of NaN or Inf among the recorded statistics of the data "
+                    f"({', '.join(DATA_QUANTITIES)})"
+                ),
+                message=(
+                    f"NaN or Inf first appeared at {layer}.{stage} at step "
+                    f"{first_step}, the first point in forward-then-backward order "
+                    f"({len(bad)} non-finite values in all)."
+                ),
+                evidence={"first_layer": str(layer), "first_stage": str(stage)},
+            )
+        ]
+
+
+def _layers(values: dict[str, float]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(key.rsplit(".", 1)[0] for key in values))
+
+
+def _listing(values: dict[str, float]) -> str:
+    return ", ".join(f"{key}: {value:.1e}" for key, value in values.items())
