@@ -49,13 +49,8 @@ def get_activation(
     if isinstance(spec, Activation):
         return spec
     if isinstance(spec, dict) and isinstance(spec.get("name"), str):
-        spec, settings = (
-            spec["name"],
-            {
-                **{k: v for k, v in spec.items() if k != "name"},
-                **settings,
-            },
-        )
+        stored = {k: v for k, v in spec.items() if k != "name"}
+        spec, settings = spec["name"], {**stored, **settings}
     if not isinstance(spec, str):
         raise ConfigError(
             f"an activation is a name or an Activation instance, got {spec!r}"
