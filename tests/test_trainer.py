@@ -470,7 +470,7 @@ def test_an_injected_nan_stops_training_naming_step_layer_and_stage() -> None:
     assert_state_equal(trainer.model, snapshots.states[3])
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy on the overflow
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # the guard speaks instead
 def test_a_huge_learning_rate_stops_with_the_last_good_parameters() -> None:
     x, y = blobs(40)
     model = Sequential([Dense(4, 8, "relu"), Dense(8, 3)], dtype="float64")

@@ -84,7 +84,8 @@ class Trainer:
         Stop at the first NaN or Inf with :class:`~annlens.errors.NonFiniteError`
         (see :class:`~annlens.training.guard.NonFiniteGuard`, also for its cost
         on small networks). Its hooks are registered only while ``fit``,
-        ``step`` or ``evaluate`` runs.
+        ``step`` or ``evaluate`` runs, and inside a step it stands in for
+        NumPy's overflow and invalid-value warnings, which are silenced there.
     validation_split : float
         The fraction of ``fit``'s data, taken from its end before shuffling,
         held out for validation, in [0, 1).
@@ -324,7 +325,7 @@ class Trainer:
 
         saved = self._save_buffers()
         try:
-            with self._guarded():
+            with self._guarded(quiet=True):
                 output = self._compute_gradients(x_batch, y_batch, logs)
                 self.callbacks.fire("on_after_backward", self, logs)
 
@@ -399,7 +400,7 @@ class Trainer:
         """
         x, y = check_data(x, y, "evaluation data")
         try:
-            with self._guarded():
+            with self._guarded(quiet=True):
                 output = self.model.predict(x, batch_size=batch_size or self.batch_size)
         except HookError as error:
             found = unwrap(error)
@@ -480,16 +481,23 @@ class Trainer:
         self.schedule.step(logs[self.schedule_monitor])
 
     @contextlib.contextmanager
-    def _guarded(self) -> Iterator[None]:
-        """The NaN guard's hooks inside the block, unless already installed."""
-        if self.guard is None or self.guard.installed:
+    def _guarded(self, quiet: bool = False) -> Iterator[None]:
+        """The NaN guard's hooks inside the block, unless already installed.
+
+        With ``quiet``, NumPy's overflow and invalid-value warnings are
+        silenced in the block while the guard is on: the guard itself reports
+        the first non-finite value, with its layer and stage.
+        """
+        if self.guard is None:
             yield
             return
-        self.guard.install()
-        try:
+        with contextlib.ExitStack() as stack:
+            if quiet:
+                stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
+            if not self.guard.installed:
+                self.guard.install()
+                stack.callback(self.guard.remove)
             yield
-        finally:
-            self.guard.remove()
 
     def _save_buffers(self) -> list[tuple[Any, dict[str, Array]]]:
         return [
