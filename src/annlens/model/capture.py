@@ -172,6 +172,9 @@ class _Snapshot:
         self.model.state.grad_enabled = self.grad_enabled
         self.model.loss_point.loss = self.loss
 
+    def __repr__(self) -> str:
+        return f"_Snapshot({len(self.caches)} layers)"
+
 
 def _choose(
     model: Any,
