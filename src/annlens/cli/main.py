@@ -1,0 +1,165 @@
+"""The ``annlens`` command line: one experiment file in, a run directory out.
+
+Commands: ``run``, ``report``, ``resume``, ``inspect``, ``datasets``,
+``export`` and ``compare``. Each is a thin layer over the Python API in
+:mod:`annlens.experiment`; errors annlens raises on purpose are printed as one
+clear message and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from annlens.errors import AnnlensError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    help="annlens: see inside a neural network while it learns.",
+)
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run ``action``; an AnnlensError becomes one red line and exit status 2."""
+    try:
+        return action()
+    except AnnlensError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+        raise typer.Exit(code=2) from None
+
+
+def _logging(quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+
+
+@app.command()
+def run(
+    experiment: Annotated[
+        Path | None, typer.Argument(help="An experiment TOML file (default: built-in).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key: --set optimizer.lr=0.01"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train every variant of an experiment and write its run directory."""
+    from annlens.experiment import load_config, run_experiment
+
+    _logging(quiet)
+    overrides = list(set_ or [])
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    config = _guarded(lambda: load_config(experiment, overrides))
+    result = _guarded(
+        lambda: run_experiment(
+            config, out=out, progress=not quiet, command=sys.argv, source=experiment
+        )
+    )
+    console.print(result.summary_table())
+    console.print(f"run directory: {result.directory}")
+    if result.report_path is not None:
+        console.print(f"report: {result.report_path}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Rebuild the figures and report.html of a run from its stored tables."""
+    from annlens.experiment import rebuild_report
+
+    path = _guarded(lambda: rebuild_report(run_dir))
+    console.print(f"report: {path}")
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory to continue.")],
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Continue an interrupted run from its last checkpoints."""
+    from annlens.experiment import resume_experiment
+
+    _logging(quiet)
+    result = _guarded(lambda: resume_experiment(run_dir, progress=not quiet))
+    console.print(result.summary_table())
+    console.print(f"run directory: {result.directory}")
+
+
+@app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(help="A checkpoint or a run directory.")],
+) -> None:
+    """Show the architecture, step and metrics of a checkpoint or run."""
+    from annlens.experiment import inspect_path
+
+    console.print(_guarded(lambda: inspect_path(path)))
+
+
+@app.command()
+def datasets() -> None:
+    """List the data sets annlens can load, with their shapes."""
+    from rich.table import Table
+
+    from annlens.data import describe_datasets
+
+    table = Table(title="annlens data sets")
+    rows: list[dict[str, Any]] = _guarded(describe_datasets)
+    for column in rows[0]:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    console.print(table)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    format: Annotated[str, typer.Option(help="csv, parquet or json.")] = "csv",
+) -> None:
+    """Write the run's metrics and statistics tables in another format."""
+    from annlens.io import export as export_tables
+
+    paths = _guarded(lambda: export_tables(run_dir, format=format))
+    for written in paths:
+        console.print(str(written))
+
+
+@app.command()
+def compare(
+    experiment: Annotated[
+        Path | None, typer.Argument(help="An experiment TOML file (default: built-in).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Training steps side by side.")] = 20,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key: --set optimizer.lr=0.01"),
+    ] = None,
+) -> None:
+    """Run each variant through annlens and its PyTorch twin and report differences."""
+    from annlens.experiment import compare_experiment, load_config
+
+    config = _guarded(lambda: load_config(experiment, list(set_ or [])))
+    for table in _guarded(lambda: compare_experiment(config, steps=steps)):
+        console.print(table)
+
+
+def main() -> None:
+    """The console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

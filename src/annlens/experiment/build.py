@@ -1,0 +1,179 @@
+"""From a validated experiment to objects: data, model, loss, optimizer, schedule.
+
+Everything an experiment needs is built here, before any training starts, so
+that a bad name or hyperparameter anywhere in any variant is refused before
+the first step of the first variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from annlens.errors import ConfigError
+from annlens.experiment.schema import Experiment, LayerSpec, ModelSection, Named
+from annlens.layers import Activation, Dense, Layer, get_initializer
+from annlens.layers.init import Initializer
+from annlens.model import Sequential
+
+
+def initializer(spec: str | Named | None) -> str | Initializer | None:
+    """The initialiser a config names, as a name or a configured object."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    return get_initializer(spec.name, **spec.settings())
+
+
+def _batchnorm(momentum: float | None = None) -> Layer:
+    from annlens.layers.batchnorm import BatchNorm
+
+    return BatchNorm() if momentum is None else BatchNorm(momentum=momentum)
+
+
+def _dropout(rate: float) -> Layer:
+    from annlens.layers.dropout import Dropout
+
+    return Dropout(rate)
+
+
+def _stacked_layers(section: ModelSection, n_in: int, n_out: int) -> list[Layer]:
+    """Dense layers of the ``hidden`` widths, with optional BatchNorm and Dropout."""
+    layers: list[Layer] = []
+    width = n_in
+    init = initializer(section.init)
+    for units in section.hidden:
+        if section.batchnorm:
+            layers += [Dense(width, units, None, init), _batchnorm()]
+            layers.append(Activation(section.activation))
+        else:
+            layers.append(Dense(width, units, section.activation, init))
+        if section.dropout > 0:
+            layers.append(_dropout(section.dropout))
+        width = units
+    layers.append(Dense(width, n_out, section.output_activation, init))
+    return layers
+
+
+def _explicit_layers(specs: list[LayerSpec], n_in: int, n_out: int) -> list[Layer]:
+    """The layers of ``model.layers``; a dense layer without units is the output."""
+    layers: list[Layer] = []
+    width = n_in
+    for position, spec in enumerate(specs):
+        if spec.type == "dense":
+            units = spec.units if spec.units is not None else n_out
+            init = initializer(spec.init)
+            layers.append(
+                Dense(width, units, spec.activation, init, spec.bias, name=spec.name)
+            )
+            width = units
+        elif spec.type == "activation":
+            if spec.activation is None:
+                raise ConfigError(
+                    f"model.layers[{position}]: an activation layer needs activation="
+                )
+            layers.append(Activation(spec.activation, name=spec.name))
+        elif spec.type == "batchnorm":
+            layers.append(_batchnorm(spec.momentum))
+        else:
+            layers.append(_dropout(spec.rate or 0.0))
+    if width != n_out:
+        raise ConfigError(
+            f"model.layers ends with width {width}, but the data has {n_out} outputs; "
+            "help: leave units out of the last dense layer"
+        )
+    return layers
+
+
+def build_model(section: ModelSection, n_in: int, n_out: int, seed: int) -> Sequential:
+    """The Sequential model a ``[model]`` section describes."""
+    if section.layers:
+        layers = _explicit_layers(section.layers, n_in, n_out)
+    else:
+        layers = _stacked_layers(section, n_in, n_out)
+    return Sequential(layers, seed=seed, dtype=section.dtype)
+
+
+@dataclass
+class Parts:
+    """Everything one variant trains with."""
+
+    name: str
+    experiment: Experiment
+    data: Any
+    model: Sequential
+    loss: Any
+    optimizer: Any
+    schedule: Any
+    penalties: list[Any]
+    constraints: list[Any]
+
+
+def build_data(experiment: Experiment) -> Any:
+    """The data set of the ``[data]`` section, split with the experiment's seed."""
+    from annlens.data import load_dataset
+
+    section = experiment.data
+    return load_dataset(
+        section.name,
+        seed=experiment.seed,
+        val_fraction=section.val_fraction,
+        test_fraction=section.test_fraction,
+        standardize=section.standardize,
+        n_samples=section.n_samples,
+        noise=section.noise,
+        path=section.path,
+        target=section.target,
+        task=section.task,
+        drop_nan=section.drop_nan,
+    )
+
+
+def build_loss(experiment: Experiment, task: str) -> Any:
+    """The loss; ``"auto"`` is softmax cross-entropy for classes, MSE otherwise."""
+    from annlens.losses import get_loss
+
+    name = experiment.loss.name
+    if name == "auto":
+        name = "softmax_cross_entropy" if task == "classification" else "mse"
+    return get_loss(name, **experiment.loss.settings())
+
+
+def build_regularization(experiment: Experiment) -> tuple[list[Any], list[Any]]:
+    """The penalties (added to the loss) and constraints (after each update)."""
+    from annlens.optim import L1Penalty, L2Penalty, MaxNorm
+
+    section = experiment.regularization
+    penalties: list[Any] = []
+    if section.l1:
+        penalties.append(L1Penalty(section.l1))
+    if section.l2:
+        penalties.append(L2Penalty(section.l2))
+    constraints = [MaxNorm(section.max_norm)] if section.max_norm else []
+    return penalties, constraints
+
+
+def build_parts(name: str, experiment: Experiment) -> Parts:
+    """Build everything one variant needs; any bad setting raises here."""
+    from annlens.data import check_batch_size
+    from annlens.optim import get_optimizer, get_schedule
+
+    data = build_data(experiment)
+    check_batch_size(
+        len(data.y_train), experiment.training.batch_size, "training.batch_size"
+    )
+    model = build_model(
+        experiment.model, data.n_features, data.n_outputs, experiment.seed
+    )
+    loss = build_loss(experiment, data.task)
+    optimizer = get_optimizer(
+        experiment.optimizer.name, model, **experiment.optimizer.settings()
+    )
+    schedule = None
+    if experiment.schedule.name != "constant" or experiment.schedule.settings():
+        schedule = get_schedule(
+            experiment.schedule.name, optimizer, **experiment.schedule.settings()
+        )
+    penalties, constraints = build_regularization(experiment)
+    return Parts(
+        name, experiment, data, model, loss, optimizer, schedule, penalties, constraints
+    )

@@ -1,0 +1,58 @@
+"""``annlens inspect``: what a checkpoint or a run directory holds, as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annlens.errors import ConfigError
+from annlens.io import RunDir, is_checkpoint, load_checkpoint
+from annlens.io.architecture import build_model
+
+
+def _checkpoint_text(path: Path) -> str:
+    checkpoint = load_checkpoint(path)
+    meta = checkpoint.meta
+    model = build_model(checkpoint.architecture)
+    lines = [f"checkpoint {path}", model.summary(), ""]
+    lines.append(f"step {checkpoint.step}, epoch {checkpoint.epoch}")
+    optimizer = meta.get("optimizer")
+    if optimizer:
+        settings = ", ".join(f"{k}={v}" for k, v in optimizer.get("base", {}).items())
+        lines.append(f"optimizer {optimizer.get('type')} ({settings})")
+    trainer = checkpoint.extra.get("trainer") or {}
+    rows = trainer.get("history") or []
+    if rows:
+        last = rows[-1]
+        shown = ", ".join(
+            f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float)
+        )
+        lines.append(f"last epoch: {shown}")
+    return "\n".join(lines)
+
+
+def _run_text(path: Path) -> str:
+    run = RunDir.open(path)
+    manifest = run.read_manifest()
+    lines = [f"run {path}"]
+    for key in ("status", "seed", "started", "finished", "duration_s", "git"):
+        if key in manifest:
+            lines.append(f"  {key}: {manifest[key]}")
+    if run.metrics_path.exists():
+        metrics = run.read_metrics()
+        last = metrics.groupby("variant").tail(1).set_index("variant")
+        lines += ["", "last epoch of each variant:", last.to_string()]
+    checkpoints = sorted(p.name for p in run.checkpoints_dir.iterdir() if p.is_dir())
+    lines += ["", f"checkpoints: {', '.join(checkpoints) or 'none'}"]
+    if run.report_path.exists():
+        lines.append(f"report: {run.report_path}")
+    return "\n".join(lines)
+
+
+def inspect_path(path: str | Path) -> str:
+    """A description of a checkpoint folder or a run directory."""
+    target = Path(path)
+    if not target.exists():
+        raise ConfigError(f"{str(target)!r} does not exist")
+    if is_checkpoint(target):
+        return _checkpoint_text(target)
+    return _run_text(target)

@@ -1,0 +1,72 @@
+"""What a finished run leaves besides its tables: diagnoses, figures and the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from annlens.io import RunDir
+from annlens.io.atomic import write_json
+
+logger = logging.getLogger("annlens")
+
+
+def _plain(finding: Any) -> dict[str, Any]:
+    return dict(finding) if isinstance(finding, dict) else finding.to_dict()
+
+
+def _boundaries(run: Any) -> list[Any]:
+    """Decision-boundary figures, for two-feature classification data."""
+    from annlens.viz import plot_decision_boundary
+
+    figures = []
+    for name, result in run.variants.items():
+        data = result.parts.data
+        if data.task != "classification" or data.n_features != 2:
+            continue
+        figure = plot_decision_boundary(
+            result.model.predict,
+            data.x_train,
+            data.y_train,
+            title=f"{name}: decision boundary",
+        )
+        figures.append(("Did it learn?", f"boundary-{name}", figure))
+    return figures
+
+
+def write_outputs(run: Any, run_dir: RunDir) -> None:
+    """Diagnose the statistics, then draw the figures and write report.html."""
+    from annlens.analysis.diagnostics import diagnose
+
+    run.findings = diagnose(run.statistics, run.metrics)
+    write_json(run_dir.path / "findings.json", [_plain(f) for f in run.findings])
+    output = run.experiment.output
+    if output.tensorboard:
+        from annlens.io.tensorboard import write_tensorboard
+
+        write_tensorboard(run_dir.path / "tensorboard", run.statistics, run.metrics)
+    if not output.report:
+        return
+    run.report_path = build(run_dir.path, _boundaries(run), output.figures)
+
+
+def build(path: Path, figures: list[Any], save_figures: bool = True) -> Path:
+    """Write report.html (and the figures, when asked) for the run at ``path``."""
+    from annlens.viz import build_report
+
+    run_dir = RunDir.open(path)
+    findings_file = run_dir.path / "findings.json"
+    findings = json.loads(findings_file.read_text()) if findings_file.exists() else None
+    figure_dir = run_dir.figures_dir if save_figures else None
+    report = build_report(
+        run_dir.path, findings=findings, figures=figures, figure_dir=figure_dir
+    )
+    logger.info("report %s", report)
+    return report
+
+
+def rebuild_report(path: str | Path) -> Path:
+    """Draw the figures and write report.html again from a run's stored tables."""
+    return build(Path(path), [])

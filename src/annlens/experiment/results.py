@@ -1,0 +1,118 @@
+"""What a run returns: per-variant results and the whole run, with a summary table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+from annlens.experiment.schema import Experiment
+
+
+@dataclass
+class VariantResult:
+    """One trained variant.
+
+    Attributes
+    ----------
+    name : str
+        The variant's name.
+    parts : Parts
+        The data, model, loss, optimizer and schedule it trained with.
+    history : History
+        The per-epoch rows of the trainer.
+    test : dict
+        Loss and metrics on the held-out test part (empty when there is none).
+    recorder : Recorder
+        The statistics collected while it trained.
+    """
+
+    name: str
+    parts: Any
+    history: Any
+    test: dict[str, float]
+    recorder: Any
+
+    @property
+    def model(self) -> Any:
+        return self.parts.model
+
+    def __repr__(self) -> str:
+        return f"VariantResult({self.name!r}, test={self.test})"
+
+
+@dataclass
+class Run:
+    """A finished run: its directory, config, variants, tables and findings.
+
+    Attributes
+    ----------
+    directory : Path
+        The run directory.
+    experiment : Experiment
+        The resolved config.
+    variants : dict of str to VariantResult
+        Each variant by name.
+    metrics : pandas.DataFrame
+        Per-epoch metrics, one row per variant and epoch.
+    statistics : pandas.DataFrame
+        The long statistics table (step, epoch, variant, layer, stage,
+        quantity, value).
+    findings : list
+        The diagnoses, filled when the outputs are written.
+    report_path : Path or None
+        report.html, when written.
+    """
+
+    directory: Path
+    experiment: Experiment
+    variants: dict[str, VariantResult]
+    metrics: pd.DataFrame
+    statistics: pd.DataFrame
+    findings: list[Any] = field(default_factory=list)
+    report_path: Path | None = None
+
+    def summary_table(self) -> Table:
+        """Final training and validation loss, test metrics and findings per variant."""
+        table = Table(title=f"{self.experiment.name}: summary")
+        for column in (
+            "variant",
+            "epochs",
+            "train loss",
+            "val loss",
+            "test",
+            "findings",
+        ):
+            table.add_column(column)
+        for name, result in self.variants.items():
+            last = result.history.rows[-1] if result.history.rows else {}
+            test = ", ".join(f"{k} {v:.4f}" for k, v in result.test.items())
+            found = [f for f in self.findings if _variant_of(f) == name]
+            rules = sorted({_rule_of(f) for f in found})
+            table.add_row(
+                name,
+                str(len(result.history.rows)),
+                _number(last.get("loss")),
+                _number(last.get("val_loss")),
+                test or "-",
+                ", ".join(rules) if rules else "none",
+            )
+        return table
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.directory)!r}, variants={list(self.variants)})"
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _variant_of(finding: Any) -> str:
+    return str(finding.get("variant") if isinstance(finding, dict) else finding.variant)
+
+
+def _rule_of(finding: Any) -> str:
+    return str(finding.get("rule") if isinstance(finding, dict) else finding.rule)

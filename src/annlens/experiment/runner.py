@@ -1,0 +1,235 @@
+"""Running an experiment: every variant trained, observed, checkpointed, reported.
+
+``run_experiment(config)`` builds every variant first (so a bad setting
+anywhere is refused before anything trains), makes a run directory, trains
+each variant with a statistics recorder attached, checkpoints as it goes,
+then writes the metrics and statistics tables, the diagnoses, the figures and
+the report. ``resume_experiment(run_dir)`` continues a run that was stopped,
+from each unfinished variant's last checkpoint, to the same final weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from annlens.analysis.collectors import Recorder
+from annlens.experiment.build import Parts, build_parts
+from annlens.experiment.callbacks import Checkpoints, EndEpoch, StepLimit
+from annlens.experiment.config import resolve_variants, validate
+from annlens.experiment.progress import ProgressBar
+from annlens.experiment.reporting import write_outputs
+from annlens.experiment.results import Run, VariantResult
+from annlens.experiment.schema import Experiment
+from annlens.io import RunDir, restore
+from annlens.io.atomic import write_json
+from annlens.training import EarlyStopping, Trainer
+
+logger = logging.getLogger("annlens")
+
+
+def _recorder(parts: Parts) -> Recorder:
+    collect = parts.experiment.collect
+    return Recorder(
+        parts.model,
+        every=collect.every,
+        stats=collect.stats,
+        variant=parts.name,
+        layers=None if collect.layers == "*" else collect.layers,
+        keep_steps=collect.tensor_steps,
+        keep_bytes=int(collect.tensor_budget_mb * 2**20),
+    )
+
+
+def _trainer(
+    parts: Parts, recorder: Recorder, run_dir: RunDir, progress: bool
+) -> Trainer:
+    experiment = parts.experiment
+    training = experiment.training
+    epochs = training.epochs
+    if training.steps is not None:
+        steps_per_epoch = -(-len(parts.data.y_train) // training.batch_size)
+        epochs = -(-training.steps // steps_per_epoch)
+
+    callbacks: list[Any] = [EndEpoch(recorder)]
+    if training.steps is not None:
+        callbacks.append(StepLimit(training.steps))
+    if training.early_stopping is not None:
+        stopping = training.early_stopping
+        callbacks.append(
+            EarlyStopping(
+                monitor=stopping.monitor,
+                patience=stopping.patience,
+                min_delta=stopping.min_delta,
+                restore_best=stopping.restore_best,
+            )
+        )
+    callbacks.append(
+        Checkpoints(run_dir, parts.name, recorder, experiment.output.checkpoint_every)
+    )
+    callbacks.append(ProgressBar(parts.name, epochs, enabled=progress))
+
+    classification = parts.data.task == "classification"
+    return Trainer(
+        parts.model,
+        parts.loss,
+        parts.optimizer,
+        batch_size=training.batch_size,
+        epochs=epochs,
+        schedule=parts.schedule,
+        penalties=parts.penalties,
+        constraints=parts.constraints,
+        clip_norm=experiment.regularization.clip_norm,
+        clip_value=experiment.regularization.clip_value,
+        metrics=("loss", "accuracy") if classification else ("loss",),
+        callbacks=callbacks,
+        seed=experiment.seed,
+        nan_guard=training.nan_guard,
+    )
+
+
+def _train_variant(
+    parts: Parts, run_dir: RunDir, progress: bool, resume: bool = False
+) -> VariantResult:
+    """Train one variant (from its last checkpoint when ``resume``)."""
+    recorder = _recorder(parts)
+    trainer = _trainer(parts, recorder, run_dir, progress)
+    last = run_dir.checkpoint_path(f"{parts.name}-last")
+    done = run_dir.checkpoints_dir / f"{parts.name}-done.json"
+    if resume and last.exists():
+        checkpoint = restore(last, parts.model, parts.optimizer, parts.schedule)
+        extra = checkpoint.extra
+        trainer.load_state_dict(extra["trainer"])
+        recorder.load_state_dict(extra["recorder"])
+        logger.info("%s: resuming after epoch %d", parts.name, trainer.epochs_done)
+
+        if done.exists():
+            test = json.loads(done.read_text())["test"]
+            return VariantResult(parts.name, parts, trainer.history, test, recorder)
+
+    data = parts.data
+    validation = (data.x_val, data.y_val) if len(data.y_val) else None
+    with recorder:
+        trainer.fit(
+            data.x_train, data.y_train, validation_data=validation, resume=resume
+        )
+    test = trainer.evaluate(data.x_test, data.y_test) if len(data.y_test) else {}
+    write_json(
+        done, {"variant": parts.name, "test": test, "epochs": trainer.epochs_done}
+    )
+    return VariantResult(parts.name, parts, trainer.history, test, recorder)
+
+
+def _metrics_table(results: Sequence[VariantResult]) -> pd.DataFrame:
+    """Per-epoch metrics of every variant, one row per variant and epoch."""
+    frames = []
+    for result in results:
+        frame = pd.DataFrame(result.history.rows)
+        frame = frame.rename(
+            columns={
+                column: f"train_{column}"
+                for column in frame.columns
+                if column not in ("epoch", "lr") and not column.startswith("val_")
+            }
+        )
+        for key, value in result.test.items():
+            frame.loc[frame.index[-1], f"test_{key}"] = value
+        frames.append(frame.assign(variant=result.name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _build_all(experiment: Experiment) -> list[Parts]:
+    """Build every variant before anything trains."""
+    return [
+        build_parts(name, resolved) for name, resolved in resolve_variants(experiment)
+    ]
+
+
+def _finish(
+    experiment: Experiment, run_dir: RunDir, results: list[VariantResult]
+) -> Run:
+    metrics = _metrics_table(results)
+    statistics = pd.concat(
+        [result.recorder.to_dataframe() for result in results], ignore_index=True
+    )
+    run_dir.write_metrics(metrics)
+    run_dir.write_statistics(statistics)
+    histograms = pd.concat(
+        [result.recorder.histograms() for result in results], ignore_index=True
+    )
+    spectra = pd.concat(
+        [result.recorder.spectra() for result in results], ignore_index=True
+    )
+    run_dir.write_table("histograms", histograms)
+    run_dir.write_table("spectra", spectra)
+    run = Run(
+        run_dir.path, experiment, {r.name: r for r in results}, metrics, statistics
+    )
+    write_outputs(run, run_dir)
+    run_dir.finish("completed")
+    return run
+
+
+def run_experiment(
+    config: Experiment | dict[str, Any],
+    out: str | Path | None = None,
+    progress: bool = False,
+    command: Sequence[str] | None = None,
+    source: str | Path | None = None,
+) -> Run:
+    """Run every variant of an experiment and write its run directory.
+
+    Parameters
+    ----------
+    config : Experiment or dict
+        A validated experiment (see :func:`annlens.experiment.load_config`),
+        or a dict in the same shape as the TOML file.
+    out : path, optional
+        Where run directories go (default: the config's ``output.dir``).
+    progress : bool
+        Show a progress bar per variant.
+    command : sequence of str, optional
+        The command line, kept in the manifest.
+    source : path, optional
+        The experiment file, whose folder's git commit goes into the manifest.
+
+    Returns
+    -------
+    Run
+        The models, histories, statistics, findings and the run directory.
+    """
+    experiment = config if isinstance(config, Experiment) else validate(config)
+    parts = _build_all(experiment)
+    run_dir = RunDir.create(out or experiment.output.dir, experiment.name)
+    run_dir.write_config(experiment.model_dump(mode="json", exclude_none=True))
+    source_dir = Path(source).resolve().parent if source is not None else None
+    run_dir.start(experiment.seed, command, source_dir)
+    try:
+        results = [_train_variant(p, run_dir, progress) for p in parts]
+    except BaseException:
+        run_dir.finish("failed")
+        raise
+    return _finish(experiment, run_dir, results)
+
+
+def resume_experiment(path: str | Path, progress: bool = False) -> Run:
+    """Continue a stopped run to the same final weights as an uninterrupted one.
+
+    A finished variant is restored from its final checkpoint without training;
+    an unfinished one continues from its last checkpoint (or from the start
+    when it has none). The tables and the report are then written anew.
+    """
+    run_dir = RunDir.open(path)
+    experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
+    parts = _build_all(experiment)
+    try:
+        results = [_train_variant(p, run_dir, progress, resume=True) for p in parts]
+    except BaseException:
+        run_dir.finish("failed")
+        raise
+    return _finish(experiment, run_dir, results)

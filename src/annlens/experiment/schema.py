@@ -1,0 +1,181 @@
+"""The experiment file's schema: every section, key, type, default and range.
+
+An experiment file is TOML. Its sections are ``data``, ``model``, ``loss``,
+``optimizer``, ``schedule``, ``regularization``, ``training``, ``collect``,
+``output``, plus top-level ``name``, ``description``, ``seed`` and a list of
+``variants``, each a name and partial sections that override the base. The
+schema refuses unknown keys, wrong types and out-of-range values; the messages
+are made readable by :mod:`annlens.experiment.config`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Named(BaseModel):
+    """A section made of a ``name`` and free settings checked by the named object.
+
+    The optimizer, schedule, loss and initialiser sections take the keyword
+    arguments of the object they name; those objects refuse unknown ones with
+    the known list, when the experiment is built, before anything runs.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments after ``name``."""
+        return dict(self.model_extra or {})
+
+
+class DataSection(Section):
+    name: str = "digits"
+    path: str | None = None
+    target: str | None = None
+    drop_nan: bool = False
+    n_samples: int | None = Field(default=None, gt=0)
+    noise: float | None = Field(default=None, ge=0.0)
+    task: Literal["classification", "regression"] | None = None
+    val_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    standardize: bool = True
+
+
+class LayerSpec(Section):
+    """One explicit layer of ``model.layers``."""
+
+    type: Literal["dense", "activation", "batchnorm", "dropout"]
+    units: int | None = Field(default=None, gt=0)
+    activation: str | None = None
+    init: str | Named | None = None
+    bias: bool = True
+    rate: float | None = Field(default=None, ge=0.0, lt=1.0)
+    momentum: float | None = Field(default=None, ge=0.0, le=1.0)
+    name: str | None = None
+
+
+class ModelSection(Section):
+    """A stack of Dense layers (``hidden`` widths) or an explicit ``layers`` list."""
+
+    dtype: Literal["float32", "float64"] = "float32"
+    hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    activation: str = "relu"
+    init: str | Named | None = None
+    output_activation: str = "identity"
+    batchnorm: bool = False
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    layers: list[LayerSpec] | None = None
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, widths: list[int]) -> list[int]:
+        if any(width < 1 for width in widths):
+            raise ValueError(f"every hidden width must be >= 1, got {widths}")
+        return widths
+
+
+class LossSection(Named):
+    name: str = "auto"
+
+
+class OptimizerSection(Named):
+    name: str = "adam"
+
+
+class ScheduleSection(Named):
+    name: str = "constant"
+
+
+class RegularizationSection(Section):
+    l1: float = Field(default=0.0, ge=0.0)
+    l2: float = Field(default=0.0, ge=0.0)
+    clip_norm: float | None = Field(default=None, gt=0.0)
+    clip_value: float | None = Field(default=None, gt=0.0)
+    max_norm: float | None = Field(default=None, gt=0.0)
+
+
+class EarlyStoppingSection(Section):
+    monitor: str = "val_loss"
+    patience: int = Field(default=5, ge=1)
+    min_delta: float = Field(default=0.0, ge=0.0)
+    restore_best: bool = True
+
+
+class TrainingSection(Section):
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    steps: int | None = Field(default=None, ge=1)
+    early_stopping: EarlyStoppingSection | None = None
+    nan_guard: bool = True
+
+
+class CollectSection(Section):
+    every: int = Field(default=1, ge=1)
+    stats: str | list[str] = "default"
+    layers: str = "*"
+    tensor_steps: list[int] = Field(default_factory=list)
+    tensor_budget_mb: float = Field(default=64.0, gt=0.0)
+    spectra_every: int = Field(default=0, ge=0)
+
+
+class OutputSection(Section):
+    dir: str = "runs"
+    figures: bool = True
+    report: bool = True
+    checkpoint_every: int = Field(default=1, ge=1)
+    tensorboard: bool = False
+
+
+class Variant(BaseModel):
+    """A named set of overrides of the base sections."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int | None = None
+    data: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    loss: dict[str, Any] | None = None
+    optimizer: dict[str, Any] | None = None
+    schedule: dict[str, Any] | None = None
+    regularization: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    collect: dict[str, Any] | None = None
+
+
+class Experiment(Section):
+    """A whole experiment file."""
+
+    name: str = "experiment"
+    description: str = ""
+    seed: int = 0
+    data: DataSection = Field(default_factory=DataSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    loss: LossSection = Field(default_factory=LossSection)
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    regularization: RegularizationSection = Field(default_factory=RegularizationSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    collect: CollectSection = Field(default_factory=CollectSection)
+    output: OutputSection = Field(default_factory=OutputSection)
+    variants: list[Variant] = Field(default_factory=list)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_names(cls, variants: list[Variant]) -> list[Variant]:
+        names = [variant.name for variant in variants]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"variant names must be unique; repeated: {repeated}")
+        return variants
