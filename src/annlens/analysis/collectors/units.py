@@ -134,7 +134,7 @@ class DeadUnits(Collector):
         else:
             np.logical_or(seen, alive, out=seen)
         if obs.record:
-            dead = 1.0 - np.count_nonzero(alive) / alive.size
+            dead = (alive.size - np.count_nonzero(alive)) / alive.size
             recorder.stats.add(
                 obs.step,
                 obs.epoch,
@@ -146,7 +146,7 @@ class DeadUnits(Collector):
 
     def end_epoch(self, recorder: Recorder, epoch: int, step: int) -> None:
         for name, alive in self._alive.items():
-            dead = 1.0 - np.count_nonzero(alive) / alive.size
+            dead = (alive.size - np.count_nonzero(alive)) / alive.size
             recorder.stats.add(
                 step, epoch, name, "post_activation", ("dead_epoch_fraction",), (dead,)
             )

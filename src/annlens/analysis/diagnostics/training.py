@@ -19,6 +19,7 @@ deep architectures. In Neural Networks: Tricks of the Trade, 2nd ed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -330,17 +331,12 @@ class NonFinite(Rule):
         bad = rows[~np.isfinite(rows["value"].to_numpy(dtype=np.float64))]
         if not len(bad):
             return []
-        rank = {name: i for i, name in enumerate(view.order)}
         first_step = int(bad["step"].min())
         at_first = bad[bad["step"] == first_step]
-        ordered = sorted(
-            zip(at_first["layer"], at_first["stage"], strict=True),
-            key=lambda pair: (
-                rank.get(pair[0], len(rank)),
-                STAGE_ORDER.get(pair[1].split(":", 1)[0], len(STAGE_ORDER)),
-            ),
+        key = flow_order(view.order)
+        layer, stage = min(
+            zip(at_first["layer"], at_first["stage"], strict=True), key=key
         )
-        layer, stage = ordered[0]
         return [
             self.finding(
                 view,
@@ -361,6 +357,33 @@ class NonFinite(Rule):
                 evidence={"first_layer": str(layer), "first_stage": str(stage)},
             )
         ]
+
+
+def flow_order(order: list[str]) -> Callable[[tuple[str, str]], tuple[int, int, int]]:
+    """A sort key putting (layer, stage) pairs in the order a step reaches them.
+
+    Forward stages input side first, then the loss, then backward stages
+    output side first, then the final parameter gradients (also output side
+    first, as ``finish_gradients`` fires them), then the updates.
+    """
+    rank = {name: i for i, name in enumerate(order)}
+
+    def key(pair: tuple[str, str]) -> tuple[int, int, int]:
+        layer, stage = pair
+        family = stage.split(":", 1)[0]
+        position = rank.get(layer, len(rank))
+        within = STAGE_ORDER.get(family, len(STAGE_ORDER))
+        if family in ("input", "pre_activation", "post_activation", "output"):
+            return 0, position, within
+        if family == "model":
+            return 1, 0, 0
+        if family == "update":
+            return 4, position, within
+        if family in ("param", "gradient"):
+            return 3, -position, within
+        return 2, -position, within
+
+    return key
 
 
 def _layers(values: dict[str, float]) -> tuple[str, ...]:

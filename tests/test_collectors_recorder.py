@@ -1,0 +1,266 @@
+"""The Recorder: when it records, what it keeps, its tables, its state and errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from annlens import Dense, Sequential
+from annlens.analysis.collectors import (
+    HISTOGRAM_COLUMNS,
+    SPECTRA_COLUMNS,
+    STATS_COLUMNS,
+    LossValue,
+    Recorder,
+    Reductions,
+    Summary,
+)
+from annlens.errors import ConfigError, StateError, UnknownNameError
+from annlens.optim import SGD
+from test_collectors import Captured, _Loss, make_data, make_model, train
+
+
+def step(model, optimizer, x, y):
+    output = model.forward(x)
+    _, grad = model.loss(_Loss(), output, y)
+    model.backward(grad)
+    optimizer.step()
+
+
+def test_rows_are_written_at_multiples_of_every(rng):
+    model = make_model()
+    recorder = Recorder(model, every=3, stats=["summary"]).attach()
+    train(model, recorder, [make_data(rng) for _ in range(7)])
+    assert sorted(recorder.to_dataframe().step.unique()) == [0, 3, 6]
+
+
+def test_evaluation_and_no_grad_passes_are_not_recorded(rng):
+    model = make_model()
+    recorder = Recorder(model, stats=["summary"]).attach()
+    x, _ = make_data(rng)
+    model.predict(x)
+    with model.no_grad():
+        model.forward(x)
+    assert len(recorder.to_dataframe()) == 0
+
+
+def test_a_second_pass_at_the_same_step_replaces_the_first(rng):
+    model = make_model()
+    recorder = Recorder(model, stats=[Summary(stages=("pre_activation",))]).attach()
+    first, second = make_data(rng)[0], make_data(rng)[0]
+    model.forward(first)
+    model.forward(second)
+    frame = recorder.to_dataframe()
+    rows = frame[(frame.layer == "dense_0") & (frame.quantity == "max")]
+    z = second @ model.layers[0].params["W"] + model.layers[0].params["b"]
+    assert len(rows) == 1
+    assert rows.value.iloc[0] == pytest.approx(z.max())
+
+
+def test_statistics_table_has_the_schema_columns_and_types(rng):
+    model = make_model()
+    recorder = Recorder(model, variant="base").attach()
+    train(model, recorder, [make_data(rng) for _ in range(2)])
+    frame = recorder.to_dataframe()
+    assert tuple(frame.columns) == STATS_COLUMNS
+    assert frame.step.dtype == np.int64 and frame.epoch.dtype == np.int64
+    assert frame.value.dtype == np.float64
+    assert set(frame.variant) == {"base"}
+    assert tuple(recorder.histograms().columns) == HISTOGRAM_COLUMNS
+    assert tuple(recorder.spectra().columns) == SPECTRA_COLUMNS
+
+
+def test_rows_are_sorted_by_step_then_layer_order(rng):
+    model = make_model()
+    recorder = Recorder(model).attach()
+    train(model, recorder, [make_data(rng) for _ in range(2)])
+    frame = recorder.to_dataframe()
+    assert frame.step.is_monotonic_increasing
+    assert frame.attrs["layer_order"] == ["dense_0", "dense_1", "dense_2", "model"]
+    first_step = frame[frame.step == 0]
+    assert list(dict.fromkeys(first_step.layer)) == [
+        "dense_0",
+        "dense_1",
+        "dense_2",
+        "model",
+    ]
+
+
+def test_default_stats_write_every_documented_quantity(rng):
+    model = make_model()
+    recorder = Recorder(model).attach()
+    train(model, recorder, [make_data(rng) for _ in range(3)], epochs=2)
+    quantities = set(recorder.to_dataframe().quantity)
+    expected = {
+        "mean", "std", "var", "min", "max", "l2", "rms", "mean_abs",
+        "q01", "q05", "q25", "q50", "q75", "q95", "q99",
+        "dead_fraction", "dead_epoch_fraction", "saturated_fraction",
+        "drift", "drift_relative", "update_ratio", "grad_cosine", "grad_noise",
+        "sv_max", "sv_min", "effective_rank", "loss", "grad_norm",
+    }  # fmt: skip
+    assert quantities == expected
+
+
+def test_layer_filter_limits_per_layer_rows(rng):
+    model = make_model()
+    recorder = Recorder(model, stats=["summary", "loss"], layers="dense_1").attach()
+    train(model, recorder, [make_data(rng)])
+    assert set(recorder.to_dataframe().layer) == {"dense_1", "model"}
+
+
+def test_log_adds_a_model_row_at_the_current_step(rng):
+    model = make_model()
+    recorder = Recorder(model, stats=["loss"])
+    model.state.step, model.state.epoch = 7, 2
+    recorder.log("accuracy", 0.75)
+    row = recorder.to_dataframe().iloc[0]
+    assert (row.step, row.epoch, row.layer, row.stage, row.quantity, row.value) == (
+        7, 2, "model", "model", "accuracy", 0.75,
+    )  # fmt: skip
+
+
+def test_detach_removes_every_hook_and_keeps_the_tables(rng):
+    model = make_model()
+    with Recorder(model) as recorder:
+        assert model.list_hooks()
+        train(model, recorder, [make_data(rng)])
+    assert model.list_hooks() == []
+    assert len(recorder.to_dataframe()) > 0
+    assert not recorder.attached
+
+
+def test_attaching_twice_is_refused():
+    recorder = Recorder(make_model()).attach()
+    with pytest.raises(StateError, match="already attached"):
+        recorder.attach()
+
+
+def test_unknown_collector_name_is_refused_with_a_suggestion():
+    with pytest.raises(UnknownNameError, match="did you mean 'summary'"):
+        Recorder(make_model(), stats=["sumary"])
+
+
+def test_every_must_be_a_positive_integer():
+    with pytest.raises(ConfigError, match="every"):
+        Recorder(make_model(), every=0)
+
+
+def test_the_same_collector_twice_is_refused():
+    with pytest.raises(ConfigError, match="more than once"):
+        Recorder(make_model(), stats=["summary", Summary()])
+
+
+def test_kept_tensors_are_copies_at_the_named_steps(rng):
+    model = make_model()
+    recorder = Recorder(model, stats=["loss"], keep_steps=[1], keep_stages=["delta"])
+    recorder.attach()
+    captured = Captured(model)
+    train(model, recorder, [make_data(rng) for _ in range(3)])
+    kept = recorder.tensors()
+    assert set(kept) == {
+        (1, name, "delta") for name in ("dense_0", "dense_1", "dense_2")
+    }
+    np.testing.assert_array_equal(
+        kept[(1, "dense_1", "delta")], captured[(1, "dense_1", "delta")]
+    )
+
+
+def test_kept_tensors_past_the_budget_are_refused_with_a_warning(rng):
+    model = make_model()
+    budget = 16 * 8 * 8  # one (16, 8) float64 array
+    recorder = Recorder(
+        model, stats=["loss"], keep_steps=[0], keep_stages=["pre_activation"],
+        keep_bytes=budget,
+    ).attach()  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="refused"):
+        train(model, recorder, [make_data(rng) for _ in range(2)])
+    assert list(recorder.tensors()) == [(0, "dense_0", "pre_activation")]
+    assert any(r.quantity == "loss" for r in recorder.to_dataframe().itertuples())
+    assert recorder.nbytes() > budget
+
+
+def test_state_dict_is_json_and_restores_the_tables(rng):
+    model = make_model()
+    recorder = Recorder(model, variant="v").attach()
+    train(model, recorder, [make_data(rng) for _ in range(3)], epochs=2)
+    text = json.dumps(recorder.state_dict(), allow_nan=False)
+
+    restored = Recorder(make_model(), variant="v")
+    restored.load_state_dict(json.loads(text))
+    before, after = recorder.to_dataframe(), restored.to_dataframe()
+    assert before.drop(columns="value").equals(after.drop(columns="value"))
+    np.testing.assert_array_equal(before.value.to_numpy(), after.value.to_numpy())
+    assert restored.histograms().equals(recorder.histograms())
+    assert restored.spectra().equals(recorder.spectra())
+
+
+def test_loaded_state_lets_epoch_accumulators_continue(rng):
+    model = make_model()
+    recorder = Recorder(model, stats=["drift"]).attach()
+    train(model, recorder, [make_data(rng)], epochs=1)
+    restored = Recorder(model, stats=["drift"])
+    restored.load_state_dict(json.loads(json.dumps(recorder.state_dict())))
+    recorder.detach()
+    restored.attach()
+    model.state.epoch = 1
+    step(model, SGD(model, lr=0.1), *make_data(rng))
+    restored.end_epoch(1)
+    assert "drift" in set(restored.to_dataframe().quantity)
+
+
+def test_loading_a_foreign_state_is_refused():
+    recorder = Recorder(make_model())
+    with pytest.raises(ConfigError, match="format"):
+        recorder.load_state_dict({"format": "something else"})
+
+
+def test_loading_state_with_unknown_collectors_changes_nothing(rng):
+    model = make_model()
+    full = Recorder(model).attach()
+    train(model, full, [make_data(rng)])
+    lean = Recorder(make_model(), stats=[LossValue()])
+    with pytest.raises(ConfigError, match="does not have"):
+        lean.load_state_dict(full.state_dict())
+    assert len(lean.to_dataframe()) == 0
+
+
+def test_memory_grows_by_a_bounded_amount_per_recorded_step(rng):
+    model = Sequential([Dense(6, 400, "relu"), Dense(400, 3)], seed=0, dtype="float64")
+    recorder = Recorder(model).attach()
+    train(model, recorder, [make_data(rng) for _ in range(40)])
+    per_step = recorder.nbytes() / 40
+    weights = sum(p.nbytes for p in model.parameters().values())
+    assert per_step < weights / 4
+
+
+def test_layers_without_activation_stages_report_their_output(rng):
+    from annlens.layers import BatchNorm
+
+    model = Sequential(
+        [Dense(6, 8, "relu"), BatchNorm(), Dense(8, 3)], seed=0, dtype="float64"
+    )
+    recorder = Recorder(model, stats=["summary"]).attach()
+    captured: dict[str, np.ndarray] = {}
+    model.register_hook(
+        "forward", lambda layer, x, out: captured.__setitem__(layer.name, out.copy())
+    )
+    train(model, recorder, [make_data(rng)])
+    frame = recorder.to_dataframe()
+    rows = frame[(frame.layer == "batchnorm_0") & (frame.stage == "output")]
+    mean = rows[rows.quantity == "mean"].value.iloc[0]
+    assert mean == pytest.approx(captured["batchnorm_0"].mean(), abs=1e-12)
+    assert "output" not in set(frame[frame.layer == "dense_0"].stage)
+
+
+def test_variance_is_recomputed_when_the_one_pass_formula_would_cancel():
+    x = (1e4 + np.random.default_rng(0).normal(size=1000)).astype(np.float32)
+    assert Reductions(x).var() == pytest.approx(x.astype(np.float64).var(), rel=1e-5)
+
+
+def test_repr_says_what_the_recorder_holds():
+    recorder = Recorder(make_model(), every=5, stats=["loss"], variant="a")
+    assert repr(recorder) == (
+        "Recorder(every=5, variant='a', stats=[loss]; detached, 0 rows)"
+    )
