@@ -38,8 +38,9 @@ def _guarded(action: Callable[[], T]) -> T:
         raise typer.Exit(code=2) from None
 
 
-def _logging(quiet: bool) -> None:
-    level = logging.WARNING if quiet else logging.INFO
+def _logging(verbose: bool) -> None:
+    """Warnings by default (the progress bars show the epochs); INFO when verbose."""
+    level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 
 
@@ -55,11 +56,12 @@ def run(
     out: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Log every epoch.")] = False,
 ) -> None:
     """Train every variant of an experiment and write its run directory."""
     from annlens.experiment import load_config, run_experiment
 
-    _logging(quiet)
+    _logging(verbose)
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"seed={seed}")
@@ -88,11 +90,12 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="A run directory to continue.")],
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Log every epoch.")] = False,
 ) -> None:
     """Continue an interrupted run from its last checkpoints."""
     from annlens.experiment import resume_experiment
 
-    _logging(quiet)
+    _logging(verbose)
     result = _guarded(lambda: resume_experiment(run_dir, progress=not quiet))
     console.print(result.summary_table())
     console.print(f"run directory: {result.directory}")

@@ -42,11 +42,12 @@ class ProgressBar(Callback):
         self.progress.start()
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
-        shown = ("loss", "accuracy", "val_loss", "val_accuracy")
+        shown = {"loss": "loss", "accuracy": "acc", "val_loss": "val loss"}
+        shown["val_accuracy"] = "val acc"
         status = "  ".join(
-            f"{key}={logs[key]:.4f}"
-            for key in shown
-            if key in logs and logs[key] is not None
+            f"{label} {logs[key]:.3f}"
+            for key, label in shown.items()
+            if logs.get(key) is not None
         )
         self.progress.update(self.task, advance=1, status=status)
 

@@ -76,28 +76,21 @@ class Run:
     report_path: Path | None = None
 
     def summary_table(self) -> Table:
-        """Final training and validation loss, test metrics and findings per variant."""
+        """One row per variant: epochs, final losses, test score and findings."""
         table = Table(title=f"{self.experiment.name}: summary")
-        for column in (
-            "variant",
-            "epochs",
-            "train loss",
-            "val loss",
-            "test",
-            "findings",
-        ):
-            table.add_column(column)
+        for column in ("variant", "epochs", "train loss", "val loss", "test"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("findings")
         for name, result in self.variants.items():
             last = result.history.rows[-1] if result.history.rows else {}
-            test = ", ".join(f"{k} {v:.4f}" for k, v in result.test.items())
             found = [f for f in self.findings if _variant_of(f) == name]
-            rules = sorted({_rule_of(f) for f in found})
+            rules = sorted({_rule_of(f).replace("_", " ") for f in found})
             table.add_row(
                 name,
                 str(len(result.history.rows)),
                 _number(last.get("loss")),
                 _number(last.get("val_loss")),
-                test or "-",
+                _test_score(result.test),
                 ", ".join(rules) if rules else "none",
             )
         return table
@@ -108,6 +101,13 @@ class Run:
 
 def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _test_score(test: dict[str, float]) -> str:
+    """Test accuracy when there is one, else the test loss."""
+    if "accuracy" in test:
+        return f"acc {test['accuracy']:.3f}"
+    return f"loss {test['loss']:.4f}" if "loss" in test else "-"
 
 
 def _variant_of(finding: Any) -> str:
