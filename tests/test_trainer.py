@@ -698,6 +698,7 @@ def optimizer_class(name: str):
 def test_digits_network_with_batchnorm_and_dropout_beats_95_percent(name: str) -> None:
     datasets = pytest.importorskip("sklearn.datasets")
     model_selection = pytest.importorskip("sklearn.model_selection")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
     cls = optimizer_class(name)
     x, y = datasets.load_digits(return_X_y=True)
     x_train, x_test, y_train, y_test = model_selection.train_test_split(
@@ -728,6 +729,9 @@ def test_digits_network_with_batchnorm_and_dropout_beats_95_percent(name: str) -
         batch_size=32,
         epochs=10,
     )
-    trainer.fit(x_train, y_train)
+    # BLAS threads only slow products this small down, badly so on a busy machine
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        trainer.fit(x_train, y_train)
 
-    assert trainer.evaluate(x_test, y_test)["accuracy"] > 0.95
+    accuracy = trainer.evaluate(x_test, y_test)["accuracy"]
+    assert accuracy > 0.95, f"{name}: held-out accuracy {accuracy:.4f}"
