@@ -57,7 +57,8 @@ class Callback:
 
     Each method receives the trainer and a small dict of logs:
 
-    - ``on_fit_start``: epochs, samples, steps_per_epoch, validation_samples
+    - ``on_fit_start``: epochs, initial_epoch, resumed, samples,
+      steps_per_epoch, validation_samples
     - ``on_epoch_start``: epoch
     - ``on_batch_start``: epoch, batch, step, size (``step`` counts finished
       optimizer steps, so it is this step's index from 0)
