@@ -1,0 +1,145 @@
+"""Weight and gradient histograms at chosen steps, from the histogram table.
+
+:func:`plot_histograms` draws, for one variant and one stage (``param:W`` for
+the weights, ``gradient:W`` for their gradients, or any recorded stage), one
+panel per layer with one outline per chosen step, dark (early) to bright
+(late). Counts are divided by the total count and the bin width, so steps
+whose histograms saw different numbers of values still compare (a density).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from annlens.errors import DataError
+from annlens.viz.style import (
+    grid_shape,
+    headline,
+    label_grid,
+    log_y,
+    new_figure,
+    styled,
+    time_colors,
+    variant_label,
+)
+from annlens.viz.tables import (
+    HISTOGRAM_COLUMNS,
+    nearest_step,
+    ordered_layers,
+    pick_steps,
+    require,
+    variants_of,
+)
+
+PARAM_WORDS = {"W": "weight W", "b": "bias b", "gamma": "scale γ", "beta": "shift β"}
+
+
+def stage_label(stage: str) -> str:
+    """Words for a stage on an axis: ``param:W`` is 'weight W'."""
+    kind, _, name = stage.partition(":")
+    return {
+        "param": PARAM_WORDS.get(name, f"parameter {name}"),
+        "gradient": f"gradient ∂L/∂{name}",
+        "update": f"update Δ{name}",
+        "post_activation": "activation a",
+        "pre_activation": "pre-activation z",
+        "delta": "δ = ∂L/∂z",
+        "grad_output": "∂L/∂a",
+    }.get(kind, stage)
+
+
+@styled
+def plot_histograms(
+    histograms: pd.DataFrame,
+    *,
+    stage: str = "param:W",
+    variant: str | None = None,
+    steps: Sequence[int] | None = None,
+    layers: Sequence[str] | None = None,
+    palette: Mapping[str, str] | None = None,
+    log_density: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Histograms of one stage at chosen steps, one panel per layer.
+
+    Parameters
+    ----------
+    histograms : DataFrame
+        ``step, epoch, variant, layer, stage, bin_lo, bin_hi, count``.
+    stage : str
+        ``"param:W"`` by default; ``"gradient:W"`` for the weight gradients.
+    variant : str, optional
+        The variant to draw; required when the table holds several.
+    steps : sequence of int, optional
+        Steps to draw, snapped to recorded ones; by default up to four,
+        log-spaced from the first to the last.
+    layers : sequence of str, optional
+        Layers to draw, input to output.
+    palette : mapping of str to str, optional
+        Accepted for a uniform signature; lines here are coloured by step.
+    log_density : bool
+        A log y axis, for heavy-tailed gradients.
+    """
+    table = require(histograms, HISTOGRAM_COLUMNS, "histogram")
+    table = table.assign(variant=table["variant"].fillna("").astype(str))
+    table = table.loc[table["stage"] == stage]
+    if table.empty:
+        raise DataError(f"no histograms recorded for stage {stage!r}")
+    variants = variants_of(table)
+    if variant is None:
+        if len(variants) > 1:
+            raise DataError(
+                f"the table holds variants {variants}; name one with variant="
+            )
+        variant = variants[0]
+    if variant not in variants:
+        raise DataError(
+            f"variant {variant!r} has no {stage!r} histograms; {variants} do"
+        )
+    table = table.loc[table["variant"] == variant]
+    recorded = table["step"].unique()
+    chosen = (
+        sorted({nearest_step(recorded, s) for s in steps})
+        if steps is not None
+        else pick_steps(recorded)
+    )
+    names = ordered_layers(histograms, table, layers)
+    colours = time_colors(len(chosen))
+
+    rows, columns = grid_shape(len(names))
+    figure, axes = new_figure(rows, columns, row_height=2.7)
+    for ax, layer in zip(axes.flat, names, strict=False):
+        part = table.loc[table["layer"] == layer]
+        for step, colour in zip(chosen, colours, strict=True):
+            at = part.loc[part["step"] == step].sort_values("bin_lo")
+            if at.empty:
+                continue
+            lo = at["bin_lo"].to_numpy(dtype=float)
+            hi = at["bin_hi"].to_numpy(dtype=float)
+            count = at["count"].to_numpy(dtype=float)
+            total = count.sum()
+            density = count / (total * np.maximum(hi - lo, 1e-300)) if total else count
+            edges = np.append(lo, hi[-1])
+            ax.stairs(density, edges, color=colour, linewidth=1.4, label=f"step {step}")
+        if log_density:
+            log_y(ax)
+        ax.set_title(layer)
+        ax.tick_params(axis="x", labelsize=8.5)
+    label_grid(
+        axes,
+        len(names),
+        stage_label(stage),
+        "density" + (" (log scale)" if log_density else ""),
+    )
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right upper", title="after step")
+    headline(
+        figure,
+        title
+        or f"Histograms of {stage_label(stage)} per layer: {variant_label(variant)}",
+    )
+    return figure

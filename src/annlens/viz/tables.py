@@ -1,0 +1,213 @@
+"""The tables figures read, how they are checked, and small selections on them.
+
+Four tables feed the figures; the first three are written by the collectors of
+:mod:`annlens.analysis`, the fourth by the training loop.
+
+statistics (long)
+    ``step, epoch, variant, layer, stage, quantity, value``: one scalar per row.
+    ``layer`` is a layer name or ``"model"``; ``stage`` is one of ``input``,
+    ``pre_activation``, ``post_activation``, ``grad_output``, ``delta``,
+    ``grad_input``, ``param:<p>``, ``gradient:<p>``, ``update:<p>``, ``model``.
+histograms
+    ``step, epoch, variant, layer, stage, bin_lo, bin_hi, count``.
+spectra
+    ``step, epoch, variant, layer, param, index, value`` (singular values).
+metrics history
+    Long: ``variant, epoch, split, metric, value`` with ``split`` in ``train``,
+    ``val``, ``test``. Wide tables are accepted and turned long by
+    :func:`metrics_long`: an ``epoch`` column (``variant`` optional), and one
+    column per series named ``<split>_<metric>`` (``train_loss``,
+    ``val_accuracy``) or a bare ``<metric>`` meaning the training split.
+
+A missing ``variant`` column means a single run (variant ``""``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from annlens.errors import DataError
+
+STATS_COLUMNS = ("step", "epoch", "variant", "layer", "stage", "quantity", "value")
+HISTOGRAM_COLUMNS = ("step", "variant", "layer", "stage", "bin_lo", "bin_hi", "count")
+SPECTRA_COLUMNS = ("step", "variant", "layer", "param", "index", "value")
+METRICS_COLUMNS = ("variant", "epoch", "split", "metric", "value")
+
+SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val"}
+SPLITS["test"] = "test"
+FORWARD_STAGES = ("input", "pre_activation", "post_activation")
+MODEL = "model"
+
+
+def require(table: pd.DataFrame, columns: Iterable[str], name: str) -> pd.DataFrame:
+    """``table`` with a ``variant`` column, or raise naming the missing columns."""
+    if not isinstance(table, pd.DataFrame):
+        raise DataError(
+            f"the {name} table must be a pandas DataFrame, got {type(table).__name__}"
+        )
+    if "variant" not in table.columns:
+        table = table.assign(variant="")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"the {name} table lacks columns {missing}; it has "
+            f"{list(table.columns)}\nhelp: see annlens.viz.tables for the schema"
+        )
+    return table
+
+
+def stats_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """Check a statistics table (see the module docstring)."""
+    table = require(stats, STATS_COLUMNS[:1] + STATS_COLUMNS[2:], "statistics")
+    return table.assign(variant=table["variant"].fillna("").astype(str))
+
+
+def select(
+    stats: pd.DataFrame,
+    *,
+    stage: str | Sequence[str] | None = None,
+    quantity: str | Sequence[str] | None = None,
+    layer: str | Sequence[str] | None = None,
+    variant: str | Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Rows of ``stats`` matching every criterion given (a value or a list)."""
+    mask = np.ones(len(stats), dtype=bool)
+    for column, wanted in (
+        ("stage", stage),
+        ("quantity", quantity),
+        ("layer", layer),
+        ("variant", variant),
+    ):
+        if wanted is None:
+            continue
+        values = [wanted] if isinstance(wanted, str) else list(wanted)
+        mask &= stats[column].isin(values).to_numpy()
+    return stats.loc[mask]
+
+
+def variants_of(table: pd.DataFrame) -> list[str]:
+    """The variants of a table, in order of first appearance."""
+    if "variant" not in table.columns:
+        return [""]
+    return list(dict.fromkeys(table["variant"].fillna("").astype(str)))
+
+
+def _natural_key(name: str) -> tuple[str, int]:
+    match = re.match(r"^(.*?)(\d+)$", name)
+    return (match.group(1), int(match.group(2))) if match else (name, -1)
+
+
+def layer_order(stats: pd.DataFrame, layers: Sequence[str] | None = None) -> list[str]:
+    """The layers of ``stats`` from input to output, without ``"model"``.
+
+    The order is the recorder's ``stats.attrs["layer_order"]`` when the table
+    carries it, else that of first appearance among forward-stage and
+    parameter rows (collectors record the forward pass in order); layers seen
+    only in backward stages follow, in natural name order (``dense_2`` before
+    ``dense_10``). Pass ``layers`` to choose and order them yourself.
+    """
+    if layers is not None:
+        return list(layers)
+    names = stats["layer"].astype(str)
+    recorded = stats.attrs.get("layer_order") if hasattr(stats, "attrs") else None
+    if recorded:
+        ordered = [str(name) for name in recorded]
+    elif "stage" in stats.columns:
+        stages = stats["stage"].astype(str)
+        forward = stages.isin(FORWARD_STAGES) | stages.str.startswith("param:")
+        ordered = list(dict.fromkeys(names[forward.to_numpy()]))
+    else:
+        ordered = []
+    rest = sorted(set(names) - set(ordered), key=_natural_key)
+    return [name for name in ordered + rest if name != MODEL]
+
+
+def ordered_layers(
+    full: pd.DataFrame, selected: pd.DataFrame, layers: Sequence[str] | None = None
+) -> list[str]:
+    """The layers of ``selected`` in the order :func:`layer_order` finds in ``full``.
+
+    Figures select a few rows (only ``delta``, say) and order the layers by the
+    whole table, whose forward-stage rows tell the order of the forward pass.
+    """
+    present = set(selected["layer"].astype(str))
+    return [n for n in layer_order(full, layers) if n in present]
+
+
+def series(table: pd.DataFrame, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+    """``(x, value)`` sorted by ``x``, averaging rows that share an ``x``."""
+    grouped = table.groupby(x, sort=True)["value"].mean()
+    return grouped.index.to_numpy(), grouped.to_numpy(dtype=float)
+
+
+def pick_steps(available: Iterable[int], n: int = 4) -> list[int]:
+    """About ``n`` steps from ``available``: the first, the last, and steps
+    spaced evenly in log(step + 1) between them (early training changes fastest).
+    """
+    steps = np.unique(np.asarray(list(available), dtype=np.int64))
+    if steps.size <= n:
+        return steps.tolist()
+    targets = np.geomspace(steps[0] + 1, steps[-1] + 1, n) - 1
+    chosen = [int(steps[np.abs(steps - t).argmin()]) for t in targets]
+    return sorted(set(chosen))
+
+
+def nearest_step(available: Iterable[int], wanted: int | str) -> int:
+    """The available step nearest ``wanted`` (``"first"`` or ``"last"`` allowed)."""
+    steps = np.unique(np.asarray(list(available), dtype=np.int64))
+    if steps.size == 0:
+        raise DataError(f"no steps recorded to pick step {wanted!r} from")
+    if wanted == "last":
+        return int(steps[-1])
+    if wanted == "first":
+        return int(steps[0])
+    if isinstance(wanted, str):
+        raise DataError(f"a step is an int, 'first' or 'last'; got {wanted!r}")
+    return int(steps[np.abs(steps - int(wanted)).argmin()])
+
+
+def metrics_long(metrics: pd.DataFrame) -> pd.DataFrame:
+    """A metrics history as the long table ``variant, epoch, split, metric, value``.
+
+    Accepts the long form as it is, or a wide table with ``epoch`` and one
+    column per ``<split>_<metric>`` (see the module docstring).
+    """
+    if not isinstance(metrics, pd.DataFrame):
+        raise DataError(
+            "the metrics table must be a pandas DataFrame, got "
+            f"{type(metrics).__name__}"
+        )
+    table = metrics if "variant" in metrics.columns else metrics.assign(variant="")
+    if {"split", "metric", "value"} <= set(table.columns):
+        long = require(table, METRICS_COLUMNS, "metrics")
+    else:
+        if "epoch" not in table.columns:
+            raise DataError(
+                "a wide metrics table needs an 'epoch' column; it has "
+                f"{list(table.columns)}"
+            )
+        value_columns = [
+            c
+            for c in table.columns
+            if c not in ("variant", "epoch", "step")
+            and pd.api.types.is_numeric_dtype(table[c])
+        ]
+        long = table.melt(
+            id_vars=["variant", "epoch"], value_vars=value_columns, var_name="name"
+        )
+        parts = long["name"].astype(str).str.split("_", n=1, expand=True)
+        if parts.shape[1] == 1:
+            parts[1] = None
+        prefixed = parts[0].isin(list(SPLITS)) & parts[1].notna()
+        long["split"] = np.where(prefixed, parts[0].map(SPLITS), "train")
+        long["metric"] = np.where(prefixed, parts[1], long["name"])
+        long = long.drop(columns="name")
+    long = long.assign(
+        variant=long["variant"].fillna("").astype(str),
+        split=long["split"].astype(str).map(lambda s: SPLITS.get(s, s)),
+    )
+    return long.dropna(subset=["value"]).loc[:, list(METRICS_COLUMNS)]
