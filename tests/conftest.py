@@ -3,17 +3,34 @@
 - ``rng``: a seeded NumPy generator, passed in rather than set globally.
 - ``torch_activation``: the PyTorch function that matches an annlens
   activation, settings included (the test is skipped without PyTorch).
+
+The whole session runs NumPy's BLAS and PyTorch on one thread: the tests use
+small matrices, for which a second BLAS thread costs more than it gives (on a
+busy two-core machine, a digits training test took 160 s with two threads and
+14 s with one), and one thread makes float results independent of the
+machine's core count.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from annlens.activations import Activation
+
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by PyTorch when imported
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread() -> Any:
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture
