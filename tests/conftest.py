@@ -23,7 +23,6 @@ from threadpoolctl import threadpool_limits
 
 from annlens.activations import Activation
 
-
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by PyTorch when imported
 
 
