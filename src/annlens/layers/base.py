@@ -124,6 +124,17 @@ class Layer:
             grad_input = self.hook_table.fire("backward", grad_input, grad_output)
         return grad_input
 
+    def backward_parameters(self, grad_output: Array) -> None:
+        """Set ``grads`` from dL/d output when nothing will read dL/d input.
+
+        The model calls this for its first layer from
+        ``model.backward_parameters``, whose caller reads no input gradient
+        (PyTorch likewise skips the gradient of an input that needs none). Here
+        it is the full :meth:`backward`; layers whose input gradient costs work
+        of its own (Dense: a matrix product) skip it when no hook could see it.
+        """
+        self.backward(grad_output)
+
     def compute(self, x: Array) -> Array:
         """The layer's own forward maths; keeps ``self.cache`` when gradients are on."""
         raise NotImplementedError(f"{type(self).__name__} does not define compute")

@@ -138,6 +138,11 @@ class Dense(Layer):
         return a
 
     def compute_backward(self, grad_output: Array) -> Array:
+        delta = self.parameter_gradients(grad_output)
+        return delta @ self.params["W"].T
+
+    def parameter_gradients(self, grad_output: Array) -> Array:
+        """Set ``grads["W"]`` and ``grads["b"]`` from dL/da; return delta."""
         x, z, a = self.cache  # type: ignore[misc]
         delta = self.activation.backward(z, a, grad_output)
         if self.hooked:
@@ -146,8 +151,18 @@ class Dense(Layer):
         self.grads = {"W": x.T @ delta}
         if self.bias:
             self.grads["b"] = delta.sum(axis=0)
+        return delta
 
-        return delta @ self.params["W"].T
+    def backward_parameters(self, grad_output: Array) -> None:
+        """Set ``grads`` without the product ``delta Wᵀ`` that nothing would read.
+
+        With a hook on the layer (or nothing kept from forward) this is the
+        full :meth:`backward`, so hooks still see every stage.
+        """
+        if self.hooked or self.cache is None:
+            self.backward(grad_output)
+            return
+        self.parameter_gradients(grad_output)
 
     def describe(self) -> dict[str, str]:
         return {"activation": self.activation.name, "init": str(self.init_spec)}

@@ -164,6 +164,29 @@ class Sequential:
         stage fires at the end, unless the caller adds more contributions first
         (the trainer adds regularisation) and calls :meth:`finish_gradients`.
         """
+        grad = self._backward_to_first_layer(grad_output)
+        grad = self.layers[0].backward(grad)
+        if fire_gradient_hooks:
+            self.finish_gradients()
+        return grad
+
+    def backward_parameters(
+        self, grad_output: Array, fire_gradient_hooks: bool = True
+    ) -> None:
+        """:meth:`backward` for a caller that does not read dL/d input.
+
+        The same parameter gradients and hooks, but the first layer may skip
+        computing dL/d input (a Dense layer skips the product ``delta Wᵀ``)
+        when no hook on it could see it, as PyTorch does for an input that
+        needs no gradient. A training loop loses nothing by calling this.
+        """
+        grad = self._backward_to_first_layer(grad_output)
+        self.layers[0].backward_parameters(grad)
+        if fire_gradient_hooks:
+            self.finish_gradients()
+
+    def _backward_to_first_layer(self, grad_output: Array) -> Array:
+        """Check the caches, then back-propagate through all but the first layer."""
         missing = [layer.name for layer in self.layers if layer.cache is None]
         if missing:
             raise StateError(
@@ -173,10 +196,8 @@ class Sequential:
                 "outside model.no_grad()"
             )
         grad = np.asarray(grad_output, dtype=self.dtype)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
-        if fire_gradient_hooks:
-            self.finish_gradients()
         return grad
 
     def finish_gradients(self) -> None:
