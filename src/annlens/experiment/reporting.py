@@ -40,7 +40,8 @@ def write_outputs(run: Any, run_dir: RunDir) -> None:
     """Diagnose the statistics, then draw the figures and write report.html."""
     from annlens.analysis.diagnostics import diagnose
 
-    run.findings = diagnose(run.statistics, run.metrics)
+    stopped = [r.stopped for r in run.variants.values() if r.stopped is not None]
+    run.findings = [*stopped, *diagnose(run.statistics, run.metrics)]
     write_json(run_dir.path / "findings.json", [_plain(f) for f in run.findings])
     output = run.experiment.output
     if output.tensorboard:

@@ -28,6 +28,8 @@ class VariantResult:
         Loss and metrics on the held-out test part (empty when there is none).
     recorder : Recorder
         The statistics collected while it trained.
+    stopped : dict or None
+        The finding that says where training hit NaN or Inf, when it did.
     """
 
     name: str
@@ -35,6 +37,7 @@ class VariantResult:
     history: Any
     test: dict[str, float]
     recorder: Any
+    stopped: dict[str, Any] | None = None
 
     @property
     def model(self) -> Any:

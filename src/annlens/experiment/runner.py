@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from annlens.analysis.collectors import Recorder
+from annlens.errors import NonFiniteError
 from annlens.experiment.build import Parts, build_parts
 from annlens.experiment.callbacks import Checkpoints, EndEpoch, StepLimit
 from annlens.experiment.config import resolve_variants, validate
@@ -109,20 +110,59 @@ def _train_variant(
         logger.info("%s: resuming after epoch %d", parts.name, trainer.epochs_done)
 
         if done.exists():
-            test = json.loads(done.read_text())["test"]
-            return VariantResult(parts.name, parts, trainer.history, test, recorder)
+            record = json.loads(done.read_text())
+            test, stopped = record["test"], record.get("stopped")
+            history = trainer.history
+            return VariantResult(parts.name, parts, history, test, recorder, stopped)
 
     data = parts.data
     validation = (data.x_val, data.y_val) if len(data.y_val) else None
-    with recorder:
-        trainer.fit(
-            data.x_train, data.y_train, validation_data=validation, resume=resume
-        )
-    test = trainer.evaluate(data.x_test, data.y_test) if len(data.y_test) else {}
-    write_json(
-        done, {"variant": parts.name, "test": test, "epochs": trainer.epochs_done}
-    )
-    return VariantResult(parts.name, parts, trainer.history, test, recorder)
+    stopped = None
+    try:
+        with recorder:
+            trainer.fit(
+                data.x_train, data.y_train, validation_data=validation, resume=resume
+            )
+    except NonFiniteError as error:
+        # A diverging variant is a result of the study, not a failure of the
+        # run: keep its last good parameters and statistics, report it, go on.
+        logger.warning("variant %s stopped: %s", parts.name, error)
+        stopped = non_finite_finding(parts.name, error)
+    test = _test_scores(trainer, data)
+    record = {"variant": parts.name, "test": test, "epochs": trainer.epochs_done}
+    write_json(done, {**record, "stopped": stopped})
+    return VariantResult(parts.name, parts, trainer.history, test, recorder, stopped)
+
+
+def _test_scores(trainer: Trainer, data: Any) -> dict[str, float]:
+    """Loss and metrics on the test part; none when it is empty or overflows."""
+    if not len(data.y_test):
+        return {}
+    try:
+        return trainer.evaluate(data.x_test, data.y_test)
+    except NonFiniteError as error:
+        logger.warning("no test scores: %s", error)
+        return {}
+
+
+def non_finite_finding(variant: str, error: NonFiniteError) -> dict[str, Any]:
+    """The finding that records where a variant's training hit NaN or Inf."""
+    step = error.step if error.step is not None else -1
+    return {
+        "rule": "non_finite",
+        "severity": "critical",
+        "variant": variant,
+        "layers": [error.layer or "model"],
+        "step_range": [step, step],
+        "measured": float("nan"),
+        "threshold": 0.0,
+        "definition": f"the first NaN or Inf, at stage {error.stage!r}",
+        "message": str(error),
+        "suggestion": "Lower the learning rate, clip gradients or normalise; "
+        "training of this variant stopped at the last good parameters.",
+        "source": "the trainer's NaN guard",
+        "evidence": {},
+    }
 
 
 def _metrics_table(results: Sequence[VariantResult]) -> pd.DataFrame:
