@@ -1,0 +1,214 @@
+"""Timing: every variant of a case run in alternation, on fixed thread counts.
+
+For one case and dtype, every timed callable (annlens with and without hooks,
+PyTorch, inference, the matrix products alone) is warmed up, calibrated to a
+few milliseconds per round, then run round after round in rotating order, so
+that a slow spell of the machine hits all of them alike. The result of each is
+the median time of one call over the rounds, with its interquartile spread.
+Garbage collection runs before each round and is off during it.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import steps
+from cases import CASES, Case
+
+Step = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how often to time.
+
+    Attributes
+    ----------
+    rounds : int
+        Rounds per variant (each a median sample).
+    round_seconds : float
+        Target duration of one round of one variant.
+    warmup : int
+        Calls of each variant before timing.
+    threads : int
+        Threads for NumPy's BLAS and for PyTorch.
+    """
+
+    rounds: int = 15
+    round_seconds: float = 0.05
+    warmup: int = 5
+    threads: int = 2
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(rounds=5, round_seconds=0.02, warmup=2)
+
+    @classmethod
+    def smoke(cls) -> Settings:
+        return cls(rounds=1, round_seconds=0.0, warmup=0)
+
+
+@dataclass
+class Timing:
+    """Median seconds per call and the interquartile range over the rounds."""
+
+    median: float
+    spread: float
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Timing:
+        q25, q50, q75 = np.percentile(samples, [25, 50, 75])
+        return cls(float(q50), float((q75 - q25) / q50) if q50 else 0.0)
+
+
+@dataclass
+class CaseResult:
+    """Everything measured for one case in one dtype."""
+
+    case: Case
+    dtype: str
+    timings: dict[str, Timing] = field(default_factory=dict)
+    memory: dict[str, int] = field(default_factory=dict)
+    matmul_rate: float | None = None
+
+    def ratio(self, ours: str, theirs: str) -> float | None:
+        if ours not in self.timings or theirs not in self.timings:
+            return None
+        return self.timings[ours].median / self.timings[theirs].median
+
+    def overhead(self, variant: str, base: str = "annlens") -> float | None:
+        """The extra time of ``variant`` over ``base``, as a fraction."""
+        ratio = self.ratio(variant, base)
+        return None if ratio is None else ratio - 1
+
+
+@contextmanager
+def fixed_threads(count: int) -> Iterator[None]:
+    """``count`` threads for every BLAS and OpenMP pool, and for PyTorch."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def time_alternating(
+    variants: dict[str, Step], settings: Settings
+) -> dict[str, Timing]:
+    """Median seconds per call of each variant, timed in rotating order."""
+    calls = {}
+    for name, step in variants.items():
+        for _ in range(settings.warmup):
+            step()
+        start = time.perf_counter()
+        step()
+        once = time.perf_counter() - start
+        calls[name] = max(1, int(settings.round_seconds / max(once, 1e-7)))
+
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for round_index in range(settings.rounds):
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
+        gc.collect()
+        gc.disable()
+        try:
+            for name in order:
+                step, count = variants[name], calls[name]
+                start = time.perf_counter()
+                for _ in range(count):
+                    step()
+                samples[name].append((time.perf_counter() - start) / count)
+        finally:
+            gc.enable()
+    return {name: Timing.of(values) for name, values in samples.items()}
+
+
+def peak_bytes(step: Step) -> int:
+    """The most memory NumPy held above its starting point during one call."""
+    step()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before
+
+
+def measure_case(
+    case: Case, dtype: str, settings: Settings, dispatch: bool = True
+) -> CaseResult:
+    """Time every variant of one case in one dtype."""
+    result = CaseResult(case, dtype)
+    x, y = steps.batch(case, dtype)
+
+    plain = steps.annlens_model(case, dtype)
+    hooked = steps.annlens_model(case, dtype)
+    steps.stat_hooks(hooked)
+    module = steps.torch_model(plain)
+    variants: dict[str, Step] = {
+        "annlens": steps.annlens_training_step(plain, x, y),
+        "torch": steps.torch_training_step(module, x, y),
+        "annlens_stat": steps.annlens_training_step(hooked, x, y),
+        "annlens_infer": steps.annlens_inference(plain, x),
+        "torch_infer": steps.torch_inference(steps.torch_model(plain), x),
+        "matmuls": steps.training_matmuls(case, dtype),
+    }
+    collected = steps.annlens_model(case, dtype)
+    recorder = steps.default_collectors(collected)
+    if recorder is not None:
+        variants["annlens_collectors"] = steps.annlens_training_step(collected, x, y)
+    variants.update(steps.annlens_phases(steps.annlens_model(case, dtype), x, y))
+    if dispatch:
+        bare = steps.annlens_model(case, dtype, steps.NoDispatchDense)
+        variants["annlens_no_dispatch"] = steps.annlens_training_step(bare, x, y)
+
+    try:
+        result.timings = time_alternating(variants, settings)
+    finally:
+        if recorder is not None:
+            recorder.detach()
+
+    result.memory["train"] = peak_bytes(variants["annlens"])
+    result.memory["infer"] = peak_bytes(variants["annlens_infer"])
+    if case.name == "large":
+        reference, flops = steps.matmul_reference(case, dtype)
+        timing = time_alternating({"matmul": reference}, settings)["matmul"]
+        result.matmul_rate = flops / timing.median
+    return result
+
+
+def run_all(
+    settings: Settings,
+    cases: tuple[Case, ...] = CASES,
+    dtypes: tuple[str, ...] = ("float32", "float64"),
+    log: Callable[[str], Any] = print,
+) -> list[CaseResult]:
+    """Measure every case in every dtype on ``settings.threads`` threads."""
+    results = []
+    with fixed_threads(settings.threads):
+        for dtype in dtypes:
+            for case in cases:
+                start = time.perf_counter()
+                result = measure_case(case, dtype, settings)
+                ratio = result.ratio("annlens", "torch")
+                log(
+                    f"{case.name:>6} {dtype}: annlens/torch {ratio:.2f} "
+                    f"({time.perf_counter() - start:.1f} s)"
+                )
+                results.append(result)
+    return results

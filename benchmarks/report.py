@@ -1,0 +1,404 @@
+"""RESULTS.md: the machine, the libraries, the tables and the targets.
+
+Everything in the file is measured by the run that writes it; the only fixed
+text is how the measurement was made. Each target not met gets its measured
+reason: how long the step's matrix products alone take in NumPy's BLAS,
+against PyTorch's whole step, says whether the gap is in the BLAS or in
+annlens's own work around it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from measure import CaseResult, Settings
+
+FLOAT64_SLACK = 1.10
+DISPATCH_TARGET = 0.02
+STAT_TARGET = 0.10
+COLLECTORS_TARGET = 0.15
+MATMUL_TARGET = 0.90
+PHASES = ("forward", "loss", "backward", "optimizer")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_family() -> str:
+    try:
+        fields = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        return (
+            f"family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}"
+        )
+    except OSError:
+        return ""
+
+
+def git_version() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" (with uncommitted changes)" if dirty else "")
+
+
+def blas_lines(threads: int) -> list[str]:
+    """NumPy's and PyTorch's BLAS, and what threadpoolctl sees while timing."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    lines = []
+    try:
+        config: Any = np.show_config(mode="dicts")  # type: ignore[call-arg]
+        blas = config["Build Dependencies"]["blas"]
+        lines.append(f"- NumPy built with: {blas.get('name')} {blas.get('version')}")
+    except (TypeError, KeyError):
+        lines.append("- NumPy built with: (numpy.show_config gave no details)")
+    with threadpool_limits(limits=threads):
+        for pool in threadpool_info():
+            lines.append(
+                f"- threadpoolctl: {pool.get('internal_api')} "
+                f"{pool.get('version') or ''} from {Path(pool['filepath']).name}, "
+                f"kernel {pool.get('architecture', 'n/a')}, "
+                f"threading {pool.get('threading_layer', 'n/a')}, "
+                f"{pool.get('num_threads')} threads while timing"
+            )
+    shown = torch.__config__.show()
+    blas_info = [
+        part.strip()
+        for line in shown.splitlines()
+        for part in line.split(",")
+        if part.strip().startswith(("BLAS_INFO", "LAPACK_INFO", "USE_MKLDNN"))
+    ]
+    lines.append(f"- PyTorch: {', '.join(blas_info) or 'BLAS not reported'}")
+    lines.append(f"- PyTorch threads while timing: {threads} (torch.set_num_threads)")
+    return lines
+
+
+def machine_section(settings: Settings, removed: str, load: str) -> list[str]:
+    import torch
+
+    import annlens
+
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    env = removed or "none were set"
+    return [
+        "## Machine and libraries",
+        "",
+        f"- CPU: {cpu_model()} ({cpu_family()}), {cores} logical cores, "
+        f"{usable} usable by this process",
+        f"- {platform.system()} {platform.release()}, Python {sys.version.split()[0]}",
+        f"- annlens {annlens.__version__} at commit {git_version()}",
+        f"- NumPy {np.__version__}, PyTorch {torch.__version__}",
+        *blas_lines(settings.threads),
+        f"- OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed before NumPy loaded: {env}",
+        f"- Load average (1 minute, all processes) {load}",
+        "",
+    ]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
+
+
+def _percent(value: float | None) -> str:
+    return "pending" if value is None else f"{value * 100:+.1f}%"
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def training_table(results: list[CaseResult], dtype: str) -> list[str]:
+    lines = [
+        f"### Training step, {dtype}",
+        "",
+        "| case | network | annlens ms | PyTorch ms | annlens/PyTorch | "
+        "target (float32) | GEMMs alone ms | spread annlens / PyTorch |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        if r.dtype != dtype:
+            continue
+        ours, theirs = r.timings["annlens"], r.timings["torch"]
+        lines.append(
+            f"| {r.case.name} | {r.case.describe()} | {_ms(ours.median)} | "
+            f"{_ms(theirs.median)} | {r.ratio('annlens', 'torch'):.2f} | "
+            f"{r.case.target:.2f} | {_ms(r.timings['matmuls'].median)} | "
+            f"{ours.spread:.0%} / {theirs.spread:.0%} |"
+        )
+    return [*lines, ""]
+
+
+def hooks_table(results: list[CaseResult]) -> list[str]:
+    lines = [
+        "### Hooks: the same training step with hooks attached (extra time)",
+        "",
+        "| case | dtype | no hooks ms | dispatch removed | one stat hook per layer "
+        "| default collectors |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        removed = r.ratio("annlens", "annlens_no_dispatch")
+        dispatch = "n/a" if removed is None else f"{(removed - 1) * 100:+.1f}%"
+        lines.append(
+            f"| {r.case.name} | {r.dtype} | {_ms(r.timings['annlens'].median)} | "
+            f"{dispatch} | {_percent(r.overhead('annlens_stat'))} | "
+            f"{_percent(r.overhead('annlens_collectors'))} |"
+        )
+    lines += [
+        "",
+        '"dispatch removed" is how much slower the normal step is than the same '
+        "step with Dense layers whose forward and backward skip every "
+        "`if self.hooked` check (positive: the checks cost that much).",
+        "",
+    ]
+    return lines
+
+
+def inference_table(results: list[CaseResult]) -> list[str]:
+    lines = [
+        "### Inference (forward only, evaluation mode, nothing kept)",
+        "",
+        "| case | dtype | annlens ms | PyTorch ms (inference_mode) | annlens/PyTorch |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.case.name} | {r.dtype} | {_ms(r.timings['annlens_infer'].median)} "
+            f"| {_ms(r.timings['torch_infer'].median)} | "
+            f"{r.ratio('annlens_infer', 'torch_infer'):.2f} |"
+        )
+    return [*lines, ""]
+
+
+def throughput(result: CaseResult) -> float:
+    """GFLOP/s of the annlens training step's matrix products.
+
+    Forward ``x W``, ``xᵀ delta`` for every layer and ``delta Wᵀ`` for every
+    layer but the first (whose input needs no gradient): the same products
+    PyTorch computes.
+    """
+    forward = result.case.matmul_flops()
+    first_in, first_out = result.case.layers[0]
+    skipped = 2 * result.case.batch * first_in * first_out
+    return (3 * forward - skipped) / result.timings["annlens"].median / 1e9
+
+
+def phases_table(results: list[CaseResult]) -> list[str]:
+    lines = [
+        "### Where the annlens step spends its time (each part timed alone)",
+        "",
+        "| case | dtype | forward ms | loss ms | backward ms | optimizer ms "
+        "| sum ms | step ms | GEMMs alone ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        parts = [r.timings[f"phase_{p}"].median for p in PHASES]
+        lines.append(
+            f"| {r.case.name} | {r.dtype} | "
+            + " | ".join(_ms(p) for p in parts)
+            + f" | {_ms(sum(parts))} | {_ms(r.timings['annlens'].median)} "
+            f"| {_ms(r.timings['matmuls'].median)} |"
+        )
+    return [*lines, ""]
+
+
+def memory_table(results: list[CaseResult]) -> list[str]:
+    lines = [
+        "### Peak memory of one annlens call (tracemalloc, above the resting state)",
+        "",
+        "| case | dtype | training step MiB | inference MiB |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.case.name} | {r.dtype} | {r.memory['train'] / 2**20:.2f} | "
+            f"{r.memory['infer'] / 2**20:.2f} |"
+        )
+    lines += [
+        "",
+        "tracemalloc sees NumPy's allocations, not PyTorch's allocator, so "
+        "PyTorch has no column here.",
+        "",
+    ]
+    return lines
+
+
+def targets_section(results: list[CaseResult]) -> list[str]:
+    by_key = {(r.case.name, r.dtype): r for r in results}
+    lines = ["## Targets", "", "| target | measured | verdict |", "| --- | --- | --- |"]
+    reasons = []
+    for (name, dtype), r in by_key.items():
+        if dtype != "float32":
+            continue
+        ratio = r.ratio("annlens", "torch")
+        assert ratio is not None
+        ok = ratio <= r.case.target
+        lines.append(
+            f"| {name}: annlens/PyTorch <= {r.case.target} (float32) | {ratio:.2f} "
+            f"| {_mark(ok)} |"
+        )
+        if not ok:
+            reasons.append(training_reason(r))
+        other = by_key.get((name, "float64"))
+        if other is not None:
+            ratio64 = other.ratio("annlens", "torch")
+            assert ratio64 is not None
+            ok64 = ratio64 <= ratio * FLOAT64_SLACK
+            lines.append(
+                f"| {name}: float64 ratio <= 1.1 × float32's ({ratio * 1.1:.2f}) "
+                f"| {ratio64:.2f} | {_mark(ok64)} |"
+            )
+            if not ok64:
+                reasons.append(training_reason(other))
+
+    large = by_key.get(("large", "float32"))
+    if large is not None and large.matmul_rate:
+        rate = throughput(large)
+        fraction = rate * 1e9 / large.matmul_rate
+        lines.append(
+            f"| large float32 step >= 90% of the plain matmul rate "
+            f"({large.matmul_rate / 1e9:.0f} GFLOP/s) | {rate:.0f} GFLOP/s, "
+            f"{fraction:.0%} | {_mark(fraction >= MATMUL_TARGET)} |"
+        )
+        if fraction < MATMUL_TARGET:
+            gemm = large.timings["matmuls"].median
+            reasons.append(
+                f"- large, GFLOP/s: the step's products alone, back to back, "
+                f"take {_ms(gemm)} ms, "
+                f"{gemm / large.timings['annlens'].median:.0%} of the step, and "
+                f"run at {gemm_rate(large) / large.matmul_rate:.0%} of the plain "
+                "product's rate: the rest of the step is elementwise work, and "
+                "the products with transposed operands and with the 10-unit "
+                "output layer run below the rate of one large square product."
+            )
+
+    for r in results:
+        if r.dtype != "float32":
+            continue
+        removed = r.ratio("annlens", "annlens_no_dispatch")
+        if removed is not None:
+            ok = removed - 1 <= DISPATCH_TARGET
+            lines.append(
+                f"| {r.case.name}: no-hooks dispatch <= 2% | {(removed - 1):+.1%} "
+                f"| {_mark(ok)} |"
+            )
+    medium = by_key.get(("medium", "float32"))
+    if medium is not None:
+        stat = medium.overhead("annlens_stat")
+        assert stat is not None
+        lines.append(
+            f"| medium: one stat hook per layer <= 10% | {stat:+.1%} "
+            f"| {_mark(stat <= STAT_TARGET)} |"
+        )
+        collectors = medium.overhead("annlens_collectors")
+        verdict = "pending" if collectors is None else _mark(collectors <= 0.15)
+        lines.append(
+            f"| medium: default collectors <= 15% | {_percent(collectors)} "
+            f"| {verdict} |"
+        )
+    lines.append("")
+    if reasons:
+        lines += ["### Why a target is not met (measured)", "", *reasons, ""]
+    return lines
+
+
+def gemm_rate(r: CaseResult) -> float:
+    """Flops per second of the step's products alone, back to back."""
+    forward = r.case.matmul_flops()
+    first_in, first_out = r.case.layers[0]
+    flops = 3 * forward - 2 * r.case.batch * first_in * first_out
+    return flops / r.timings["matmuls"].median
+
+
+def training_reason(r: CaseResult) -> str:
+    """Whether the gap is in the BLAS (the products alone) or around it."""
+    ours = r.timings["annlens"].median
+    theirs = r.timings["torch"].median
+    gemm = r.timings["matmuls"].median
+    parts = ", ".join(
+        f"{phase} {_ms(r.timings[f'phase_{phase}'].median)}" for phase in PHASES
+    )
+    return (
+        f"- {r.case.name} {r.dtype}: annlens {_ms(ours)} ms against PyTorch "
+        f"{_ms(theirs)} ms (ms by part: {parts}). The step's matrix products "
+        f"alone take {_ms(gemm)} ms in NumPy's BLAS, {gemm / theirs:.0%} of "
+        "PyTorch's whole step; the rest of annlens's time is elementwise work, "
+        "allocations and Python around them."
+    )
+
+
+def write(
+    path: Path,
+    results: list[CaseResult],
+    settings: Settings,
+    removed: str,
+    mode: str,
+    load: str,
+) -> None:
+    """Write RESULTS.md."""
+    dtypes = sorted({r.dtype for r in results}, key=["float32", "float64"].index)
+    lines = [
+        "# annlens side by side with PyTorch",
+        "",
+        f"Written by `make bench` (`python benchmarks/run.py{mode}`); "
+        "every number below comes from that run.",
+        "",
+        *machine_section(settings, removed, load),
+        "## How it is measured",
+        "",
+        f"Both frameworks run in the same process on {settings.threads} threads "
+        "(threadpoolctl limits NumPy's BLAS, torch.set_num_threads limits "
+        "PyTorch), in the same dtype, from the same weights and batch. Each "
+        f"variant is warmed up ({settings.warmup} calls), then timed for "
+        f"{settings.rounds} rounds in rotating order, annlens and PyTorch "
+        "alternating, with garbage collection off inside a round; the tables "
+        "show the median time per call and the interquartile spread. A training "
+        "step is forward, softmax cross-entropy with its gradient, backward and "
+        "a plain SGD update; annlens's backward is `model.backward_parameters`, "
+        "which, like PyTorch for an input that needs no gradient, does not "
+        'compute dL/d input at the first layer. "GEMMs alone" is the same '
+        "step's matrix products run back to back in NumPy, the floor under any "
+        "NumPy engine on this BLAS.",
+        "",
+        "## Results",
+        "",
+    ]
+    for dtype in dtypes:
+        lines += training_table(results, dtype)
+    lines += phases_table(results) + hooks_table(results)
+    lines += inference_table(results) + memory_table(results)
+    lines += targets_section(results)
+    path.write_text("\n".join(lines))
