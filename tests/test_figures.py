@@ -290,6 +290,13 @@ def test_histograms_are_densities_per_layer_at_chosen_steps(tables) -> None:
     assert legend_texts(figure)[0] == "step 0"
 
 
+def test_gradient_histograms_use_a_log_density_axis_by_default(tables) -> None:
+    figure = plot_histograms(tables.histograms, stage="gradient:W", variant="relu-he")
+    panel = visible_axes(figure)[0]
+    assert panel.get_yscale() == "log"
+    assert "log scale" in panel.get_ylabel() and "∂L/∂W" in panel.get_xlabel()
+
+
 def test_histograms_refuse_a_stage_not_recorded(tables) -> None:
     with pytest.raises(DataError, match="update:W"):
         plot_histograms(tables.histograms, stage="update:W", variant="relu-he")

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from annlens.errors import ConfigError, DataError
 from annlens.viz import QUESTIONS, build_report, plot_step_loss
-from annlens.viz.findings import finding_rows, format_number
+from annlens.viz.findings import finding_rows, format_number, summary_line
 from annlens.viz.style import VARIANT_COLORS
 from viz_synthetic import synthetic_tables
 
@@ -321,6 +321,21 @@ def test_finding_rows_read_dicts_and_objects_alike() -> None:
     assert [row["rule"] for row in rows] == ["vanishing_gradients", "low_update_ratio"]
     assert rows[0]["layer"] == "dense_0" and rows[0]["steps"] == "0–40"
     assert rows[0]["value"] == "0.004" and rows[0]["severity_class"] == "critical"
+
+
+def test_summary_line_counts_findings_by_severity_most_severe_first() -> None:
+    rows = finding_rows(FINDINGS * 2 + [{"rule": "note", "severity": "info"}])
+    assert summary_line(rows) == "5 findings: 2 critical, 2 warnings, 1 info"
+
+
+def test_finding_rows_shorten_long_layer_lists_and_keep_them_all_for_the_tooltip() -> (
+    None
+):
+    layers = tuple(f"dense_{i}" for i in range(9))
+    (row,) = finding_rows([{"rule": "r", "layers": layers, "step_range": [0, 135]}])
+    assert row["layer"] == "dense_0 … dense_8 (9 layers)"
+    assert row["layers"] == ", ".join(layers)
+    assert row["steps"] == "0–135"
 
 
 def test_finding_rows_need_a_rule() -> None:

@@ -35,6 +35,7 @@ from annlens.viz.tables import (
     variants_of,
 )
 
+HEAVY_TAILED = ("gradient:", "update:", "delta", "grad_output", "grad_input")
 PARAM_WORDS = {"W": "weight W", "b": "bias b", "gamma": "scale γ", "beta": "shift β"}
 
 
@@ -61,7 +62,7 @@ def plot_histograms(
     steps: Sequence[int] | None = None,
     layers: Sequence[str] | None = None,
     palette: Mapping[str, str] | None = None,
-    log_density: bool = False,
+    log_density: bool | None = None,
     title: str | None = None,
 ) -> Figure:
     """Histograms of one stage at chosen steps, one panel per layer.
@@ -81,8 +82,9 @@ def plot_histograms(
         Layers to draw, input to output.
     palette : mapping of str to str, optional
         Accepted for a uniform signature; lines here are coloured by step.
-    log_density : bool
-        A log y axis, for heavy-tailed gradients.
+    log_density : bool, optional
+        A log y axis, which shows the tails; by default for the backward
+        stages (gradients, updates, deltas), whose values pile up near zero.
     """
     table = require(histograms, HISTOGRAM_COLUMNS, "histogram")
     table = table.assign(variant=table["variant"].fillna("").astype(str))
@@ -101,6 +103,8 @@ def plot_histograms(
             f"variant {variant!r} has no {stage!r} histograms; {variants} do"
         )
     table = table.loc[table["variant"] == variant]
+    if log_density is None:
+        log_density = stage.startswith(HEAVY_TAILED)
     recorded = table["step"].unique()
     chosen = (
         sorted({nearest_step(recorded, s) for s in steps})
@@ -123,8 +127,17 @@ def plot_histograms(
             count = at["count"].to_numpy(dtype=float)
             total = count.sum()
             density = count / (total * np.maximum(hi - lo, 1e-300)) if total else count
+            if log_density:  # empty bins leave gaps rather than drop to zero
+                density = np.where(density > 0, density, np.nan)
             edges = np.append(lo, hi[-1])
-            ax.stairs(density, edges, color=colour, linewidth=1.4, label=f"step {step}")
+            ax.stairs(
+                density,
+                edges,
+                baseline=None if log_density else 0.0,
+                color=colour,
+                linewidth=1.4,
+                label=f"step {step}",
+            )
         if log_density:
             log_y(ax)
         ax.set_title(layer)

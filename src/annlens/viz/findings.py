@@ -4,8 +4,8 @@ A finding arrives as an object with attributes or as a dict with keys
 ``rule, severity, variant, layer, steps, value, threshold, definition,
 message, suggestion``; any may be missing except ``rule``. The spellings of
 :class:`annlens.analysis.diagnostics.Finding` (and of its ``to_dict()``) are
-read too: ``layers`` (a list, joined), ``step_range`` (first and last step),
-``measured`` for ``value``, and ``source``. :func:`finding_rows` turns them
+read too, and preferred: ``layers`` (a list), ``step_range`` (first and last
+step), ``measured`` for ``value``, and ``source``. :func:`finding_rows` turns them
 into dicts of display strings, most severe first.
 """
 
@@ -30,33 +30,34 @@ FIELDS = (
     "suggestion",
     "source",
 )
-#: Other spellings of a field, tried in order when the field itself is absent.
-ALIASES = {"layer": ("layers",), "steps": ("step_range",), "value": ("measured",)}
+#: The keys each field is read from, in order of preference: the diagnostics'
+#: ``layers`` list and ``step_range`` pair say more than ``layer`` and ``steps``.
+SPELLINGS = {
+    "layer": ("layers", "layer"),
+    "steps": ("step_range", "steps"),
+    "value": ("value", "measured"),
+}
 SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "warn": 2, "info": 3}
 SEVERITY_CLASS = {"critical": "critical", "error": "error", "warn": "warning"}
 SEVERITY_CLASS.update(warning="warning", info="info")
 
 
-def field(finding: Any, name: str) -> Any:
-    """A finding's field, from a mapping key or an attribute, or one of its
-    :data:`ALIASES`; None if absent."""
-    for key in (name, *ALIASES.get(name, ())):
+def lookup(finding: Any, name: str) -> tuple[str, Any]:
+    """``(key, value)`` of a finding's field, from a mapping key or an
+    attribute, trying the :data:`SPELLINGS`; ``(name, None)`` if absent."""
+    for key in SPELLINGS.get(name, (name,)):
         if isinstance(finding, Mapping):
             value = finding.get(key)
         else:
             value = getattr(finding, key, None)
         if value is not None:
-            return value
-    return None
+            return key, value
+    return name, None
 
 
-def has_range(finding: Any) -> bool:
-    """Whether the finding gives its steps as a ``step_range`` (first, last)."""
-    if field(finding, "steps") is None:
-        return False
-    if isinstance(finding, Mapping):
-        return "steps" not in finding and "step_range" in finding
-    return getattr(finding, "steps", None) is None
+def field(finding: Any, name: str) -> Any:
+    """A finding's field (see :func:`lookup`); None if absent."""
+    return lookup(finding, name)[1]
 
 
 def format_number(value: Any) -> str:
@@ -101,13 +102,24 @@ def format_steps(steps: Any, is_range: bool = False) -> str:
     return f"{min(values)}–{max(values)} ({len(values)} records)"
 
 
-def layer_text(layer: Any) -> str:
-    """A layer name, or several joined by commas; a dash when none."""
+def layer_names(layer: Any) -> list[str]:
+    """The layers a finding concerns, as a list."""
     if layer is None or layer == "":
-        return "—"
+        return []
     if isinstance(layer, str):
-        return layer
-    return ", ".join(str(name) for name in layer) or "—"
+        return [layer]
+    return [str(name) for name in layer]
+
+
+def layer_text(layer: Any) -> str:
+    """Up to three layer names joined by commas; more as ``first … last (n
+    layers)``; a dash when none."""
+    names = layer_names(layer)
+    if not names:
+        return "—"
+    if len(names) <= 3:
+        return ", ".join(names)
+    return f"{names[0]} … {names[-1]} ({len(names)} layers)"
 
 
 def severity_of(finding: Any) -> str:
@@ -123,8 +135,9 @@ def finding_rows(findings: Sequence[Any]) -> list[dict[str, str]]:
     Returns
     -------
     list of dict of str to str
-        Keys: the fields of :data:`FIELDS`, formatted, and ``severity_class``
-        (one of ``critical, error, warning, info``, for the style sheet).
+        Keys: the fields of :data:`FIELDS`, formatted, ``layers`` (every layer
+        named, for a tooltip) and ``severity_class`` (one of ``critical, error,
+        warning, info``, for the style sheet).
     """
     rows = []
     for i, finding in enumerate(findings):
@@ -135,6 +148,7 @@ def finding_rows(findings: Sequence[Any]) -> list[dict[str, str]]:
             )
         severity = severity_of(finding)
         row = {name: field(finding, name) for name in FIELDS}
+        steps_key = lookup(finding, "steps")[0]
         rows.append(
             {
                 "rule": str(row["rule"]),
@@ -142,7 +156,8 @@ def finding_rows(findings: Sequence[Any]) -> list[dict[str, str]]:
                 "severity_class": SEVERITY_CLASS.get(severity, "warning"),
                 "variant": str(row["variant"] or ""),
                 "layer": layer_text(row["layer"]),
-                "steps": format_steps(row["steps"], has_range(finding)),
+                "layers": ", ".join(layer_names(row["layer"])),
+                "steps": format_steps(row["steps"], steps_key == "step_range"),
                 "value": format_number(row["value"]),
                 "threshold": format_number(row["threshold"]),
                 "definition": str(row["definition"] or ""),
@@ -158,12 +173,18 @@ def finding_rows(findings: Sequence[Any]) -> list[dict[str, str]]:
     return rows
 
 
+COUNTABLE = ("error", "warning")
+
+
 def summary_line(rows: Sequence[Mapping[str, str]]) -> str:
     """``"3 findings: 1 error, 2 warnings"``, in severity order."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["severity"]] = counts.get(row["severity"], 0) + 1
     ordered = sorted(counts, key=lambda s: SEVERITY_RANK.get(s, 2))
-    parts = [f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in ordered]
+    parts = [
+        f"{counts[s]} {s}{'s' if counts[s] != 1 and s in COUNTABLE else ''}"
+        for s in ordered
+    ]
     total = len(rows)
     return f"{total} finding{'s' if total != 1 else ''}: " + ", ".join(parts)

@@ -129,9 +129,10 @@ CAPTIONS = {
         "the first step means the layer barely learned."
     ),
     "gradients": (
-        "Histograms of the weight gradients ∂L/∂W at chosen steps (as "
-        "densities). A spike at zero with nothing around it is a layer that "
-        "receives no signal."
+        "Histograms of the weight gradients ∂L/∂W at chosen steps, as densities "
+        "on a log axis so that the tails show. A spike at zero with nothing "
+        "around it is a layer that receives no signal; tails that widen over "
+        "training are gradients that grow."
     ),
 }
 
