@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from annlens.errors import AnnlensError
 
@@ -30,12 +31,27 @@ T = TypeVar("T")
 
 
 def _guarded(action: Callable[[], T]) -> T:
-    """Run ``action``; an AnnlensError becomes one red line and exit status 2."""
+    """Run ``action``; an error annlens raised on purpose exits with status 2.
+
+    The message is printed as it is, unwrapped (one line unless it has line
+    breaks of its own, as a list of config problems does) and without
+    markup, so brackets in it are shown. A file that cannot be read or
+    written (OSError) is reported the same way.
+    """
     try:
         return action()
-    except AnnlensError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+    except (AnnlensError, OSError) as error:
+        errors.print(
+            "[bold red]error:[/] " + escape(str(error)),
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=2) from None
+
+
+def _text(text: str) -> None:
+    """Print plain text as it is: no markup, no wrapping."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _logging(verbose: bool) -> None:
@@ -72,9 +88,9 @@ def run(
         )
     )
     console.print(result.summary_table())
-    console.print(f"run directory: {result.directory}")
+    _text(f"run directory: {result.directory}")
     if result.report_path is not None:
-        console.print(f"report: {result.report_path}")
+        _text(f"report: {result.report_path}")
 
 
 @app.command()
@@ -83,7 +99,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     from annlens.experiment import rebuild_report
 
     path = _guarded(lambda: rebuild_report(run_dir))
-    console.print(f"report: {path}")
+    _text(f"report: {path}")
 
 
 @app.command()
@@ -98,7 +114,7 @@ def resume(
     _logging(verbose)
     result = _guarded(lambda: resume_experiment(run_dir, progress=not quiet))
     console.print(result.summary_table())
-    console.print(f"run directory: {result.directory}")
+    _text(f"run directory: {result.directory}")
 
 
 @app.command()
@@ -108,7 +124,7 @@ def inspect(
     """Show the architecture, step and metrics of a checkpoint or run."""
     from annlens.experiment import inspect_path
 
-    console.print(_guarded(lambda: inspect_path(path)))
+    _text(_guarded(lambda: inspect_path(path)))
 
 
 @app.command()
@@ -137,7 +153,7 @@ def export(
 
     paths = _guarded(lambda: export_tables(run_dir, format=format))
     for written in paths:
-        console.print(str(written))
+        _text(str(written))
 
 
 @app.command()

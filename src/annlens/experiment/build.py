@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from annlens.errors import ConfigError
+from annlens.errors import AnnlensError, ConfigError
+from annlens.experiment.config import resolve_variants
 from annlens.experiment.schema import Experiment, LayerSpec, ModelSection, Named
 from annlens.layers import Activation, Dense, Layer, get_initializer
 from annlens.layers.init import Initializer
@@ -177,3 +178,21 @@ def build_parts(name: str, experiment: Experiment) -> Parts:
     return Parts(
         name, experiment, data, model, loss, optimizer, schedule, penalties, constraints
     )
+
+
+def build_all(experiment: Experiment) -> list[Parts]:
+    """Build every variant before anything trains.
+
+    An error names the variant it comes from (when there are variants): an
+    unknown name or setting in the last variant is refused before the first
+    one trains.
+    """
+    built = []
+    for name, resolved in resolve_variants(experiment):
+        try:
+            built.append(build_parts(name, resolved))
+        except AnnlensError as error:
+            if experiment.variants and error.args:
+                error.args = (f"variant {name!r}: {error.args[0]}", *error.args[1:])
+            raise
+    return built

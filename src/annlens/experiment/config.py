@@ -10,6 +10,7 @@ the value and what is allowed, with a did-you-mean for misspelt keys.
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -76,27 +77,105 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return result
 
 
-def validate(raw: dict[str, Any], source: str = "experiment") -> Experiment:
-    """Validate ``raw`` against the schema, with readable errors."""
+def validate(
+    raw: dict[str, Any], source: str = "experiment", prefix: str = ""
+) -> Experiment:
+    """Validate ``raw`` against the schema, with readable errors.
+
+    ``source`` names what is validated in the message, ``prefix`` goes in
+    front of every key (``"variants.1."`` for a variant's overrides).
+
+    Raises
+    ------
+    ConfigError
+        One line per wrong key: its dotted path, what is wrong, the value that
+        arrived and what is allowed (the known keys, with a did-you-mean, for
+        an unknown one).
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source} must be a table of sections (a dict), got {type(raw).__name__}"
+        )
     try:
         return Experiment.model_validate(raw)
     except ValidationError as error:
-        problems = [_describe(item, raw) for item in error.errors()]
+        problems = [prefix + line for line in _problems(error.errors())]
         raise ConfigError(
             f"{source} has {len(problems)} problem(s):\n  " + "\n  ".join(problems)
         ) from None
 
 
-def _describe(item: Any, raw: dict[str, Any]) -> str:
-    """One validation problem as ``key: what is wrong``."""
-    location = [str(part) for part in item["loc"]]
-    key = ".".join(location)
-    if item["type"] == "extra_forbidden":
-        known = _known_keys(location[:-1])
-        hint = did_you_mean(location[-1], known)
-        listing = f"; allowed: {', '.join(known)}" if known else ""
-        return f"{key}: unknown key{hint}{listing}"
-    return f"{key}: {item['msg']} (got {item.get('input')!r})"
+def _problems(items: list[Any]) -> list[str]:
+    """One line per key; the alternatives of a union (``str | Named``) joined."""
+    grouped: dict[str, list[Any]] = {}
+    for item in items:
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden":  # the last part is the key itself
+            key = ".".join(filter(None, [_key_of(loc[:-1]), str(loc[-1])]))
+        else:
+            key = _key_of(loc)
+        grouped.setdefault(key, []).append(item)
+    lines = []
+    for key, group in grouped.items():
+        location = key.split(".") if key else []
+        first = group[0]
+        if first["type"] == "extra_forbidden":
+            known = _known_keys(location[:-1])
+            hint = did_you_mean(location[-1], known)
+            listing = f"; allowed: {', '.join(known)}" if known else ""
+            lines.append(f"{key}: unknown key{hint}{listing}")
+            continue
+        wanted = []
+        for item in group:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            message = re.sub(
+                r"a valid dictionary or instance of \w+",
+                "a table (name = ..., with its settings)",
+                message,
+            )
+            if message not in wanted:
+                wanted.append(message)
+        if len(wanted) > 1:
+            alternatives = [m.removeprefix("Input should be ") for m in wanted]
+            text = "Input should be " + " or ".join(alternatives)
+        else:
+            text = wanted[0]
+        lines.append(f"{key or '(top level)'}: {text} (got {first.get('input')!r})")
+    return lines
+
+
+def _key_of(loc: tuple[Any, ...]) -> str:
+    """The dotted key of an error location, without pydantic's union tags.
+
+    An error inside ``init: str | Named`` is located at ``model.init.str`` and
+    ``model.init.Named``; the schema tells the field names from the tags.
+    """
+    parts: list[str] = []
+    model: Any = Experiment
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(str(part))
+            continue
+        fields = getattr(model, "model_fields", None)
+        if fields is None:  # inside a free table (a variant's sections, settings)
+            parts.append(str(part))
+            continue
+        field = fields.get(part)
+        if field is None:
+            if not _is_tag(part):
+                parts.append(str(part))
+            continue
+        parts.append(str(part))
+        model = _model_in(field.annotation)
+    return ".".join(parts)
+
+
+def _is_tag(part: str) -> bool:
+    """Whether a location part names a type of a union rather than a key."""
+    return part in _TAGS or "[" in part or part[:1].isupper()
+
+
+_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
 
 
 def _known_keys(location: list[str]) -> list[str]:
@@ -128,10 +207,18 @@ def _model_in(annotation: Any) -> Any:
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None
 ) -> Experiment:
-    """Read, override and validate an experiment (the default one when no path)."""
+    """Read, override and validate an experiment (the default one when no path).
+
+    Every variant is resolved and validated too, so that a wrong key anywhere
+    is refused here. Names and settings checked by the objects they build
+    (optimizer, loss, schedule, initialiser, activation, data set) are
+    checked when the experiment is built, still before anything trains.
+    """
     source = str(path) if path is not None else "the default experiment"
     raw = apply_overrides(read_toml(path), overrides or [])
-    return validate(raw, source)
+    experiment = validate(raw, source)
+    resolve_variants(experiment)  # a bad key inside a variant is refused now too
+    return experiment
 
 
 def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -153,8 +240,11 @@ def resolve_variants(experiment: Experiment) -> list[tuple[str, Experiment]]:
     if not experiment.variants:
         return [("base", experiment)]
     resolved = []
-    for variant in experiment.variants:
+    for position, variant in enumerate(experiment.variants):
         changes = variant.model_dump(exclude_none=True, exclude={"name", "description"})
         merged = _deep_merge(base, changes)
-        resolved.append((variant.name, validate(merged, f"variant {variant.name!r}")))
+        source = f"variant {variant.name!r}"
+        resolved.append(
+            (variant.name, validate(merged, source, f"variants.{position}."))
+        )
     return resolved

@@ -20,9 +20,9 @@ import pandas as pd
 
 from annlens.analysis.collectors import Recorder
 from annlens.errors import NonFiniteError
-from annlens.experiment.build import Parts, build_parts
+from annlens.experiment.build import Parts, build_all
 from annlens.experiment.callbacks import Checkpoints, EndEpoch, StepLimit
-from annlens.experiment.config import resolve_variants, validate
+from annlens.experiment.config import validate
 from annlens.experiment.progress import ProgressBar
 from annlens.experiment.reporting import write_outputs
 from annlens.experiment.results import Run, VariantResult
@@ -183,13 +183,6 @@ def _metrics_table(results: Sequence[VariantResult]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _build_all(experiment: Experiment) -> list[Parts]:
-    """Build every variant before anything trains."""
-    return [
-        build_parts(name, resolved) for name, resolved in resolve_variants(experiment)
-    ]
-
-
 def _finish(
     experiment: Experiment, run_dir: RunDir, results: list[VariantResult]
 ) -> Run:
@@ -244,7 +237,7 @@ def run_experiment(
         The models, histories, statistics, findings and the run directory.
     """
     experiment = config if isinstance(config, Experiment) else validate(config)
-    parts = _build_all(experiment)
+    parts = build_all(experiment)
     run_dir = RunDir.create(out or experiment.output.dir, experiment.name)
     run_dir.write_config(experiment.model_dump(mode="json", exclude_none=True))
     source_dir = Path(source).resolve().parent if source is not None else None
@@ -266,7 +259,7 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
     """
     run_dir = RunDir.open(path)
     experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
-    parts = _build_all(experiment)
+    parts = build_all(experiment)
     try:
         results = [_train_variant(p, run_dir, progress, resume=True) for p in parts]
     except BaseException:

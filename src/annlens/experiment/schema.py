@@ -16,9 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Section(BaseModel):
-    """A config section: unknown keys are refused."""
+    """A config section: unknown keys and values of another type are refused.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Types are strict: ``epochs = "3"`` or ``epochs = true`` is an error, not 3
+    or 1; only an integer where a float is expected is taken as it is.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 class Named(BaseModel):
@@ -29,7 +33,7 @@ class Named(BaseModel):
     the known list, when the experiment is built, before anything runs.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     name: str
 
@@ -80,7 +84,7 @@ class ModelSection(Section):
     @classmethod
     def _positive_widths(cls, widths: list[int]) -> list[int]:
         if any(width < 1 for width in widths):
-            raise ValueError(f"every hidden width must be >= 1, got {widths}")
+            raise ValueError("every hidden width must be >= 1")
         return widths
 
 
@@ -139,7 +143,7 @@ class OutputSection(Section):
 class Variant(BaseModel):
     """A named set of overrides of the base sections."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1)
     description: str = ""
