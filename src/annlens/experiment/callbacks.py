@@ -43,19 +43,26 @@ class StepLimit(Callback):
 class Checkpoints(Callback):
     """Save ``<variant>-last`` every ``every`` epochs and ``<variant>-best``.
 
-    The best checkpoint follows ``monitor`` (lower is better), when the
-    history has it. Each checkpoint carries the trainer's and the recorder's
-    state, so that a resumed run continues bit for bit.
+    The best checkpoint follows ``monitor`` (lower is better, higher for an
+    accuracy); when the history has no ``val_loss`` (no validation part) it
+    follows the training ``loss``. Each checkpoint carries the trainer's and
+    the recorder's state, so that a resumed run continues bit for bit.
     """
 
     def __init__(
-        self, run_dir: Any, variant: str, recorder: Any, every: int = 1
+        self,
+        run_dir: Any,
+        variant: str,
+        recorder: Any,
+        every: int = 1,
+        monitor: str = "val_loss",
     ) -> None:
         self.run_dir = run_dir
         self.variant = variant
         self.recorder = recorder
         self.every = every
-        self.monitor = "val_loss"
+        self.monitor = monitor
+        self.sign = -1.0 if "accuracy" in monitor else 1.0
         self.best = math.inf
 
     def save(self, trainer: Any, which: str) -> None:
@@ -73,8 +80,10 @@ class Checkpoints(Callback):
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         value = logs.get(self.monitor)
-        if value is not None and value < self.best:
-            self.best = float(value)
+        if value is None and self.monitor == "val_loss":
+            value = logs.get("loss")
+        if value is not None and self.sign * value < self.best:
+            self.best = self.sign * float(value)
             self.save(trainer, "best")
         if (logs["epoch"] + 1) % self.every == 0:
             self.save(trainer, "last")
@@ -89,4 +98,7 @@ class Checkpoints(Callback):
         self.best = float(state["best"])
 
     def __repr__(self) -> str:
-        return f"Checkpoints({self.variant!r}, every={self.every})"
+        return (
+            f"Checkpoints({self.variant!r}, every={self.every}, "
+            f"monitor={self.monitor!r})"
+        )

@@ -17,23 +17,39 @@ def _plain(finding: Any) -> dict[str, Any]:
     return dict(finding) if isinstance(finding, dict) else finding.to_dict()
 
 
-def _boundaries(run: Any) -> list[Any]:
-    """Decision-boundary figures, for two-feature classification data."""
+def _boundaries(trained: list[tuple[str, Any, Any]]) -> list[Any]:
+    """Decision-boundary figures of ``(variant, model, data)``, for 2-D classes."""
     from annlens.viz import plot_decision_boundary
 
     figures = []
-    for name, result in run.variants.items():
-        data = result.parts.data
+    for name, model, data in trained:
         if data.task != "classification" or data.n_features != 2:
             continue
         figure = plot_decision_boundary(
-            result.model.predict,
+            model.predict,
             data.x_train,
             data.y_train,
             title=f"{name}: decision boundary",
         )
         figures.append(("Did it learn?", f"boundary-{name}", figure))
     return figures
+
+
+def _stored_boundaries(run_dir: RunDir, experiment: Any) -> list[Any]:
+    """The boundary figures again, from each variant's last checkpoint."""
+    from annlens.experiment.build import build_data
+    from annlens.experiment.config import resolve_variants
+    from annlens.io import load_checkpoint
+
+    trained = []
+    for name, resolved in resolve_variants(experiment):
+        last = run_dir.checkpoint_path(f"{name}-last")
+        if not last.exists():
+            continue
+        data = build_data(resolved)
+        if data.task == "classification" and data.n_features == 2:
+            trained.append((name, load_checkpoint(last).build_model(), data))
+    return _boundaries(trained)
 
 
 def write_outputs(run: Any, run_dir: RunDir) -> None:
@@ -50,7 +66,8 @@ def write_outputs(run: Any, run_dir: RunDir) -> None:
         write_tensorboard(run_dir.path / "tensorboard", run.statistics, run.metrics)
     if not output.report:
         return
-    run.report_path = build(run_dir.path, _boundaries(run), output.figures)
+    trained = [(n, r.model, r.parts.data) for n, r in run.variants.items()]
+    run.report_path = build(run_dir.path, _boundaries(trained), output.figures)
 
 
 def build(path: Path, figures: list[Any], save_figures: bool = True) -> Path:
@@ -69,5 +86,15 @@ def build(path: Path, figures: list[Any], save_figures: bool = True) -> Path:
 
 
 def rebuild_report(path: str | Path) -> Path:
-    """Draw the figures and write report.html again from a run's stored tables."""
-    return build(Path(path), [])
+    """Draw the figures and write report.html again from a run's stored tables.
+
+    The figures are saved in ``figures/`` when the run's config asks for them
+    (``output.figures``); decision boundaries are drawn from each variant's
+    last checkpoint.
+    """
+    from annlens.experiment.config import validate
+
+    run_dir = RunDir.open(path)
+    experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
+    figures = _stored_boundaries(run_dir, experiment)
+    return build(run_dir.path, figures, experiment.output.figures)

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
+from annlens.errors import ConfigError
 from annlens.experiment.schema import Experiment
 
 
@@ -41,7 +42,13 @@ class VariantResult:
 
     @property
     def model(self) -> Any:
+        """The trained model."""
         return self.parts.model
+
+    @property
+    def statistics(self) -> pd.DataFrame:
+        """This variant's rows of the long statistics table."""
+        return self.recorder.to_dataframe()
 
     def __repr__(self) -> str:
         return f"VariantResult({self.name!r}, test={self.test})"
@@ -68,6 +75,9 @@ class Run:
         The diagnoses, filled when the outputs are written.
     report_path : Path or None
         report.html, when written.
+
+    For a run of one variant (an experiment without variants, whose variant
+    is ``"base"``), :attr:`model` and :attr:`history` are that variant's.
     """
 
     directory: Path
@@ -77,6 +87,25 @@ class Run:
     statistics: pd.DataFrame
     findings: list[Any] = field(default_factory=list)
     report_path: Path | None = None
+
+    @property
+    def model(self) -> Any:
+        """The trained model of the run's only variant."""
+        return self.only().model
+
+    @property
+    def history(self) -> Any:
+        """The history of the run's only variant."""
+        return self.only().history
+
+    def only(self) -> VariantResult:
+        """The one variant of a run that has one; refused when there are more."""
+        if len(self.variants) != 1:
+            raise ConfigError(
+                f"this run has variants {list(self.variants)}; help: pick one, "
+                "run.variants[name].model"
+            )
+        return next(iter(self.variants.values()))
 
     def summary_table(self) -> Table:
         """One row per variant: epochs, final losses, test score and findings."""

@@ -10,9 +10,10 @@ from each unfinished variant's last checkpoint, to the same final weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from annlens.experiment.results import Run, VariantResult
 from annlens.experiment.schema import Experiment
 from annlens.io import RunDir, restore
 from annlens.io.atomic import write_json
+from annlens.io.manifest import now_utc
 from annlens.training import EarlyStopping, Trainer
 
 logger = logging.getLogger("annlens")
@@ -60,8 +62,8 @@ def _trainer(
     callbacks: list[Any] = [EndEpoch(recorder)]
     if training.steps is not None:
         callbacks.append(StepLimit(training.steps))
-    if training.early_stopping is not None:
-        stopping = training.early_stopping
+    stopping = training.early_stopping
+    if stopping is not None:
         callbacks.append(
             EarlyStopping(
                 monitor=stopping.monitor,
@@ -70,9 +72,9 @@ def _trainer(
                 restore_best=stopping.restore_best,
             )
         )
-    callbacks.append(
-        Checkpoints(run_dir, parts.name, recorder, experiment.output.checkpoint_every)
-    )
+    monitor = stopping.monitor if stopping is not None else "val_loss"
+    every = experiment.output.checkpoint_every
+    callbacks.append(Checkpoints(run_dir, parts.name, recorder, every, monitor))
     callbacks.append(ProgressBar(parts.name, epochs, enabled=progress))
 
     classification = parts.data.task == "classification"
@@ -128,6 +130,11 @@ def _train_variant(
         # run: keep its last good parameters and statistics, report it, go on.
         logger.warning("variant %s stopped: %s", parts.name, error)
         stopped = non_finite_finding(parts.name, error)
+        # on_fit_end did not come: keep the state it stopped in as the last
+        # checkpoint, so that a resumed run restores this very model
+        for callback in trainer.callbacks:
+            if isinstance(callback, Checkpoints):
+                callback.save(trainer, "last")
     test = _test_scores(trainer, data)
     record = {"variant": parts.name, "test": test, "epochs": trainer.epochs_done}
     write_json(done, {**record, "stopped": stopped})
@@ -242,12 +249,25 @@ def run_experiment(
     run_dir.write_config(experiment.model_dump(mode="json", exclude_none=True))
     source_dir = Path(source).resolve().parent if source is not None else None
     run_dir.start(experiment.seed, command, source_dir)
-    try:
+    with _stopping(run_dir):
         results = [_train_variant(p, run_dir, progress) for p in parts]
+    return _finish(experiment, run_dir, results)
+
+
+@contextlib.contextmanager
+def _stopping(run_dir: RunDir) -> Iterator[None]:
+    """Record in the manifest a run that stops early, with how to continue it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        run_dir.finish("interrupted")
+        logger.warning(
+            "interrupted; continue the run with: annlens resume %s", run_dir.path
+        )
+        raise
     except BaseException:
         run_dir.finish("failed")
         raise
-    return _finish(experiment, run_dir, results)
 
 
 def resume_experiment(path: str | Path, progress: bool = False) -> Run:
@@ -255,14 +275,15 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
 
     A finished variant is restored from its final checkpoint without training;
     an unfinished one continues from its last checkpoint (or from the start
-    when it has none). The tables and the report are then written anew.
+    when it has none). The tables and the report are then written anew, and
+    the time of the resumption is added to the manifest's ``resumed`` list.
     """
     run_dir = RunDir.open(path)
     experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
     parts = build_all(experiment)
-    try:
+    manifest = run_dir.read_manifest()
+    resumed = [*manifest.get("resumed", []), now_utc().isoformat()]
+    write_json(run_dir.manifest_path, {**manifest, "resumed": resumed})
+    with _stopping(run_dir):
         results = [_train_variant(p, run_dir, progress, resume=True) for p in parts]
-    except BaseException:
-        run_dir.finish("failed")
-        raise
     return _finish(experiment, run_dir, results)
