@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from annlens.errors import ConfigError, DataError
-from annlens.viz import QUESTIONS, build_report, plot_step_loss
+from annlens.viz import QUESTIONS, build_report, gallery, plot_step_loss
 from annlens.viz.findings import finding_rows, format_number, summary_line
+from annlens.viz.gallery import standard_figures
 from annlens.viz.style import VARIANT_COLORS
 from viz_synthetic import synthetic_tables
 
@@ -348,6 +350,37 @@ def test_format_number_reads_the_diagnostics_spelling_of_non_finite_values() -> 
     assert format_number("Infinity") == "∞"
     assert format_number(0.0123456) == "0.0123"
     assert format_number(None) == "—"
+
+
+def test_standard_figures_survive_a_run_that_diverged(tables) -> None:
+    stats = tables.stats.copy()
+    broken = (stats["variant"] == "relu") & (stats["step"] > 20)
+    stats.loc[broken, "value"] = np.where(
+        stats.loc[broken, "quantity"].isin(["loss", "l2"]), np.inf, np.nan
+    )
+    histograms = tables.histograms.copy()
+    gone = (histograms["variant"] == "relu") & (histograms["step"] > 20)
+    histograms.loc[gone, ["bin_lo", "bin_hi"]] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        entries = standard_figures(
+            stats=stats, metrics=tables.metrics, histograms=histograms
+        )
+    names = {entry.name for entry in entries}
+    assert {"gradient-flow", "activations-relu", "weights-relu", "step-loss"} <= names
+
+
+def test_a_figure_that_fails_is_left_out_with_a_warning(
+    tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> Figure:
+        raise ValueError("bad data")
+
+    monkeypatch.setattr(gallery, "plot_update_ratios", broken)
+    with pytest.warns(RuntimeWarning, match="'update-ratios'.*bad data"):
+        entries = standard_figures(stats=tables.stats)
+    names = [entry.name for entry in entries]
+    assert "update-ratios" not in names and "gradient-flow" in names
 
 
 def test_standard_figures_tolerate_a_table_with_only_the_loss(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import pytest
 
 from viz_synthetic import synthetic_tables
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 FLAGS = (
     "--headless",
@@ -172,15 +172,15 @@ def browser_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tables = synthetic_tables(
         np.random.default_rng(5),
         variants={"sigmoid": (0.3, 3e-5, "sigmoid"), "relu": (0.9, 1e-3, "relu")},
-        steps=60,
-        layers=["dense_0", "dense_1", "dense_2"],
+        steps=40,
+        layers=["dense_0", "dense_1"],
     )
     finding = {
         "rule": "vanishing_gradient",
         "severity": "error",
         "variant": "sigmoid",
         "layer": "dense_0",
-        "steps": [0, 30, 60],
+        "steps": [0, 20, 40],
         "value": 0.004,
         "threshold": 0.01,
         "message": "The signal reaching dense_0 is 250 times smaller than at the end.",
@@ -197,6 +197,7 @@ def browser_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder / "report.html",
         title="Browser check",
         findings=[finding],
+        dpi=100,
     )
 
 

@@ -120,7 +120,9 @@ def plot_histograms(
         part = table.loc[table["layer"] == layer]
         for step, colour in zip(chosen, colours, strict=True):
             at = part.loc[part["step"] == step].sort_values("bin_lo")
-            if at.empty:
+            finite = np.isfinite(at[["bin_lo", "bin_hi", "count"]].to_numpy(float))
+            at = at.loc[finite.all(axis=1)]
+            if at.empty:  # nothing, or a step whose values were not finite
                 continue
             lo = at["bin_lo"].to_numpy(dtype=float)
             hi = at["bin_hi"].to_numpy(dtype=float)

@@ -3,13 +3,15 @@
 :func:`standard_figures` turns whatever tables a run has into figures, each
 tagged with one of the four report questions and a caption saying how to read
 it. A figure whose table or quantities were not recorded is left out (logged
-at INFO), so a run that collected little still gets a report.
+at INFO), so a run that collected little still gets a report; a figure that
+fails for another reason is left out with a :class:`RuntimeWarning` naming it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -117,8 +119,9 @@ CAPTIONS = {
         "above, the step size is likely too large."
     ),
     "step-loss": (
-        "The batch loss at every recorded step (faint) and its moving mean. "
-        "Oscillation or a rise points to a step size that is too large."
+        "The batch loss at every recorded step (in long runs drawn faint, with "
+        "a moving mean on top). Oscillation or a rise points to a step size "
+        "that is too large."
     ),
     "curves": (
         "Loss and metrics per epoch: solid for training, dashed for "
@@ -174,6 +177,14 @@ def standard_figures(
             figure = build()
         except DataError as error:
             logger.info("report: no %s figure (%s)", name, error)
+            return
+        except Exception as error:  # one broken figure must not cost the report
+            warnings.warn(
+                f"the {name!r} figure could not be drawn and is left out of the "
+                f"report: {type(error).__name__}: {error}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return
         entries.append(ReportFigure(question, name, figure, CAPTIONS[caption_key]))
 

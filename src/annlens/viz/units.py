@@ -62,12 +62,12 @@ def shared_limits(
         if layer not in wide.index.get_level_values(0):
             continue
         part = wide.loc[layer]
-        low = np.nanmin(
-            part[[c for c in ("q05", "q25", "q50") if c in part]].to_numpy()
-        )
-        high = np.nanmax(
-            part[[c for c in ("q50", "q75", "q95") if c in part]].to_numpy()
-        )
+        lows = part[[c for c in ("q05", "q25", "q50") if c in part]].to_numpy(float)
+        highs = part[[c for c in ("q50", "q75", "q95") if c in part]].to_numpy(float)
+        lows, highs = lows[np.isfinite(lows)], highs[np.isfinite(highs)]
+        if lows.size == 0 or highs.size == 0:  # nothing finite: its own scale
+            continue
+        low, high = lows.min(), highs.max()
         spans[layer] = (float(low), float(high))
     if not spans:
         return {}
@@ -198,8 +198,9 @@ def plot_unit_health(
     stats : DataFrame
         The statistics long table.
     quantities : sequence of str
-        Fractions to draw, whatever stage they were recorded at; solid for
-        ``dead_fraction``, dashed for ``saturated_fraction``.
+        Fractions to draw, whatever stage they were recorded at. Each panel's
+        title names the fractions it shows; a panel that shows both draws
+        ``dead_fraction`` solid and ``saturated_fraction`` dashed.
     layers, palette, title
         See :func:`annlens.viz.panels.layer_lines_by_variant`.
     """
