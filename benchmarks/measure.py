@@ -3,8 +3,10 @@
 For one case and dtype, every timed callable (annlens with and without hooks,
 PyTorch, inference, the matrix products alone) is warmed up, calibrated to a
 few milliseconds per round, then run round after round in rotating order, so
-that a slow spell of the machine hits all of them alike. The result of each is
-the median time of one call over the rounds, with its interquartile spread.
+that a slow spell of the machine hits all of them alike. Every call is timed
+on its own; the result of each variant is the median over all its calls, with
+the interquartile spread, so that a call stalled by another process (a thread
+of a pool descheduled on a busy machine) moves the median little.
 Garbage collection runs before each round and is off during it.
 """
 
@@ -57,7 +59,7 @@ class Settings:
 
 @dataclass
 class Timing:
-    """Median seconds per call and the interquartile range over the rounds."""
+    """Median seconds per call and the interquartile range, as a fraction."""
 
     median: float
     spread: float
@@ -125,11 +127,11 @@ def time_alternating(
         gc.disable()
         try:
             for name in order:
-                step, count = variants[name], calls[name]
-                start = time.perf_counter()
-                for _ in range(count):
+                step, times = variants[name], samples[name]
+                for _ in range(calls[name]):
+                    start = time.perf_counter()
                     step()
-                samples[name].append((time.perf_counter() - start) / count)
+                    times.append(time.perf_counter() - start)
         finally:
             gc.enable()
     return {name: Timing.of(values) for name, values in samples.items()}
