@@ -236,3 +236,9 @@ def test_difference_refuses_arrays_of_different_shapes() -> None:
 def test_parity_result_repr_names_its_verdict() -> None:
     result = ParityResult([], "float64", 1.0, 1.0)
     assert "agrees" in repr(result) and "1e-10" in repr(result)
+
+
+def test_compare_models_takes_a_loss_by_name() -> None:
+    x, y = batch(np.random.default_rng(12))
+    result = compare_models(small_model(), x, y, "cross_entropy")
+    assert result.agrees

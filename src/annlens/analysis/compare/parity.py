@@ -282,8 +282,8 @@ def compare_models(
         The batch.
     y : array-like
         The targets, as ``loss`` takes them.
-    loss : Loss
-        A built-in annlens loss.
+    loss : Loss or str
+        A built-in annlens loss, or its registered name.
     tolerance : float, optional
         The relative difference counted as agreement (1e-10 in float64, 1e-4
         in float32 by default).
@@ -307,9 +307,11 @@ def compare_models(
         For a layer, activation or loss that has no PyTorch twin.
     """
     from annlens.analysis.compare.twin import build_twin, loss_twin
+    from annlens.losses import get_loss
 
     ours = detached_copy(model)
     twin = build_twin(ours)
+    loss = get_loss(loss)
     torch_loss = loss_twin(loss)
     x = np.asarray(x, dtype=ours.dtype)
 

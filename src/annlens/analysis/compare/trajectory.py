@@ -193,8 +193,8 @@ def compare_training(
         Training inputs.
     y : array-like
         Training targets, as ``loss`` takes them.
-    loss : Loss
-        A built-in annlens loss.
+    loss : Loss or str
+        A built-in annlens loss, or its registered name.
     steps : int
         Optimizer steps to take.
     batch_size : int
@@ -210,10 +210,12 @@ def compare_training(
         and buffer difference after the update.
     """
     from annlens.analysis.compare.twin import build_twin, loss_twin
+    from annlens.losses import get_loss
 
     ours = detached_copy(model)
     ours.train()
     twin = build_twin(ours)
+    loss = get_loss(loss)
     torch_loss = loss_twin(loss)
     optimizer = build_optimizer(optimizer_name, ours, hyper)
     torch_opt = torch_optimizer(optimizer, twin.parameters())
