@@ -28,6 +28,7 @@ from annlens.analysis.collectors import (
     Summary,
     UpdateRatio,
 )
+from annlens.analysis.collectors.summary import ALL_STAGES, SUMMARY_QUANTITIES
 from annlens.optim import SGD
 
 try:
@@ -119,8 +120,13 @@ def train(model, recorder, batches, epochs: int = 1, lr: float = 0.1):
 
 
 def run(stats, rng, steps: int = 3, epochs: int = 1, dtype: str = "float64", **kw):
-    """Train with a recorder and a capture; return (recorder, captured, frame)."""
+    """Train with a recorder and a capture; return (recorder, captured, frame).
+
+    Parameter-level rows are written at every recorded step unless ``kw``
+    says otherwise.
+    """
     model = make_model(dtype)
+    kw.setdefault("parameter_every", 1)
     recorder = Recorder(model, stats=stats, **kw).attach()
     captured = Captured(model)
     batches = [make_data(rng) for _ in range(steps)]
@@ -150,7 +156,7 @@ STAGES = [
 
 @pytest.mark.parametrize(("layer", "stage"), STAGES)
 def test_summary_of_activations_and_deltas_equals_numpy(rng, layer, stage):
-    _, captured, frame = run([Summary()], rng)
+    _, captured, frame = run([Summary(stages=ALL_STAGES)], rng)
     x = captured[(1, layer, stage)]
     expected = {
         "mean": x.mean(),
@@ -177,6 +183,17 @@ def test_summary_of_parameters_gradients_and_updates_equals_numpy(rng, stage):
     )
     assert value(frame, 2, "dense_1", stage, "std") == pytest.approx(x.std())
     assert value(frame, 2, "dense_1", stage, "min") == x.min()
+
+
+def test_default_summary_of_a_delta_has_every_quantity(rng):
+    _, _, frame = run([Summary()], rng)
+    assert set(frame[frame.stage == "delta"].quantity) == set(SUMMARY_QUANTITIES)
+
+
+def test_default_summary_leaves_out_grad_output_where_delta_exists(rng):
+    _, _, frame = run([Summary()], rng)
+    assert "grad_output" not in set(frame.stage)
+    assert "delta" in set(frame.stage)
 
 
 def test_default_parameter_summary_is_the_norms_only(rng):
@@ -339,6 +356,18 @@ def test_grad_cosine_with_every_uses_the_step_just_before(rng):
         expected
     )
     assert sorted(frame.step.unique()) == [2, 4]
+
+
+def test_grad_cosine_with_copies_equals_the_cosine_by_reference(rng):
+    _, captured, frame = run([GradCosine(copy=True)], rng)
+    now, before = (
+        captured[(2, "dense_2", "gradient:W")],
+        captured[(1, "dense_2", "gradient:W")],
+    )
+    expected = np.sum(now * before) / (np.linalg.norm(now) * np.linalg.norm(before))
+    assert value(frame, 2, "dense_2", "gradient:W", "grad_cosine") == pytest.approx(
+        expected
+    )
 
 
 def test_grad_noise_equals_the_noise_scale_of_explicit_per_sample_gradients(rng):

@@ -30,6 +30,20 @@ taken before it (0 for the first batch). Epoch-level rows carry the step of
 the epoch's last batch; spectra at an epoch's end carry the next step, the
 first to use those weights.
 
+Which steps have which rows (``stats="default"``): statistics of activations
+and back-propagated gradients at every recorded step (``step % every ==
+0``); parameter-level statistics (of ``param:*``, ``gradient:*``,
+``update:*`` and ``grad_norm``) at every ``parameter_every``-th recorded step
+(default 10) and at the first recorded step of each epoch; histograms and
+their quantiles at the first recorded step of each epoch; spectra on the
+initial weights and at each epoch's end; ``dead_epoch_fraction`` and
+``drift`` at each epoch's end. By default ``grad_output`` is summarised only
+at layers without a ``delta`` stage, and parameters, gradients and updates
+only by ``l2`` and ``rms``; ``stats="all"`` with ``parameter_every=1`` gives
+every quantity at every stage and step. The default costs about 15% of a
+training step of a 784-512-512-10 float32 network at batch 128 (measured on
+a busy two-core machine; see the Recorder).
+
 ``stage`` values:
 
 ==========================  ==================================================

@@ -130,6 +130,9 @@ class Observation:
         accumulate over an epoch also see the other steps.
     epoch_start : bool
         Whether this is the first recorded step of its epoch.
+    parameters : bool
+        Whether this step writes parameter-level rows (see the recorder's
+        ``parameter_every``); ``record`` equals it at per-parameter stages.
     param : str or None
         The parameter name for per-parameter stages.
     """
@@ -143,6 +146,7 @@ class Observation:
     epoch: int
     record: bool
     epoch_start: bool
+    parameters: bool = True
     param: str | None = None
 
 

@@ -12,7 +12,12 @@ from collections.abc import Callable, Sequence
 from annlens.analysis.collectors.base import Collector
 from annlens.analysis.collectors.signals import GradCosine, GradNoise, UpdateRatio
 from annlens.analysis.collectors.spectra import Spectra
-from annlens.analysis.collectors.summary import ALL_STAGES, Histograms, Summary
+from annlens.analysis.collectors.summary import (
+    ALL_STAGES,
+    SUMMARY_QUANTITIES,
+    Histograms,
+    Summary,
+)
 from annlens.analysis.collectors.totals import GradNorm, LossValue
 from annlens.analysis.collectors.units import DeadUnits, Drift, Saturation
 from annlens.errors import ConfigError, UnknownNameError, unknown_name
@@ -42,7 +47,9 @@ def _default() -> list[Collector]:
 
 def _all() -> list[Collector]:
     replace: dict[str, Collector] = {
-        "summary": Summary(stages=ALL_STAGES, parameter_quantities=None),
+        "summary": Summary(
+            stages=ALL_STAGES, quantities=SUMMARY_QUANTITIES, parameter_quantities=None
+        ),
         "histograms": Histograms(stages=(*ALL_STAGES, "update")),
     }
     return [replace.get(name, cls()) for name, cls in COLLECTORS.items()]

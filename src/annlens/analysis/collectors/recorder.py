@@ -70,6 +70,21 @@ class Recorder:
     keep_bytes : int
         The budget for kept copies; past it a copy is refused with a warning
         and recording goes on.
+    parameter_every : int
+        Parameter-level rows (everything read from a parameter, its gradient
+        or its update: their norms, the update ratio, the gradient cosine,
+        the noise scale, the global gradient norm, spectra) are written at
+        every ``parameter_every``-th recorded step, and at the first recorded
+        step of each epoch. These are the largest arrays of a step, so the
+        default of 10 keeps the default set within about a tenth of a step's
+        time; 1 writes them at every recorded step.
+
+    Notes
+    -----
+    Steps written: statistics of activations and back-propagated gradients
+    at steps where ``step % every == 0``; parameter-level statistics where
+    ``step % (every * parameter_every) == 0`` and at each epoch's first
+    recorded step.
 
     Examples
     --------
@@ -90,15 +105,18 @@ class Recorder:
         keep_steps: Sequence[int] = (),
         keep_stages: Sequence[str] | None = None,
         keep_bytes: int = 256 * 2**20,
+        parameter_every: int = 10,
     ) -> None:
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)):
-            raise ConfigError(
-                f"Recorder every must be a positive integer, got {every!r}"
-            )
-        if every < 1:
-            raise ConfigError(
-                f"Recorder every must be a positive integer, got {every!r}"
-            )
+        for label, value in (("every", every), ("parameter_every", parameter_every)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < 1
+            ):
+                raise ConfigError(
+                    f"Recorder {label} must be a positive integer, got {value!r}"
+                )
+        self.parameter_every = int(parameter_every)
         if not isinstance(variant, str):
             raise ConfigError(f"Recorder variant must be a string, got {variant!r}")
         self.model = model
@@ -126,6 +144,7 @@ class Recorder:
         self._handles: list[Any] = []
         self._step: int | None = None
         self._record = False
+        self._record_parameters = False
         self._epoch_start = False
         self._last_recorded_epoch: int | None = None
         self._param_stats: dict[tuple[str, str], Reductions] = {}
@@ -217,10 +236,24 @@ class Recorder:
                 if stage_family(stage) == "param"
             }
 
+            every_step = any(
+                _any_every_step(collectors) for collectors in table.values()
+            )
+            state = self.model.state
+
             def per_parameter(layer: Any, name: str, value: Array) -> None:
+                # off the parameter grid, nothing listens unless a collector
+                # watches every step (the step began at this step's forward)
+                if (
+                    not every_step
+                    and not self._record_parameters
+                    and state.step == self._step
+                ):
+                    return
                 if name in param_stages:
                     stage = param_stages[name]
-                    dispatch(layer, stage, layer.params[name], table[stage], name)
+                    param = layer.params[name]
+                    dispatch(layer, stage, param, table[stage], name, True)
                 if name in per_name:
                     stage = per_name[name]
                     dispatch(layer, stage, value, table[stage], name)
@@ -261,6 +294,7 @@ class Recorder:
         value: Array,
         collectors: list[Collector],
         param: str | None = None,
+        is_param: bool = False,
     ) -> None:
         state = self.model.state
         if not (state.training and state.grad_enabled):
@@ -268,10 +302,11 @@ class Recorder:
         step = state.step
         if step != self._step:
             self._begin_step(step, state.epoch)
-        record = self._record
+        record = self._record if param is None else self._record_parameters
         if not record and not _any_every_step(collectors):
             return
-        if param is not None and stage_family(stage) == "param":
+        if is_param:
+            assert param is not None, "param stages name their parameter"
             stats = self.param_stats(layer, param)
         else:
             stats = Reductions(value)
@@ -285,6 +320,7 @@ class Recorder:
             epoch=state.epoch,
             record=record,
             epoch_start=self._epoch_start,
+            parameters=self._record_parameters,
             param=param,
         )
         for collector in collectors:
@@ -298,6 +334,9 @@ class Recorder:
         self._epoch_start = self._record and epoch != self._last_recorded_epoch
         if self._record:
             self._last_recorded_epoch = epoch
+        self._record_parameters = self._record and (
+            self.is_parameter_step(step) or self._epoch_start
+        )
 
     def param_stats(self, layer: Any, name: str) -> Reductions:
         """Reductions of ``layer.params[name]``, shared within one step.
@@ -313,8 +352,16 @@ class Recorder:
         return stats
 
     def is_recorded(self, step: int) -> bool:
-        """Whether rows are written at ``step``."""
+        """Whether rows of activations and gradients are written at ``step``."""
         return step % self.every == 0
+
+    def is_parameter_step(self, step: int) -> bool:
+        """Whether ``step`` is on the grid of parameter-level rows.
+
+        The first recorded step of an epoch is one too, which cannot be known
+        before the epoch starts.
+        """
+        return step % (self.every * self.parameter_every) == 0
 
     # -- epoch and external values ---------------------------------------------
 
@@ -399,6 +446,7 @@ class Recorder:
             "version": VERSION,
             "variant": self.variant,
             "every": self.every,
+            "parameter_every": self.parameter_every,
             "collectors": {
                 c.name: {"settings": _jsonable(c.settings()), "state": c.state_dict()}
                 for c in self.collectors
@@ -441,7 +489,8 @@ class Recorder:
         names = ", ".join(c.name for c in self.collectors)
         status = "attached" if self.attached else "detached"
         return (
-            f"Recorder(every={self.every}, variant={self.variant!r}, "
+            f"Recorder(every={self.every}, parameter_every={self.parameter_every}, "
+            f"variant={self.variant!r}, "
             f"stats=[{names}]; {status}, {len(self.stats)} rows)"
         )
 

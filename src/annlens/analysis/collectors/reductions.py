@@ -96,7 +96,7 @@ class Reductions:
             if self._col_sum is not None:
                 self._sum = float(self._col_sum.sum())
             else:
-                self._sum = float(np.einsum("i->", self.flat))
+                self._sum = _total(self.flat)
         return self._sum
 
     def sumsq(self) -> float:
@@ -128,7 +128,9 @@ class Reductions:
             elif self.size and self.max() <= 0:
                 self._abs_sum = -self.sum()
             else:
-                self._abs_sum = float(np.einsum("i->", np.abs(self.flat)))
+                scratch = _scratch(self.size, self.flat.dtype)
+                np.abs(self.flat, out=scratch)
+                self._abs_sum = _total(scratch)
         return self._abs_sum
 
     # -- moments -----------------------------------------------------------------
@@ -159,9 +161,13 @@ class Reductions:
         return self._col_max
 
     def column_sum(self) -> Array:
-        """The sum over the batch of each unit, shape (units,)."""
+        """The sum over the batch of each unit, shape (units,).
+
+        Computed as ``ones @ x``, a matrix-vector product about twice as fast
+        as ``x.sum(axis=0)``.
+        """
         if self._col_sum is None:
-            self._col_sum = self.x.sum(axis=0)
+            self._col_sum = _ones(self.x.shape[0], self.x.dtype) @ self.x
         return self._col_sum
 
     def row_sumsq(self) -> Array:
@@ -190,6 +196,40 @@ class Reductions:
 
     def __repr__(self) -> str:
         return f"Reductions(shape={self.x.shape}, dtype={self.x.dtype})"
+
+
+_ONES: dict[tuple[int, np.dtype], Array] = {}
+
+
+def _ones(n: int, dtype: np.dtype) -> Array:
+    """A cached read-only vector of ``n`` ones."""
+    key = (n, np.dtype(dtype))
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        ones = _ONES[key] = np.ones(n, dtype=dtype)
+        ones.flags.writeable = False
+    return ones
+
+
+def _total(flat: Array) -> float:
+    """``Σ x`` of a 1-D array: ``einsum`` for large arrays (a faster loop than
+    ``sum``), ``sum`` for small ones (``einsum`` costs more to call)."""
+    if flat.size < 4096:
+        return float(flat.sum())
+    return float(np.einsum("i->", flat))
+
+
+_SCRATCH: dict[np.dtype, Array] = {}
+
+
+def _scratch(n: int, dtype: np.dtype) -> Array:
+    """A reused work array of ``n`` entries (grown as needed, never shrunk)."""
+    buffer = _SCRATCH.get(np.dtype(dtype))
+    if buffer is None or buffer.size < n:
+        buffer = _SCRATCH[np.dtype(dtype)] = np.empty(n, dtype=dtype)
+    return buffer[:n]
 
 
 def histogram_counts(flat: Array, lo: float, hi: float, bins: int) -> NDArray[np.int64]:

@@ -95,8 +95,10 @@ class _Kept:
             )
             self.current_step, self.current_norm = -1, math.nan
 
-    def keep(self, step: int, grad: np.ndarray, norm: float) -> None:
-        if self.current is None or self.current.shape != grad.shape:
+    def keep(self, step: int, grad: np.ndarray, norm: float, copy: bool) -> None:
+        if not copy:
+            self.current = grad
+        elif self.current is None or self.current.shape != grad.shape:
             self.current = np.array(grad, copy=True)
         else:
             np.copyto(self.current, grad)
@@ -113,17 +115,33 @@ class GradCosine(Collector):
         grad_cosine = <g_t, g_(t-1)> / (||g_t|| ||g_(t-1)||)
 
     written with stage ``gradient:<p>`` at each recorded step ``t`` whose step
-    ``t - 1`` was seen (NaN when either norm is zero). A copy of the gradient
-    is kept only at steps just before a recorded one, in a buffer reused from
-    step to step: two copies of the gradients at most.
+    ``t - 1`` was seen (NaN when either norm is zero). Each step's gradient
+    is kept until the next step.
+
+    By default it is kept by reference, not copied: annlens never writes into
+    a gradient array once hooks have seen it (layers make new arrays at each
+    backward; penalties and clipping replace them), and a copy of the largest
+    arrays of the step costs two passes over memory. A loop that does change
+    gradients in place should pass ``copy=True``, which keeps copies in
+    buffers reused from step to step, and only before steps on the grid of
+    parameter-level rows (so none at an epoch's first step off that grid).
+
+    Parameters
+    ----------
+    copy : bool
+        Keep copies instead of references.
     """
 
     name = "grad_cosine"
     quantities = ("grad_cosine",)
     every_step = True
 
-    def __init__(self) -> None:
+    def __init__(self, copy: bool = False) -> None:
+        self.copy = bool(copy)
         self._kept: dict[tuple[str, str], _Kept] = {}
+
+    def settings(self) -> dict[str, Any]:
+        return {"copy": self.copy}
 
     def stages(self, layer: Any) -> list[str]:
         return wanted(("gradient",), layer)
@@ -136,20 +154,22 @@ class GradCosine(Collector):
         step = obs.step
         kept.rotate(step)
 
-        norm = math.nan
-        if obs.record and kept.previous_step == step - 1 and kept.previous is not None:
-            norm = math.sqrt(obs.stats.sumsq())
-            denominator = norm * kept.previous_norm
-            dot = float(np.dot(obs.value.reshape(-1), kept.previous.reshape(-1)))
+        previous = kept.previous
+        if obs.record and kept.previous_step == step - 1 and previous is not None:
+            flat = previous.reshape(-1)
+            if math.isnan(kept.previous_norm):
+                kept.previous_norm = math.sqrt(float(np.dot(flat, flat)))
+            denominator = math.sqrt(obs.stats.sumsq()) * kept.previous_norm
+            dot = float(np.dot(obs.value.reshape(-1), flat))
             cosine = dot / denominator if denominator > 0 else math.nan
             recorder.stats.add(
                 step, obs.epoch, obs.name, obs.stage, ("grad_cosine",), (cosine,)
             )
 
-        if recorder.is_recorded(step + 1):
-            if math.isnan(norm):
-                norm = math.sqrt(obs.stats.sumsq())
-            kept.keep(step, obs.value, norm)
+        if not self.copy:
+            kept.keep(step, obs.value, math.nan, copy=False)
+        elif recorder.is_parameter_step(step + 1):
+            kept.keep(step, obs.value, math.sqrt(obs.stats.sumsq()), copy=True)
 
 
 class GradNoise(Collector):
@@ -195,6 +215,8 @@ class GradNoise(Collector):
 
     def observe(self, obs: Observation, recorder: Recorder) -> None:
         name, step = obs.name, obs.step
+        if not obs.parameters:
+            return
         if obs.stage == "input":
             self._inputs[name] = (step, obs.stats.row_sumsq())
         elif obs.stage == "delta":

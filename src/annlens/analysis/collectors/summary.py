@@ -29,20 +29,24 @@ if TYPE_CHECKING:
 
 #: Stages summarised by default: activations, back-propagated gradients and
 #: every parameter, its gradient and its update.
+#: Stages summarised by default: activations, the back-propagated delta, and
+#: every parameter, its gradient and its update. ``grad_output`` is added at
+#: layers without a delta stage (BatchNorm, Dropout); where a layer has
+#: both, delta = grad_output * f'(z) carries the signal the rules read, and
+#: leaving grad_output out saves a pass over one of the largest arrays.
 DEFAULT_STAGES = (
     "pre_activation",
     "post_activation",
     "output",
-    "grad_output",
     "delta",
     "param",
     "gradient",
     "update",
 )
 
-#: Every stage a layer can feed (adds the layer input and grad_input, which
-#: repeat the neighbouring layer's output and grad_output).
-ALL_STAGES = ("input", *DEFAULT_STAGES, "grad_input")
+#: Every stage a layer can feed (adds grad_output where delta exists, the
+#: layer input and grad_input, which repeat the neighbouring layers' values).
+ALL_STAGES = ("input", *DEFAULT_STAGES, "grad_output", "grad_input")
 
 
 def _sqrt(value: float) -> float:
@@ -63,10 +67,48 @@ FORMULAS: dict[str, Callable[[Reductions], float]] = {
 
 SUMMARY_QUANTITIES = tuple(FORMULAS)
 
+#: The default for activations and back-propagated gradients: every quantity.
+ACTIVATION_QUANTITIES = SUMMARY_QUANTITIES
+
 #: The lean default for parameters, their gradients and updates, the largest
 #: arrays of a step: the norms, one pass each (a pass that the update ratio,
 #: the gradient norm and the gradient cosine share).
 PARAMETER_QUANTITIES = ("l2", "rms")
+
+
+def _activation_summary(r: Reductions) -> list[float]:
+    """:data:`ACTIVATION_QUANTITIES` with as few calls as possible."""
+    n = r.size
+    if not n:
+        return [math.nan] * 8
+    var = r.var()
+    sumsq = r.sumsq()
+    return [
+        r.sum() / n,
+        _sqrt(var),
+        var,
+        r.min(),
+        r.max(),
+        _sqrt(sumsq),
+        _sqrt(sumsq / n),
+        r.abs_sum() / n,
+    ]
+
+
+def _norms(r: Reductions) -> list[float]:
+    """:data:`PARAMETER_QUANTITIES`."""
+    sumsq = r.sumsq()
+    return [_sqrt(sumsq), _sqrt(sumsq / r.size) if r.size else math.nan]
+
+
+def _planner(chosen: tuple[str, ...]) -> Callable[[Reductions], list[float]]:
+    """The function that computes ``chosen`` from the reductions."""
+    if chosen == ACTIVATION_QUANTITIES:
+        return _activation_summary
+    if chosen == PARAMETER_QUANTITIES:
+        return _norms
+    formulas = [FORMULAS[q] for q in chosen]
+    return lambda r: [formula(r) for formula in formulas]
 
 
 def _check_quantities(quantities: Sequence[str]) -> tuple[str, ...]:
@@ -98,9 +140,16 @@ class Summary(Collector):
     ----------
     stages : sequence of str
         Table stages to summarise (default :data:`DEFAULT_STAGES`); a family
-        such as ``"gradient"`` stands for every ``gradient:<p>``.
+        such as ``"gradient"`` stands for every ``gradient:<p>``. When the
+        list has ``delta``, a layer without a delta stage gives its
+        ``grad_output`` instead.
     quantities : sequence of str
-        Any of ``mean, std, var, min, max, l2, rms, mean_abs``.
+        For activations and gradients flowing through layers: any of
+        ``mean, std, var, min, max, l2, rms, mean_abs`` (default: all).
+    parameter_quantities : sequence of str or None
+        For the ``param``, ``gradient`` and ``update`` stages (default
+        ``l2, rms``, see :data:`PARAMETER_QUANTITIES`); None: the same as
+        ``quantities``.
 
     Notes
     -----
@@ -119,7 +168,7 @@ class Summary(Collector):
     def __init__(
         self,
         stages: Sequence[str] = DEFAULT_STAGES,
-        quantities: Sequence[str] = SUMMARY_QUANTITIES,
+        quantities: Sequence[str] = ACTIVATION_QUANTITIES,
         parameter_quantities: Sequence[str] | None = PARAMETER_QUANTITIES,
     ) -> None:
         self.stage_list = _check_stages(stages, "Summary")
@@ -129,19 +178,20 @@ class Summary(Collector):
             if parameter_quantities is None
             else _check_quantities(parameter_quantities)
         )
-        self._formulas = [FORMULAS[q] for q in self.chosen]
-        self._parameter_formulas = [FORMULAS[q] for q in self.parameter_chosen]
+        self._summary = _planner(self.chosen)
+        self._parameter_summary = _planner(self.parameter_chosen)
 
     def stages(self, layer: Any) -> list[str]:
-        return wanted(self.stage_list, layer)
+        chosen = wanted(self.stage_list, layer)
+        if "delta" in self.stage_list and "delta" not in chosen:
+            chosen += [s for s in wanted(("grad_output",), layer) if s not in chosen]
+        return chosen
 
     def observe(self, obs: Observation, recorder: Recorder) -> None:
-        stats = obs.stats
         if obs.param is None:
-            chosen, formulas = self.chosen, self._formulas
+            chosen, values = self.chosen, self._summary(obs.stats)
         else:
-            chosen, formulas = self.parameter_chosen, self._parameter_formulas
-        values = [formula(stats) for formula in formulas]
+            chosen, values = self.parameter_chosen, self._parameter_summary(obs.stats)
         recorder.stats.add(obs.step, obs.epoch, obs.name, obs.stage, chosen, values)
 
     def settings(self) -> dict[str, Any]:

@@ -72,40 +72,70 @@ def _pandas() -> Any:
 
 
 class _Block:
-    """The rows of one (layer, stage, quantities) key, stored by column."""
+    """The rows of one key, stored by column.
 
-    __slots__ = ("key", "width", "steps", "epochs", "values", "n")
+    New rows wait in a short Python list and move into the NumPy buffers in
+    chunks, which keeps a record to one list append.
+    """
 
-    def __init__(self, key: tuple[Any, ...], width: int, capacity: int = 16) -> None:
+    __slots__ = ("key", "width", "steps", "epochs", "values", "n", "pending")
+
+    CHUNK = 64
+
+    def __init__(self, key: tuple[Any, ...], width: int, capacity: int = 64) -> None:
         self.key = key
         self.width = width
         self.steps = np.zeros(capacity, dtype=np.int64)
         self.epochs = np.zeros(capacity, dtype=np.int64)
         self.values: NDArray[Any] = np.zeros((capacity, width), dtype=np.float64)
         self.n = 0
+        self.pending: list[tuple[int, int, Sequence[float] | NDArray[Any]]] = []
 
-    def slot(self, step: int, epoch: int) -> int:
-        """The row index to write for ``step``: the last row again, or a new one."""
-        n = self.n
-        if n and self.steps[n - 1] == step:
-            self.epochs[n - 1] = epoch
-            return n - 1
-        if n == len(self.steps):
-            self._grow()
-        self.steps[n] = step
-        self.epochs[n] = epoch
-        self.n = n + 1
-        return n
+    def add(
+        self, step: int, epoch: int, values: Sequence[float] | NDArray[Any]
+    ) -> None:
+        """Append a row, or replace the last one when it has the same step."""
+        pending = self.pending
+        if pending:
+            if pending[-1][0] == step:
+                pending[-1] = (step, epoch, values)
+                return
+        elif self.n and self.steps[self.n - 1] == step:
+            self.epochs[self.n - 1] = epoch
+            self.values[self.n - 1] = values
+            return
+        pending.append((step, epoch, values))
+        if len(pending) >= self.CHUNK:
+            self.flush()
 
-    def _grow(self) -> None:
-        capacity = 2 * len(self.steps)
+    def flush(self) -> None:
+        """Move the waiting rows into the buffers."""
+        pending = self.pending
+        if not pending:
+            return
+        n, count = self.n, len(pending)
+        if n + count > len(self.steps):
+            self._grow(max(2 * len(self.steps), n + count))
+        steps, epochs, values = zip(*pending, strict=True)
+        self.steps[n : n + count] = steps
+        self.epochs[n : n + count] = epochs
+        self.values[n : n + count] = values
+        self.n = n + count
+        self.pending = []
+
+    def _grow(self, capacity: int) -> None:
         self.steps = np.resize(self.steps, capacity)
         self.epochs = np.resize(self.epochs, capacity)
         values = np.zeros((capacity, self.width), dtype=self.values.dtype)
         values[: self.n] = self.values[: self.n]
         self.values = values
 
+    def rows(self) -> int:
+        """The number of rows, waiting ones included."""
+        return self.n + len(self.pending)
+
     def state(self) -> dict[str, Any]:
+        self.flush()
         n = self.n
         return {
             "step": self.steps[:n].tolist(),
@@ -121,8 +151,8 @@ class _Block:
                 f"{len(epochs)} epochs and {len(rows)} value rows; expected equal"
             )
         for step, epoch, row in zip(steps, epochs, rows, strict=True):
-            index = self.slot(int(step), int(epoch))
-            self.values[index] = decode_floats(row)
+            self.add(int(step), int(epoch), decode_floats(row))
+        self.flush()
 
 
 class StatTable:
@@ -153,11 +183,10 @@ class StatTable:
         block = self._blocks.get(key)
         if block is None:
             block = self._blocks[key] = _Block(key, len(quantities))
-        row = block.slot(step, epoch)  # may grow block.values: index after
-        block.values[row] = values
+        block.add(step, epoch, values)
 
     def __len__(self) -> int:
-        return sum(block.n * block.width for block in self._blocks.values())
+        return sum(block.rows() * block.width for block in self._blocks.values())
 
     def nbytes(self) -> int:
         """Bytes held by the buffers (capacity, not only the rows in use)."""
@@ -168,6 +197,8 @@ class StatTable:
 
     def _sorted_blocks(self) -> list[_Block]:
         blocks = list(self._blocks.values())
+        for block in blocks:
+            block.flush()
         if self._order is not None:
             order = self._order
             blocks.sort(key=lambda b: order(b.key[0], b.key[1]))
@@ -263,13 +294,13 @@ class HistogramTable:
                 f"histogram of {layer}.{stage} has {len(counts)} bins; earlier "
                 f"records of it have {block.width - 2}"
             )
-        index = block.slot(step, epoch)
-        row = block.values[index]
+        row = np.empty(block.width, dtype=np.float64)
         row[0], row[1] = lo, hi
         row[2:] = counts
+        block.add(step, epoch, row)
 
     def __len__(self) -> int:
-        return sum(block.n for block in self._blocks.values())
+        return sum(block.rows() for block in self._blocks.values())
 
     def nbytes(self) -> int:
         return sum(b.values.nbytes + 2 * b.steps.nbytes for b in self._blocks.values())
@@ -282,6 +313,7 @@ class HistogramTable:
             order = self._order
             blocks.sort(key=lambda b: order(b.key[0], b.key[1]))
         for block in blocks:
+            block.flush()
             for i in range(block.n):
                 row = block.values[i]
                 out.append(

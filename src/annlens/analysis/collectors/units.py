@@ -36,6 +36,7 @@ from annlens.analysis.collectors.base import (
     activation_name,
     available_stages,
 )
+from annlens.analysis.collectors.tables import decode_floats, encode_floats
 from annlens.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -298,19 +299,22 @@ class Drift(Collector):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "sum": {k: v.tolist() for k, v in self._sum.items()},
+            "sum": {k: encode_floats(v) for k, v in self._sum.items()},
             "rows": dict(self._rows),
-            "sumsq": dict(self._sumsq),
-            "previous": {k: [v[0].tolist(), v[1]] for k, v in self._previous.items()},
+            "sumsq": {k: encode_floats([v])[0] for k, v in self._sumsq.items()},
+            "previous": {
+                k: [encode_floats(v[0]), encode_floats([v[1]])[0]]
+                for k, v in self._previous.items()
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._sum = {
-            k: np.asarray(v, dtype=np.float64) for k, v in state["sum"].items()
-        }
+        self._sum = {k: decode_floats(v) for k, v in state["sum"].items()}
         self._rows = {k: int(v) for k, v in state["rows"].items()}
-        self._sumsq = {k: float(v) for k, v in state["sumsq"].items()}
+        self._sumsq = {
+            k: float(decode_floats([v])[0]) for k, v in state["sumsq"].items()
+        }
         self._previous = {
-            k: (np.asarray(v[0], dtype=np.float64), float(v[1]))
+            k: (decode_floats(v[0]), float(decode_floats([v[1]])[0]))
             for k, v in state["previous"].items()
         }
