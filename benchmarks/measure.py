@@ -12,6 +12,7 @@ Garbage collection runs before each round and is off during it.
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 import tracemalloc
@@ -71,6 +72,16 @@ class Timing:
 
 
 @dataclass
+class ThreadChoice:
+    """One product of a training step on 1 and 2 BLAS threads."""
+
+    label: str
+    count: int
+    one: float
+    two: float
+
+
+@dataclass
 class CaseResult:
     """Everything measured for one case in one dtype."""
 
@@ -79,6 +90,7 @@ class CaseResult:
     timings: dict[str, Timing] = field(default_factory=dict)
     memory: dict[str, int] = field(default_factory=dict)
     matmul_rate: float | None = None
+    threads: list[ThreadChoice] = field(default_factory=list)
 
     def ratio(self, ours: str, theirs: str) -> float | None:
         if ours not in self.timings or theirs not in self.timings:
@@ -207,6 +219,8 @@ def run_all(
             for case in cases:
                 start = time.perf_counter()
                 result = measure_case(case, dtype, settings)
+                if dtype == "float32":
+                    result.threads = measure_blas_threads(case, dtype, settings)
                 ratio = result.ratio("annlens", "torch")
                 log(
                     f"{case.name:>6} {dtype}: annlens/torch {ratio:.2f} "
@@ -214,3 +228,64 @@ def run_all(
                 )
                 results.append(result)
     return results
+
+
+def gemm_shapes(case: Case) -> dict[str, tuple[tuple[int, int, int], bool, bool, int]]:
+    """The products of one training step by label: (m, k, n), transposes, count.
+
+    Forward ``x W`` (batch, in)·(in, out); backward ``xᵀ delta`` and, for every
+    layer but the first, ``delta Wᵀ``. Equal products are counted, not repeated.
+    """
+    shapes: dict[str, tuple[tuple[int, int, int], bool, bool, int]] = {}
+
+    def add(label: str, mkn: tuple[int, int, int], left_t: bool, right_t: bool) -> None:
+        count = shapes[label][3] + 1 if label in shapes else 1
+        shapes[label] = (mkn, left_t, right_t, count)
+
+    b = case.batch
+    for index, (n_in, n_out) in enumerate(case.layers):
+        add(f"x W {b}×{n_in}·{n_in}×{n_out}", (b, n_in, n_out), False, False)
+        add(f"xᵀ delta {n_in}×{b}·{b}×{n_out}", (n_in, b, n_out), True, False)
+        if index > 0:
+            add(f"delta Wᵀ {b}×{n_out}·{n_out}×{n_in}", (b, n_out, n_in), False, True)
+    return shapes
+
+
+def measure_blas_threads(
+    case: Case, dtype: str, settings: Settings
+) -> list[ThreadChoice]:
+    """Median seconds of each product of the step on 1 and on 2 BLAS threads.
+
+    The two thread counts alternate round by round; each product is called
+    a few times in a row per round.
+    """
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(3)
+    calls, counts = {}, {}
+    for label, ((m, k, n), left_t, right_t, count) in gemm_shapes(case).items():
+        a = rng.standard_normal((k, m) if left_t else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if right_t else (k, n)).astype(dtype)
+        left, right = (a.T if left_t else a), (b.T if right_t else b)
+        calls[label] = functools.partial(np.matmul, left, right)
+        counts[label] = count
+
+    samples: dict[tuple[str, int], list[float]] = {}
+    for round_index in range(max(settings.rounds, 1)):
+        for threads in (1, 2) if round_index % 2 == 0 else (2, 1):
+            with threadpool_limits(limits=threads, user_api="blas"):
+                for label, call in calls.items():
+                    times = samples.setdefault((label, threads), [])
+                    for _ in range(settings.warmup + 3):
+                        start = time.perf_counter()
+                        call()
+                        times.append(time.perf_counter() - start)
+    return [
+        ThreadChoice(
+            label,
+            counts[label],
+            float(np.median(samples[(label, 1)])),
+            float(np.median(samples[(label, 2)])),
+        )
+        for label in calls
+    ]

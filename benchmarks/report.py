@@ -235,6 +235,43 @@ def phases_table(results: list[CaseResult]) -> list[str]:
     return [*lines, ""]
 
 
+def threads_table(results: list[CaseResult]) -> list[str]:
+    """Each product of the step on 1 and 2 BLAS threads, and what choosing pays."""
+    measured = [r for r in results if r.threads]
+    if not measured:
+        return []
+    lines = [
+        "### BLAS threads per product (float32): would one thread help?",
+        "",
+        "| case | product | times per step | 1 thread µs | 2 threads µs | 1/2 |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    savings = []
+    for r in measured:
+        for choice in r.threads:
+            lines.append(
+                f"| {r.case.name} | {choice.label} | {choice.count} "
+                f"| {choice.one * 1e6:.1f} | {choice.two * 1e6:.1f} "
+                f"| {choice.one / choice.two:.2f} |"
+            )
+        saved = sum(max(0.0, c.two - c.one) * c.count for c in r.threads)
+        step = r.timings["annlens"].median
+        savings.append(
+            f"- {r.case.name}: choosing the faster count for every product would "
+            f"save {saved * 1e6:.0f} µs a step, {saved / step:.1%} of the step."
+        )
+    lines += [
+        "",
+        "annlens leaves the thread count to the BLAS (OpenBLAS already runs "
+        "products below about 2.6e5 multiply-adds on one thread); switching it "
+        "per layer would save at most:",
+        "",
+        *savings,
+        "",
+    ]
+    return lines
+
+
 def memory_table(results: list[CaseResult]) -> list[str]:
     lines = [
         "### Peak memory of one annlens call (tracemalloc, above the resting state)",
@@ -401,6 +438,7 @@ def write(
     for dtype in dtypes:
         lines += training_table(results, dtype)
     lines += phases_table(results) + hooks_table(results)
-    lines += inference_table(results) + memory_table(results)
+    lines += inference_table(results) + threads_table(results)
+    lines += memory_table(results)
     lines += targets_section(results)
     path.write_text("\n".join(lines))

@@ -49,6 +49,11 @@ def test_smallest_case_runs_every_variant_once(run: tuple[Any, list[Any], int]) 
         assert variant in result.timings
     assert {"phase_forward", "phase_loss", "phase_backward"} <= set(result.timings)
     assert result.memory["train"] > 0
+    assert {choice.label.split()[0] for choice in result.threads} == {
+        "x",
+        "xᵀ",
+        "delta",
+    }
 
 
 def test_benchmark_restores_the_torch_thread_count(
@@ -68,7 +73,7 @@ def test_results_file_names_machine_tables_and_targets(
     text = path.read_text()
     assert "CPU:" in text and "threadpoolctl:" in text and "PyTorch" in text
     assert "### Training step, float32" in text and "| tiny |" in text
-    assert "## Targets" in text
+    assert "## Targets" in text and "BLAS threads per product" in text
 
 
 def test_torch_twin_of_the_benchmark_starts_from_the_same_weights(
