@@ -113,8 +113,21 @@ def assert_same_tensors(first: dict[str, Any], second: dict[str, Any]) -> None:
         assert first[name].tobytes() == second[name].tobytes(), name
 
 
+def checkpoint_meta(run_dir: Path, tag: str) -> dict[str, Any]:
+    """``checkpoints/<tag>/meta.json`` without its creation time."""
+    meta = json.loads((run_dir / "checkpoints" / tag / "meta.json").read_text())
+    del meta["created"]
+    return dict(meta)
+
+
 def assert_same_run(first: Path, second: Path, variants: list[str]) -> None:
-    """Two run directories hold identical tables and checkpoint tensors."""
+    """Two run directories hold identical tables and checkpoints.
+
+    Checkpoints are compared by their tensors (bit for bit) and their meta
+    data but for the time written: the optimizer's hyperparameters and
+    step, the schedule's state, the trainer's (history, data-order generator,
+    callbacks) and the recorder's.
+    """
     for table in ("metrics", "statistics", "histograms"):
         pd.testing.assert_frame_equal(
             pd.read_parquet(first / f"{table}.parquet"),
@@ -123,10 +136,11 @@ def assert_same_run(first: Path, second: Path, variants: list[str]) -> None:
         )
     for variant in variants:
         for which in ("last", "best"):
+            tag = f"{variant}-{which}"
             assert_same_tensors(
-                checkpoint_tensors(first, f"{variant}-{which}"),
-                checkpoint_tensors(second, f"{variant}-{which}"),
+                checkpoint_tensors(first, tag), checkpoint_tensors(second, tag)
             )
+            assert checkpoint_meta(first, tag) == checkpoint_meta(second, tag), tag
 
 
 def manifest(run_dir: Path) -> dict[str, Any]:

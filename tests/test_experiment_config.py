@@ -105,7 +105,7 @@ def test_a_bad_hidden_width_is_refused():
 
 def test_a_value_of_a_union_is_one_line_naming_both_forms():
     message = problems({"model": {"init": 3}})
-    assert message.count("\n") == 1
+    assert "\n" not in message
     assert "model.init: Input should be a valid string or a table" in message
     assert "(got 3)" in message
 
@@ -117,7 +117,7 @@ def test_a_wrong_key_inside_an_explicit_layer_names_its_position():
 
 def test_every_problem_is_listed_at_once():
     message = problems({"seed": "x", "training": {"epochs": 0}, "colect": {}})
-    assert message.startswith("experiment has 3 problem(s):")
+    assert message.startswith("experiment has 3 problems:\n")
     for key in ("seed:", "training.epochs:", "colect:"):
         assert key in message
 
@@ -143,7 +143,7 @@ def test_unknown_key_inside_a_variant_section_is_refused_when_loading(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     message = str(caught.value)
-    assert message.startswith("variant 'b' has 1 problem(s)")
+    assert message.startswith("variant 'b': variants.1.model.hiden")
     assert "variants.1.model.hiden: unknown key (did you mean 'hidden'?)" in message
     assert "allowed: dtype, hidden, activation" in message
 
@@ -314,5 +314,5 @@ def test_validate_refuses_something_that_is_not_a_table():
 
 def test_path_in_a_message_is_the_file(tmp_path: Path):
     path = write_experiment(tmp_path / "named.toml", tiny(seed="x"))
-    with pytest.raises(ConfigError, match=r"named\.toml has 1 problem"):
+    with pytest.raises(ConfigError, match=r"named\.toml: seed: Input should be"):
         load_config(path)

@@ -88,9 +88,9 @@ def validate(
     Raises
     ------
     ConfigError
-        One line per wrong key: its dotted path, what is wrong, the value that
-        arrived and what is allowed (the known keys, with a did-you-mean, for
-        an unknown one).
+        One line per wrong key (the only line when there is one): its dotted
+        path, what is wrong, the value that arrived and what is allowed (the
+        known keys, with a did-you-mean, for an unknown one).
     """
     if not isinstance(raw, dict):
         raise ConfigError(
@@ -100,8 +100,10 @@ def validate(
         return Experiment.model_validate(raw)
     except ValidationError as error:
         problems = [prefix + line for line in _problems(error.errors())]
+        if len(problems) == 1:
+            raise ConfigError(f"{source}: {problems[0]}") from None
         raise ConfigError(
-            f"{source} has {len(problems)} problem(s):\n  " + "\n  ".join(problems)
+            f"{source} has {len(problems)} problems:\n  " + "\n  ".join(problems)
         ) from None
 
 
