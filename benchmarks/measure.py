@@ -91,6 +91,8 @@ class CaseResult:
     memory: dict[str, int] = field(default_factory=dict)
     matmul_rate: float | None = None
     threads: list[ThreadChoice] = field(default_factory=list)
+    dispatch: float | None = None
+    dispatch_control: float | None = None
 
     def ratio(self, ours: str, theirs: str) -> float | None:
         if ours not in self.timings or theirs not in self.timings:
@@ -149,6 +151,33 @@ def time_alternating(
     return {name: Timing.of(values) for name, values in samples.items()}
 
 
+def paired_ratio(ours: Step, theirs: Step, seconds: float) -> float:
+    """Median time of ``ours`` over median time of ``theirs``, call by call.
+
+    The two alternate one call at a time for about ``seconds``, so both see
+    the same state of the machine; for two variants of the same annlens step,
+    whose difference is a few attribute checks, this is steadier than rounds.
+    """
+    for _ in range(3):
+        ours(), theirs()
+    first: list[float] = []
+    second: list[float] = []
+    deadline = time.perf_counter() + seconds
+    gc.collect()
+    gc.disable()
+    try:
+        pairs = [(ours, first), (theirs, second)]
+        while time.perf_counter() < deadline or len(first) < 5:
+            pairs.reverse()  # neither always runs first
+            for step, times in pairs:
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    return float(np.median(first) / np.median(second))
+
+
 def peak_bytes(step: Step) -> int:
     """The most memory NumPy held above its starting point during one call."""
     step()
@@ -164,7 +193,7 @@ def peak_bytes(step: Step) -> int:
 
 
 def measure_case(
-    case: Case, dtype: str, settings: Settings, dispatch: bool = True
+    case: Case, dtype: str, settings: Settings, dispatch: bool = False
 ) -> CaseResult:
     """Time every variant of one case in one dtype."""
     result = CaseResult(case, dtype)
@@ -187,15 +216,23 @@ def measure_case(
     if recorder is not None:
         variants["annlens_collectors"] = steps.annlens_training_step(collected, x, y)
     variants.update(steps.annlens_phases(steps.annlens_model(case, dtype), x, y))
-    if dispatch:
-        bare = steps.annlens_model(case, dtype, steps.NoDispatchDense)
-        variants["annlens_no_dispatch"] = steps.annlens_training_step(bare, x, y)
 
     try:
         result.timings = time_alternating(variants, settings)
     finally:
         if recorder is not None:
             recorder.detach()
+
+    if dispatch:
+        seconds = settings.rounds * settings.round_seconds * 2
+        bare = steps.annlens_model(case, dtype, steps.NoDispatchDense)
+        twin = steps.annlens_model(case, dtype)
+        result.dispatch = paired_ratio(
+            variants["annlens"], steps.annlens_training_step(bare, x, y), seconds
+        )
+        result.dispatch_control = paired_ratio(
+            variants["annlens"], steps.annlens_training_step(twin, x, y), seconds
+        )
 
     result.memory["train"] = peak_bytes(variants["annlens"])
     result.memory["infer"] = peak_bytes(variants["annlens_infer"])
@@ -218,7 +255,7 @@ def run_all(
         for dtype in dtypes:
             for case in cases:
                 start = time.perf_counter()
-                result = measure_case(case, dtype, settings)
+                result = measure_case(case, dtype, settings, dtype == "float32")
                 if dtype == "float32":
                     result.threads = measure_blas_threads(case, dtype, settings)
                 ratio = result.ratio("annlens", "torch")
