@@ -91,17 +91,17 @@ class CaseResult:
     memory: dict[str, int] = field(default_factory=dict)
     matmul_rate: float | None = None
     threads: list[ThreadChoice] = field(default_factory=list)
-    dispatch: float | None = None
-    dispatch_control: float | None = None
+    paired: dict[str, float] = field(default_factory=dict)
 
     def ratio(self, ours: str, theirs: str) -> float | None:
         if ours not in self.timings or theirs not in self.timings:
             return None
         return self.timings[ours].median / self.timings[theirs].median
 
-    def overhead(self, variant: str, base: str = "annlens") -> float | None:
-        """The extra time of ``variant`` over ``base``, as a fraction."""
-        ratio = self.ratio(variant, base)
+    def overhead(self, variant: str) -> float | None:
+        """The extra time of a paired variant ("stat", "collectors", "dispatch",
+        "control") over its partner, as a fraction; None when not measured."""
+        ratio = self.paired.get(variant)
         return None if ratio is None else ratio - 1
 
 
@@ -195,42 +195,49 @@ def peak_bytes(step: Step) -> int:
 def measure_case(
     case: Case, dtype: str, settings: Settings, dispatch: bool = False
 ) -> CaseResult:
-    """Time every variant of one case in one dtype."""
+    """Time every variant of one case in one dtype.
+
+    annlens against PyTorch in rotating rounds; the annlens step against its
+    variants with hooks (and without dispatch) call by call, in pairs.
+    """
     result = CaseResult(case, dtype)
     x, y = steps.batch(case, dtype)
 
     plain = steps.annlens_model(case, dtype)
-    hooked = steps.annlens_model(case, dtype)
-    steps.stat_hooks(hooked)
-    module = steps.torch_model(plain)
     variants: dict[str, Step] = {
         "annlens": steps.annlens_training_step(plain, x, y),
-        "torch": steps.torch_training_step(module, x, y),
-        "annlens_stat": steps.annlens_training_step(hooked, x, y),
+        "torch": steps.torch_training_step(steps.torch_model(plain), x, y),
         "annlens_infer": steps.annlens_inference(plain, x),
         "torch_infer": steps.torch_inference(steps.torch_model(plain), x),
         "matmuls": steps.training_matmuls(case, dtype),
     }
+    variants.update(steps.annlens_phases(steps.annlens_model(case, dtype), x, y))
+    result.timings = time_alternating(variants, settings)
+
+    seconds = settings.rounds * settings.round_seconds * 2
+    hooked = steps.annlens_model(case, dtype)
+    steps.stat_hooks(hooked)
+    result.paired["stat"] = paired_ratio(
+        steps.annlens_training_step(hooked, x, y), variants["annlens"], seconds
+    )
     collected = steps.annlens_model(case, dtype)
     recorder = steps.default_collectors(collected)
     if recorder is not None:
-        variants["annlens_collectors"] = steps.annlens_training_step(collected, x, y)
-    variants.update(steps.annlens_phases(steps.annlens_model(case, dtype), x, y))
-
-    try:
-        result.timings = time_alternating(variants, settings)
-    finally:
-        if recorder is not None:
+        try:
+            result.paired["collectors"] = paired_ratio(
+                steps.annlens_training_step(collected, x, y),
+                variants["annlens"],
+                seconds,
+            )
+        finally:
             recorder.detach()
-
     if dispatch:
-        seconds = settings.rounds * settings.round_seconds * 2
         bare = steps.annlens_model(case, dtype, steps.NoDispatchDense)
         twin = steps.annlens_model(case, dtype)
-        result.dispatch = paired_ratio(
+        result.paired["dispatch"] = paired_ratio(
             variants["annlens"], steps.annlens_training_step(bare, x, y), seconds
         )
-        result.dispatch_control = paired_ratio(
+        result.paired["control"] = paired_ratio(
             variants["annlens"], steps.annlens_training_step(twin, x, y), seconds
         )
 
