@@ -28,6 +28,7 @@ table stage           hook stage             value
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -196,7 +197,7 @@ class Collector:
         return f"{type(self).__name__}({inner})"
 
 
-def wanted(stages: tuple[str, ...] | list[str], layer: Any) -> list[str]:
+def wanted(stages: Sequence[str], layer: Any) -> list[str]:
     """The table stages of ``layer`` that a stage list selects.
 
     A list entry is a stage (``"delta"``), a family (``"gradient"``: every

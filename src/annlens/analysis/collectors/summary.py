@@ -133,6 +133,15 @@ def _check_stages(stages: Sequence[str], owner: str) -> tuple[str, ...]:
     return tuple(stages)
 
 
+def with_fallback(stages: Sequence[str], layer: Any) -> list[str]:
+    """The stages of ``layer`` that ``stages`` selects, with ``grad_output``
+    standing in for ``delta`` at a layer that has no delta stage."""
+    chosen = wanted(stages, layer)
+    if "delta" in stages and "delta" not in chosen:
+        chosen += [s for s in wanted(("grad_output",), layer) if s not in chosen]
+    return chosen
+
+
 class Summary(Collector):
     """Mean, spread, extremes and norms of the values at each stage.
 
@@ -182,10 +191,7 @@ class Summary(Collector):
         self._parameter_summary = _planner(self.parameter_chosen)
 
     def stages(self, layer: Any) -> list[str]:
-        chosen = wanted(self.stage_list, layer)
-        if "delta" in self.stage_list and "delta" not in chosen:
-            chosen += [s for s in wanted(("grad_output",), layer) if s not in chosen]
-        return chosen
+        return with_fallback(self.stage_list, layer)
 
     def observe(self, obs: Observation, recorder: Recorder) -> None:
         if obs.param is None:
@@ -208,8 +214,8 @@ class Histograms(Collector):
     Parameters
     ----------
     stages : sequence of str
-        Table stages to histogram (default: activations, back-propagated
-        gradients, parameters and their gradients).
+        Table stages to histogram (default: activations, deltas, parameters
+        and their gradients; ``grad_output`` at layers without a delta).
     bins : int
         Equal-width bins per histogram, spanning the values' own
         ``[min, max]`` at that step.
@@ -235,7 +241,6 @@ class Histograms(Collector):
             "pre_activation",
             "post_activation",
             "output",
-            "grad_output",
             "delta",
             "param",
             "gradient",
@@ -258,7 +263,7 @@ class Histograms(Collector):
         self._names = tuple(QUANTILES)
 
     def stages(self, layer: Any) -> list[str]:
-        return wanted(self.stage_list, layer)
+        return with_fallback(self.stage_list, layer)
 
     def due(self, obs: Observation) -> bool:
         """Whether this recorded step takes histograms."""
