@@ -160,6 +160,13 @@ def test_repeated_variant_names_are_refused():
     assert "variant names must be unique; repeated: ['a']" in message
 
 
+@pytest.mark.parametrize("name", ["relu he", "", ".hidden", "a/b"])
+def test_a_variant_name_must_be_a_plain_name(name):
+    message = problems({"variants": [{"name": name}]})
+    assert "variants.0.name: Input should be a plain name" in message
+    assert f"(got {name!r})" in message
+
+
 def test_a_variant_merges_its_settings_into_the_base():
     config = tiny(variants=[{"name": "fast", "optimizer": {"lr": 0.5}}])
     ((name, resolved),) = resolve_variants(validate(config))

@@ -121,6 +121,23 @@ def test_an_interrupted_run_says_so_and_resumes(tmp_path, monkeypatch):
     assert record["finished"] >= record["resumed"][0]
 
 
+def test_a_variant_stopped_by_nan_resumes_to_the_model_it_stopped_with(tmp_path):
+    # the learning rate grows a trillionfold after the first epoch, so the
+    # second epoch overflows, after the checkpoint of the first
+    wild = {"name": "wild", "schedule": {"name": "exponential", "gamma": 1e12}}
+    config = tiny(variants=[{"name": "ok"}, wild])
+    first = run_experiment(config, out=tmp_path)
+    wild = first.variants["wild"]
+    assert wild.stopped is not None and wild.stopped["rule"] == "non_finite"
+    assert wild.model.state.step > STEPS_PER_EPOCH
+    weights = wild.model.layer("dense_0").params["W"].copy()
+    resumed = resume_experiment(first.directory)
+    again = resumed.variants["wild"]
+    assert again.stopped["message"] == wild.stopped["message"]
+    assert again.model.state.step == wild.model.state.step
+    assert again.model.layer("dense_0").params["W"].tobytes() == weights.tobytes()
+
+
 def test_resuming_a_finished_run_changes_nothing(tmp_path):
     first = run_experiment(tiny(), out=tmp_path / "a")
     copy = run_experiment(tiny(), out=tmp_path / "b")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from annlens.experiment.build import build_parts
-from annlens.experiment.config import resolve_variants
+from annlens.experiment.build import build_all
 from annlens.experiment.schema import Experiment
 
 
@@ -24,8 +23,8 @@ def compare_experiment(experiment: Experiment, steps: int = 20) -> list[Any]:
     )
 
     tables = []
-    for name, resolved in resolve_variants(experiment):
-        parts = build_parts(name, resolved)
+    for parts in build_all(experiment):  # every variant built before any compares
+        name, resolved = parts.name, parts.experiment
         data = parts.data
         batch = resolved.training.batch_size
         x, y = data.x_train[:batch], data.y_train[:batch]

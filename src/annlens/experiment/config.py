@@ -130,6 +130,11 @@ def _problems(items: list[Any]) -> list[str]:
         wanted = []
         for item in group:
             message = str(item["msg"]).removeprefix("Value error, ")
+            if item["type"] == "string_pattern_mismatch":  # a variant's name
+                message = (
+                    "Input should be a plain name: letters, digits, '_', '-' "
+                    "and '.' (not first), as it names checkpoints"
+                )
             message = re.sub(
                 r"a valid dictionary or instance of \w+",
                 "a table (name = ..., with its settings)",

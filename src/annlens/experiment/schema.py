@@ -145,7 +145,8 @@ class Variant(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(min_length=1)
+    # the name labels checkpoints and files, so it is a plain file name
+    name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
     description: str = ""
     seed: int | None = None
     data: dict[str, Any] | None = None
