@@ -20,7 +20,7 @@ from annlens.errors import (
 from annlens.layers import BatchNorm, Dense, Dropout
 from annlens.losses import MSE, SoftmaxCrossEntropy
 from annlens.model import Sequential, seeded_generator
-from annlens.optim import SGD
+from annlens.optim import SGD, Adam
 from annlens.training import (
     Callback,
     LambdaCallback,
@@ -564,6 +564,128 @@ def test_other_hook_errors_still_come_as_hook_errors() -> None:
     with pytest.raises(HookError, match="broken hook"):
         trainer.fit(x, y)
     assert [label for _, label in trainer.model.list_hooks()] == [broken.__qualname__]
+
+
+def test_a_healthy_step_runs_without_the_guard_hooks() -> None:
+    x, y = blobs(16)
+    seen = []
+    watcher = LambdaCallback(
+        on_after_backward=lambda trainer, logs: seen.append(trainer.model.list_hooks())
+    )
+    trainer = make(epochs=1, callbacks=[watcher])
+    trainer.fit(x, y)
+    assert seen == [[], []]
+
+
+def test_a_nan_in_the_backward_pass_is_named_at_its_stage() -> None:
+    x, y = blobs(16)
+    trainer = make()
+    trainer.step(x[:8], y[:8])
+    before = trainer.model.state_dict()
+
+    def poison(layer, delta):
+        delta = delta.copy()
+        delta[0, 1] = np.inf
+        return delta
+
+    trainer.model.register_hook("dense_1.pre_activation_grad", poison)
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.step(x[8:], y[8:])
+
+    error = caught.value
+    assert (error.step, error.layer, error.stage) == (
+        1,
+        "dense_1",
+        "pre_activation_grad",
+    )
+    assert "0 NaN and 1 Inf" in str(error)
+    assert_state_equal(trainer.model, before)
+
+
+def test_a_nan_update_from_finite_gradients_restores_the_optimizer() -> None:
+    x, y = blobs(8)
+    model = Sequential([Dense(4, 3)], dtype="float64")
+    optimizer = Adam(model, lr=0.1, eps=0.0)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), optimizer, batch_size=8)
+    before = model.state_dict()
+
+    # a feature that is 0 in every row: its weights get the gradient 0, and
+    # Adam without eps proposes 0 / 0 for them at its first step
+    x[:, 2] = 0.0
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.step(x, y)
+
+    error = caught.value
+    assert (error.step, error.layer, error.stage) == (0, "dense_0", "update")
+    assert "parameter 'W' after its update holds 3 NaN and 0 Inf" in str(error)
+    assert_state_equal(model, before)
+    assert (optimizer.t, optimizer.state, model.state.step) == (0, {}, 0)
+
+
+def test_the_replay_of_a_failed_step_sees_the_same_dropout_masks() -> None:
+    x, y = blobs(8)
+    model = Sequential(
+        [Dense(4, 16, "relu"), Dropout(0.5), Dense(16, 3)], dtype="float64"
+    )
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model), batch_size=8)
+    noise = model.state.rng.bit_generator.state
+    masks = []
+    model.register_hook("dropout_0.mask", lambda layer, mask: masks.append(mask.copy()))
+    model.register_hook("dense_1.forward", lambda layer, x_in, out: out * np.nan)
+
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.step(x, y)
+
+    assert (caught.value.layer, caught.value.stage) == ("dense_1", "forward")
+    assert len(masks) == 2  # the failed pass and its replay
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert model.state.rng.bit_generator.state == noise
+
+
+def test_a_nan_the_replay_does_not_meet_is_still_reported_at_its_step() -> None:
+    x, y = blobs(8)
+    trainer = make()
+    calls = []
+
+    def once(layer, x_in, out):
+        calls.append(1)
+        return out * np.nan if len(calls) == 1 else None
+
+    trainer.model.register_hook("dense_1.forward", once)
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.step(x, y)
+
+    error = caught.value
+    assert (error.step, error.layer, error.stage) == (0, None, "loss")
+    assert "the loss value holds 1 NaN" in str(error)
+    assert len(calls) == 2
+
+
+def test_evaluate_names_the_layer_where_a_nan_appeared() -> None:
+    x, y = blobs(8)
+    trainer = make()
+    trainer.model.register_hook(
+        "dense_0.post_activation",
+        lambda layer, a: None if layer.state.training else a * np.nan,
+    )
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.evaluate(x, y)
+    assert (caught.value.layer, caught.value.stage) == ("dense_0", "post_activation")
+    assert len(trainer.model.list_hooks()) == 1  # the guard's hooks are gone
+
+
+def test_a_saturated_overflow_needs_the_guard_hooks_installed() -> None:
+    x, y = blobs(8)
+    trainer = make()
+    trainer.model.layers[0].params["W"][:, 0] = np.finfo(np.float64).max
+    trainer.step(x, y)  # z overflows, tanh saturates: nothing non-finite is kept
+
+    trainer.guard.install()
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.step(x, y)
+    assert (caught.value.layer, caught.value.stage) == ("dense_0", "pre_activation")
+    trainer.guard.remove()
+    assert trainer.model.list_hooks() == []
 
 
 # -- argument checks ----------------------------------------------------------------

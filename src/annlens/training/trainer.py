@@ -9,14 +9,15 @@ loading beyond in-memory arrays is not here: ``fit`` takes arrays.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from annlens.errors import ConfigError, HookError
+from annlens.errors import ConfigError, HookError, NonFiniteError
 from annlens.layers.base import Array
 from annlens.model import Sequential, seeded_generator
 from annlens.optim import Optimizer, clip_grad_norm, clip_grad_value
@@ -28,13 +29,15 @@ from annlens.training.checks import (
     check_settings,
     split_validation,
 )
-from annlens.training.guard import NonFiniteGuard, unwrap
+from annlens.training.guard import NonFiniteGuard, StepStart, unwrap
 from annlens.training.history import History
 from annlens.training.metrics import Metric, get_metric
 
 logger = logging.getLogger("annlens")
 
 MetricSpec = str | tuple[str, Metric]
+# the buffers of each layer that has some, and what the guard saved
+Start = tuple[list[tuple[Any, dict[str, Array]]], StepStart | None]
 
 
 class Trainer:
@@ -81,11 +84,14 @@ class Trainer:
     seed : int, optional
         Fixes the order of the data; by default derived from ``model.seed``.
     nan_guard : bool
-        Stop at the first NaN or Inf with :class:`~annlens.errors.NonFiniteError`
-        (see :class:`~annlens.training.guard.NonFiniteGuard`, also for its cost
-        on small networks). Its hooks are registered only while ``fit``,
-        ``step`` or ``evaluate`` runs, and inside a step it stands in for
-        NumPy's overflow and invalid-value warnings, which are silenced there.
+        Stop at the first NaN or Inf with :class:`~annlens.errors.NonFiniteError`,
+        naming the step, layer and stage where it appeared, and leave the model
+        and optimizer as they were before the failing step. Each step checks
+        the loss and the new parameters; only a step that fails is replayed
+        with a checking hook at every stage to find the place (see
+        :mod:`annlens.training.guard`, also for its cost). Inside a step and
+        ``evaluate`` it stands in for NumPy's overflow and invalid-value
+        warnings, which are silenced there.
     validation_split : float
         The fraction of ``fit``'s data, taken from its end before shuffling,
         held out for validation, in [0, 1).
@@ -107,6 +113,7 @@ class Trainer:
         clip                                     by value, then by norm
         optimizer.step()                         update hooks
         constraint.apply(model)                  max-norm, non-negativity
+        NaN guard                                loss and parameters finite?
         schedule.step()                          batch-unit schedules
         on_after_update, on_batch_end            callbacks
 
@@ -177,7 +184,7 @@ class Trainer:
         self.callbacks = CallbackList(callbacks)
         self.seed = model.seed if seed is None else int(seed)
         self.rng = seeded_generator(self.seed, 2)
-        self.guard = NonFiniteGuard(model) if nan_guard else None
+        self.guard = NonFiniteGuard(model, optimizer) if nan_guard else None
         self.validation_split = float(validation_split)
         self.shuffle = shuffle
         self.record_steps = record_steps
@@ -253,16 +260,15 @@ class Trainer:
             start["steps_per_epoch"],
         )
 
-        with self._guarded():
-            self.callbacks.fire("on_fit_start", self, start)
-            epochs_run = 0
-            for epoch in range(self.epochs_done, self.epochs):
-                if self.stop_training:
-                    break
-                self._run_epoch(epoch, x, y, validation)
-                epochs_run += 1
-            end = {"epochs_run": epochs_run, "stopped": self.stop_training}
-            self.callbacks.fire("on_fit_end", self, end)
+        self.callbacks.fire("on_fit_start", self, start)
+        epochs_run = 0
+        for epoch in range(self.epochs_done, self.epochs):
+            if self.stop_training:
+                break
+            self._run_epoch(epoch, x, y, validation)
+            epochs_run += 1
+        end = {"epochs_run": epochs_run, "stopped": self.stop_training}
+        self.callbacks.fire("on_fit_end", self, end)
         return self.history
 
     def _run_epoch(
@@ -311,7 +317,9 @@ class Trainer:
         """One training step on one batch, in training mode; returns its logs.
 
         Public so that a loop can be driven by hand: callbacks, the guard, the
-        schedule and the per-step history work as inside :meth:`fit`.
+        schedule and the per-step history work as inside :meth:`fit`. When the
+        step raises, the parameters, buffers and (with the guard on) the
+        optimizer state, step counter and noise generator are as before it.
         """
         model = self.model
         model.train()
@@ -323,9 +331,9 @@ class Trainer:
         }
         self.callbacks.fire("on_batch_start", self, logs)
 
-        saved = self._save_buffers()
+        start = self._save_start()
         try:
-            with self._guarded(quiet=True):
+            with self._quiet():
                 output = self._compute_gradients(x_batch, y_batch, logs)
                 self.callbacks.fire("on_after_backward", self, logs)
 
@@ -343,14 +351,22 @@ class Trainer:
                 # constraints: project the new parameters back into their sets
                 for constraint in self.constraints:
                     constraint.apply(model)
+
+                # guard: a NaN or Inf in a gradient or an update shows in its
+                # parameter (the loss was checked as it came)
+                if self.guard is not None:
+                    self.guard.check_parameters(logs["step"])
+        except NonFiniteError as found:
+            raise self._localise(found, start, x_batch, y_batch) from None
         except HookError as error:
-            self._restore_buffers(saved)
-            found = unwrap(error)
-            if found is error:
+            # a NonFiniteError from a hook already names its layer and stage
+            self._restore_start(start)
+            inner = unwrap(error)
+            if inner is error:
                 raise
-            raise found from None
+            raise inner from None
         except BaseException:
-            self._restore_buffers(saved)
+            self._restore_start(start)
             raise
 
         for name, fn in self.metrics.items():
@@ -372,6 +388,8 @@ class Trainer:
         # loss: its value and dL/d output, through the loss hook point
         value, grad = model.loss(self.loss, output, y)
         logs["loss"] = float(value)
+        if self.guard is not None:
+            self.guard.check_loss(logs["loss"])
 
         # penalties: their values join the objective
         if self.penalties:
@@ -396,20 +414,28 @@ class Trainer:
         """The loss and every metric on ``(x, y)``, in evaluation mode.
 
         The loss is the data loss alone (no penalties) and the loss hook point
-        does not fire: evaluation takes no gradient.
+        does not fire: evaluation takes no gradient. With the guard on, a
+        non-finite loss raises :class:`~annlens.errors.NonFiniteError` naming
+        the layer and stage where the value first went non-finite (found by a
+        second, checked pass).
         """
         x, y = check_data(x, y, "evaluation data")
+        size = batch_size or self.batch_size
         try:
-            with self._guarded(quiet=True):
-                output = self.model.predict(x, batch_size=batch_size or self.batch_size)
+            with self._quiet():
+                output = self.model.predict(x, batch_size=size)
+                scores = {"loss": float(self.loss.value_and_grad(output, y)[0])}
         except HookError as error:
             found = unwrap(error)
             if found is error:
                 raise
             raise found from None
-        scores = {"loss": float(self.loss.value_and_grad(output, y)[0])}
         if self.guard is not None:
-            self.guard.check_loss(scores["loss"])
+            try:
+                self.guard.check_loss(scores["loss"])
+            except NonFiniteError as found:
+                replay = functools.partial(self.model.predict, x, batch_size=size)
+                raise self.guard.localise(found, replay) from None
         for name, fn in self.metrics.items():
             scores[name] = float(fn(output, y))
         return scores
@@ -480,36 +506,50 @@ class Trainer:
             )
         self.schedule.step(logs[self.schedule_monitor])
 
-    @contextlib.contextmanager
-    def _guarded(self, quiet: bool = False) -> Iterator[None]:
-        """The NaN guard's hooks inside the block, unless already installed.
+    def _quiet(self) -> contextlib.AbstractContextManager[Any]:
+        """NumPy's overflow and invalid-value warnings off while the guard is on.
 
-        With ``quiet``, NumPy's overflow and invalid-value warnings are
-        silenced in the block while the guard is on: the guard itself reports
-        the first non-finite value, with its layer and stage.
+        The guard itself reports the first non-finite value, with its layer and
+        stage.
         """
         if self.guard is None:
-            yield
-            return
-        with contextlib.ExitStack() as stack:
-            if quiet:
-                stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
-            if not self.guard.installed:
-                self.guard.install()
-                stack.callback(self.guard.remove)
-            yield
+            return contextlib.nullcontext()
+        return np.errstate(over="ignore", invalid="ignore")
 
-    def _save_buffers(self) -> list[tuple[Any, dict[str, Array]]]:
-        return [
+    def _localise(
+        self, found: NonFiniteError, start: Start, x: Any, y: Any
+    ) -> NonFiniteError:
+        """The error for a non-finite value a check of this step found.
+
+        The step is undone; with the guard on, its forward, loss and backward
+        passes are replayed from the same start with the guard's hooks, which
+        name the first layer and stage that produced a NaN or Inf, and undone
+        again.
+        """
+        self._restore_start(start)
+        if self.guard is None:
+            return found
+        try:
+            return self.guard.localise(found, lambda: self._compute_gradients(x, y, {}))
+        finally:
+            self._restore_start(start)
+
+    def _save_start(self) -> Start:
+        """What a step changes, to undo a step that raises."""
+        buffers = [
             (layer, {key: value.copy() for key, value in layer.buffers.items()})
             for layer in self.model.layers
             if layer.buffers
         ]
+        saved = self.guard.save() if self.guard is not None else None
+        return buffers, saved
 
-    @staticmethod
-    def _restore_buffers(saved: list[tuple[Any, dict[str, Array]]]) -> None:
-        for layer, buffers in saved:
-            layer.buffers.update(buffers)
+    def _restore_start(self, start: Start) -> None:
+        buffers, saved = start
+        for layer, kept in buffers:
+            layer.buffers.update({key: value.copy() for key, value in kept.items()})
+        if saved is not None and self.guard is not None:
+            self.guard.restore(saved)
 
     def __repr__(self) -> str:
         parts = [
