@@ -242,3 +242,21 @@ def test_compare_models_takes_a_loss_by_name() -> None:
     x, y = batch(np.random.default_rng(12))
     result = compare_models(small_model(), x, y, "cross_entropy")
     assert result.agrees
+
+
+def test_compare_models_neither_copies_nor_fires_the_models_hooks() -> None:
+    class Uncopyable:
+        calls = 0
+
+        def __call__(self, layer: object, x: np.ndarray, out: np.ndarray) -> None:
+            self.calls += 1
+
+        def __deepcopy__(self, memo: dict) -> None:
+            raise TypeError("this hook holds something that cannot be copied")
+
+    hook = Uncopyable()
+    model = small_model()
+    model.register_hook("forward", hook)
+    x, y = batch(np.random.default_rng(13))
+    assert compare_models(model, x, y, SoftmaxCrossEntropy()).agrees
+    assert hook.calls == 0 and len(model.list_hooks()) == 4

@@ -227,7 +227,7 @@ class ParityResult:
         )
 
 
-class Recorder:
+class HookPointLog:
     """A hook that copies what each hook point shows, in firing order."""
 
     def __init__(self) -> None:
@@ -253,14 +253,24 @@ class Recorder:
         return model.hooks(*[(stage, self) for stage in stages])
 
     def __repr__(self) -> str:
-        return f"Recorder({len(self.values)} values, {len(self.masks)} masks)"
+        return f"HookPointLog({len(self.values)} values, {len(self.masks)} masks)"
 
 
 def detached_copy(model: Any) -> Any:
-    """A deep copy of ``model`` with no hooks, so the original is not touched."""
-    twin_model = copy.deepcopy(model)
-    twin_model.clear_hooks()
-    return twin_model
+    """A deep copy of ``model`` with no hooks, so the original is not touched.
+
+    The registered hooks are shared with the copy rather than copied (a hook
+    may hold what cannot be copied, such as an open file), then removed from
+    the copy alone.
+    """
+    memo = {
+        id(hook): hook
+        for owner in model.hook_owners()
+        for hook in owner.hook_table.hooks()
+    }
+    ours = copy.deepcopy(model, memo)
+    ours.clear_hooks()
+    return ours
 
 
 def compare_models(
@@ -315,7 +325,7 @@ def compare_models(
     torch_loss = loss_twin(loss)
     x = np.asarray(x, dtype=ours.dtype)
 
-    recorder = Recorder()
+    recorder = HookPointLog()
     with recorder.attach(ours):
         output = ours.forward(x)
         value, grad = loss.value_and_grad(output, y)
@@ -357,7 +367,7 @@ def compare_models(
 
 
 def _hook_point_rows(
-    recorder: Recorder, traced: list[dict[str, Any]], twin: Any
+    recorder: HookPointLog, traced: list[dict[str, Any]], twin: Any
 ) -> list[Difference]:
     """Rows for every recorded annlens value, paired with torch's."""
     position = {name: index for index, name in enumerate(twin.module.names)}

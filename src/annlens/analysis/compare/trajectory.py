@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from annlens.analysis.compare.parity import (
-    Recorder,
+    HookPointLog,
     default_atol,
     default_tolerance,
     detached_copy,
@@ -222,7 +222,7 @@ def compare_training(
 
     x = np.asarray(x, dtype=ours.dtype)
     y = np.asarray(y)
-    recorder = Recorder()
+    recorder = HookPointLog()
     masks = recorder.attach(ours) if _has_dropout(ours) else None
 
     records = []
