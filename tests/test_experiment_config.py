@@ -210,6 +210,8 @@ def test_no_variants_resolve_to_the_base_alone():
         ({"model": {"init": {"name": "normal", "sd": 1.0}}}, "'sd'"),
         ({"data": {"name": "irsi"}}, "unknown data set 'irsi' (did you mean 'iris'?)"),
         ({"optimizer": {"lr": -1.0}}, "lr must be in"),
+        ({"collect": {"stats": ["grad_norm", "bogus"]}}, "unknown collector 'bogus'"),
+        ({"collect": {"layers": "conv*"}}, "collect.layers 'conv*' matches no layer"),
     ],
 )
 def test_a_bad_name_or_setting_in_the_last_variant_is_refused_before_training(
@@ -261,9 +263,9 @@ def test_a_file_that_is_not_toml_is_refused_naming_it(tmp_path):
         ("model.hidden=[8, 4]", lambda e: e.model.hidden, [8, 4]),
         ("optimizer.nesterov=true", lambda e: e.optimizer.settings()["nesterov"], True),
         (
-            "collect.stats=['norms', 'dead']",
+            "collect.stats=['grad_norm', 'dead_units']",
             lambda e: e.collect.stats,
-            ["norms", "dead"],
+            ["grad_norm", "dead_units"],
         ),
     ],
 )

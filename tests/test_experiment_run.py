@@ -162,6 +162,20 @@ def test_rows_with_nan_are_dropped_when_asked(tmp_path):
     assert len(kept.y_train) + len(kept.y_val) + len(kept.y_test) == 80 - 12
 
 
+def test_spectra_every_takes_singular_values_at_its_multiples(tmp_path):
+    per_epoch = run_experiment(tiny(collect={"every": 1}), out=tmp_path).statistics
+    stepped = run_experiment(
+        tiny(collect={"every": 1, "spectra_every": 3}), out=tmp_path
+    ).statistics
+
+    def steps(statistics):
+        return set(statistics[statistics.quantity == "effective_rank"]["step"])
+
+    assert steps(per_epoch) == {0, STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH}
+    assert steps(stepped) and all(step % 3 == 0 for step in steps(stepped))
+    assert 2 * STEPS_PER_EPOCH not in steps(stepped)
+
+
 # -- the git commit of the experiment's folder -----------------------------------------
 
 

@@ -107,6 +107,7 @@ class Parts:
     schedule: Any
     penalties: list[Any]
     constraints: list[Any]
+    recorder: Any = None
 
 
 def build_data(experiment: Experiment) -> Any:
@@ -175,8 +176,52 @@ def build_parts(name: str, experiment: Experiment) -> Parts:
             experiment.schedule.name, optimizer, **experiment.schedule.settings()
         )
     penalties, constraints = build_regularization(experiment)
+    recorder = build_recorder(name, experiment, model)
     return Parts(
-        name, experiment, data, model, loss, optimizer, schedule, penalties, constraints
+        name,
+        experiment,
+        data,
+        model,
+        loss,
+        optimizer,
+        schedule,
+        penalties,
+        constraints,
+        recorder,
+    )
+
+
+def build_recorder(name: str, experiment: Experiment, model: Sequential) -> Any:
+    """The statistics recorder of the ``[collect]`` section (not attached yet).
+
+    ``collect.spectra_every`` > 0 takes the singular values at the recorded
+    parameter steps that are multiples of it, instead of once per epoch. A
+    ``collect.layers`` pattern that matches no layer is refused, naming the
+    layers there are.
+    """
+    import fnmatch
+
+    from annlens.analysis.collectors import Recorder, Spectra, resolve_stats
+
+    collect = experiment.collect
+    collectors = resolve_stats(collect.stats)
+    if collect.spectra_every:
+        collectors = [c for c in collectors if not isinstance(c, Spectra)]
+        collectors.append(Spectra(every=collect.spectra_every))
+    names = [layer.name for layer in model.layers]
+    if collect.layers != "*" and not fnmatch.filter(names, collect.layers):
+        raise ConfigError(
+            f"collect.layers {collect.layers!r} matches no layer; the layers are "
+            f"{', '.join(names)}"
+        )
+    return Recorder(
+        model,
+        every=collect.every,
+        stats=collectors,
+        variant=name,
+        layers=None if collect.layers == "*" else collect.layers,
+        keep_steps=collect.tensor_steps,
+        keep_bytes=int(collect.tensor_budget_mb * 2**20),
     )
 
 

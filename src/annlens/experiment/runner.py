@@ -36,19 +36,6 @@ from annlens.training import EarlyStopping, Trainer
 logger = logging.getLogger("annlens")
 
 
-def _recorder(parts: Parts) -> Recorder:
-    collect = parts.experiment.collect
-    return Recorder(
-        parts.model,
-        every=collect.every,
-        stats=collect.stats,
-        variant=parts.name,
-        layers=None if collect.layers == "*" else collect.layers,
-        keep_steps=collect.tensor_steps,
-        keep_bytes=int(collect.tensor_budget_mb * 2**20),
-    )
-
-
 def _trainer(
     parts: Parts, recorder: Recorder, run_dir: RunDir, progress: bool
 ) -> Trainer:
@@ -100,7 +87,7 @@ def _train_variant(
     parts: Parts, run_dir: RunDir, progress: bool, resume: bool = False
 ) -> VariantResult:
     """Train one variant (from its last checkpoint when ``resume``)."""
-    recorder = _recorder(parts)
+    recorder = parts.recorder
     trainer = _trainer(parts, recorder, run_dir, progress)
     last = run_dir.checkpoint_path(f"{parts.name}-last")
     done = run_dir.checkpoints_dir / f"{parts.name}-done.json"

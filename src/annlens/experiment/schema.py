@@ -10,9 +10,11 @@ are made readable by :mod:`annlens.experiment.config`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NonNegative = Annotated[int, Field(ge=0)]
 
 
 class Section(BaseModel):
@@ -127,8 +129,10 @@ class CollectSection(Section):
     every: int = Field(default=1, ge=1)
     stats: str | list[str] = "default"
     layers: str = "*"
-    tensor_steps: list[int] = Field(default_factory=list)
+    tensor_steps: list[NonNegative] = Field(default_factory=list)
     tensor_budget_mb: float = Field(default=64.0, gt=0.0)
+    # singular values at the recorded parameter steps that are multiples of
+    # this; 0: at the start and the end of every epoch
     spectra_every: int = Field(default=0, ge=0)
 
 
