@@ -196,6 +196,24 @@ def test_a_long_stall_at_a_high_loss_is_a_plateau():
     assert finding.step_range[1] <= 31
 
 
+def test_batch_noise_on_a_falling_loss_is_neither_divergence_nor_plateau():
+    # Per-batch losses of a healthy run with dropout: a slow fall under noise
+    # as large as the fall itself, recorded from the middle of training.
+    rng = np.random.default_rng(3)
+    values = np.linspace(0.38, 0.24, 24) + 0.09 * rng.standard_normal(24)
+    frame = table(rows("model", "model", "loss", values, start=120))
+    assert diagnose(frame) == []
+
+
+def test_a_stall_recorded_mid_training_counts_only_once_it_ends():
+    converged = np.full(40, 0.3)
+    stall_then_fall = np.concatenate([np.full(30, 0.9), np.linspace(0.9, 0.2, 20)])
+    quiet = diagnose(table(rows("model", "model", "loss", converged, start=500)))
+    loud = diagnose(table(rows("model", "model", "loss", stall_then_fall, start=500)))
+    assert "plateau" not in rules_of(quiet)
+    assert only(loud, "plateau").step_range[0] >= 500
+
+
 def test_non_finite_values_report_the_first_layer_and_stage_in_the_flow():
     parts = [
         rows("dense_0", "pre_activation", "mean", [0.1, 0.2, 0.3]),

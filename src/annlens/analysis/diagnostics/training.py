@@ -28,7 +28,12 @@ from annlens.analysis.collectors.base import STAGE_ORDER
 from annlens.analysis.diagnostics.base import Rule
 from annlens.analysis.diagnostics.findings import Finding
 from annlens.analysis.diagnostics.settings import DiagnosticSettings
-from annlens.analysis.diagnostics.view import StatsView, finite_median, smooth
+from annlens.analysis.diagnostics.view import (
+    StatsView,
+    finite_median,
+    smooth,
+    smoothing_window,
+)
 
 _CS231N = "Karpathy, CS231n notes (2016): update/weight ratio about 1e-3"
 
@@ -123,13 +128,21 @@ def _ends(
 ) -> tuple[pd.Series, float, float, float]:
     """Smoothed loss, its value at the start (first window), end and best."""
     smoothed = smooth(loss, settings.smoothing)
-    window = max(1, int(round(len(loss) * settings.smoothing)))
+    window = smoothing_window(len(loss), settings.smoothing)
     return (
         smoothed,
         float(smoothed.iloc[window - 1]),
         float(smoothed.iloc[-1]),
         float(smoothed.min()),
     )
+
+
+def _noise(loss: pd.Series, settings: DiagnosticSettings) -> float:
+    """Three standard errors of the smoothed loss: a rise smaller than this
+    can be batch-to-batch noise rather than divergence."""
+    window = smoothing_window(len(loss), settings.smoothing)
+    residual = loss - smooth(loss, settings.smoothing)
+    return 3.0 * float(residual.std(ddof=0)) / math.sqrt(window)
 
 
 def _is_flat(loss: pd.Series, settings: DiagnosticSettings) -> tuple[bool, float]:
@@ -179,7 +192,9 @@ class DivergingLoss(Rule):
         progress = first - best
         if progress > settings.flat_tolerance * abs(first):
             given_back = (last - best) / progress
-            if given_back > settings.diverging_giveback:
+            if given_back > settings.diverging_giveback and last - best > _noise(
+                loss, settings
+            ):
                 return [
                     self.finding(
                         view,
@@ -243,7 +258,16 @@ class FlatLoss(Rule):
 
 
 class Plateau(Rule):
-    """The loss stops falling for a long stretch while still high."""
+    """The loss stops falling for a long stretch while still high.
+
+    "Still high" is judged in one of two ways. When the record starts at the
+    first step, a stall above ``plateau_level`` of the initial loss counts.
+    When it starts later (a recorder attached to a model that was already
+    trained), the initial level says nothing about convergence, so a stall
+    counts only when the loss later falls again by more than
+    ``plateau_tolerance`` of the stalled level and more than its noise: a
+    plateau that ended.
+    """
 
     name = "plateau"
     source = (
@@ -262,14 +286,25 @@ class Plateau(Rule):
             return []
         smoothed, first, _, _ = _ends(loss, settings)
         values = smoothed.to_numpy()
-        length = max(2, int(round(len(values) * settings.plateau_window)))
+        # A stretch spans at least two smoothing windows, so that a stall is
+        # told from noise by averaged values rather than single batches.
+        window = smoothing_window(len(values), settings.smoothing)
+        length = max(2 * window, int(round(len(values) * settings.plateau_window)))
         if length > len(values):
             return []
+        from_start = int(loss.index[0]) == 0
+        noise = _noise(loss, settings)
         starts = []
         for i in range(len(values) - length + 1):
             begin, end = values[i], values[i + length - 1]
             stalled = (begin - end) < settings.plateau_tolerance * abs(begin)
-            if stalled and end > settings.plateau_level * first:
+            if from_start:
+                high = end > settings.plateau_level * first
+            else:
+                later = values[i + length - 1 :].min()
+                fall = max(settings.plateau_tolerance * abs(end), noise)
+                high = end - later > fall
+            if stalled and high:
                 starts.append(i)
         if not starts:
             return []

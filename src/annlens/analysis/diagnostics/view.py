@@ -167,9 +167,20 @@ def persistent(
     return fraction >= persistence, int(hits[0]), int(hits[-1]), fraction
 
 
+MIN_SMOOTHING_POINTS = 8
+
+
+def smoothing_window(points: int, fraction: float) -> int:
+    """Points in the moving mean: ``fraction`` of them, but at least 8 where
+    there are 24 or more, so that batch-to-batch noise of a short record
+    (a few dozen recorded steps) is averaged out before rules compare levels."""
+    floor = min(MIN_SMOOTHING_POINTS, points // 3)
+    return max(1, int(round(points * fraction)), floor)
+
+
 def smooth(series: pd.Series, fraction: float) -> pd.Series:
-    """A trailing moving mean over ``fraction`` of the points (at least one)."""
-    window = max(1, int(round(len(series) * fraction)))
+    """A trailing moving mean over :func:`smoothing_window` points."""
+    window = smoothing_window(len(series), fraction)
     return series.rolling(window, min_periods=1).mean()
 
 
