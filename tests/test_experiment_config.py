@@ -20,7 +20,7 @@ from annlens.experiment import (
     run_experiment,
     validate,
 )
-from annlens.experiment.build import build_all
+from annlens.experiment.build import build_all, schedule_monitor
 from annlens.experiment.config import parse_override
 from experiment_support import tiny, two_variants, write_experiment
 
@@ -212,6 +212,15 @@ def test_no_variants_resolve_to_the_base_alone():
         ({"optimizer": {"lr": -1.0}}, "lr must be in"),
         ({"collect": {"stats": ["grad_norm", "bogus"]}}, "unknown collector 'bogus'"),
         ({"collect": {"layers": "conv*"}}, "collect.layers 'conv*' matches no layer"),
+        (
+            {"training": {"early_stopping": {"monitor": "val_acc"}}},
+            "monitor 'val_acc' is not a column of the history (did you mean",
+        ),
+        (
+            {"data": {"val_fraction": 0.0}, "training": {"early_stopping": {}}},
+            "help: hold out validation data (data.val_fraction > 0)",
+        ),
+        ({"loss": {"name": "mse"}}, "the loss does not fit the data (classification"),
     ],
 )
 def test_a_bad_name_or_setting_in_the_last_variant_is_refused_before_training(
@@ -224,6 +233,12 @@ def test_a_bad_name_or_setting_in_the_last_variant_is_refused_before_training(
     assert str(caught.value).startswith("variant 'bad': ")
     assert expected in str(caught.value)
     assert not out.exists()  # no run directory: nothing trained
+
+
+def test_a_plateau_schedule_without_validation_follows_the_training_loss():
+    config = tiny(data={"val_fraction": 0.0}, schedule={"name": "plateau"})
+    (parts,) = build_all(validate(config))
+    assert schedule_monitor(parts) == "loss"
 
 
 def test_the_builtin_default_experiment_is_valid_and_builds():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from annlens.errors import AnnlensError, ConfigError
+from annlens.errors import AnnlensError, ConfigError, did_you_mean
 from annlens.experiment.config import resolve_variants
 from annlens.experiment.schema import Experiment, LayerSpec, ModelSection, Named
 from annlens.layers import Activation, Dense, Layer, get_initializer
@@ -235,9 +235,82 @@ def build_all(experiment: Experiment) -> list[Parts]:
     built = []
     for name, resolved in resolve_variants(experiment):
         try:
-            built.append(build_parts(name, resolved))
+            parts = build_parts(name, resolved)
+            check_parts(parts)
+            built.append(parts)
         except AnnlensError as error:
             if experiment.variants and error.args:
                 error.args = (f"variant {name!r}: {error.args[0]}", *error.args[1:])
             raise
     return built
+
+
+def validating(parts: Parts) -> bool:
+    """Whether the variant has a validation part."""
+    return len(parts.data.y_val) > 0
+
+
+def schedule_monitor(parts: Parts) -> str:
+    """What a metric-driven schedule follows: ``val_loss``, else ``loss``.
+
+    The training ``loss`` is followed by a schedule stepped every batch, and
+    by every schedule when there is no validation part.
+    """
+    schedule = parts.schedule
+    by_epoch = schedule is None or schedule.unit == "epoch"
+    return "val_loss" if validating(parts) and by_epoch else "loss"
+
+
+def history_columns(parts: Parts) -> list[str]:
+    """The loss and metrics a step logs (``accuracy`` for classes, ``penalty``)."""
+    columns = ["loss"]
+    if parts.penalties:
+        columns.append("penalty")
+    if parts.data.task == "classification":
+        columns.append("accuracy")
+    return columns
+
+
+def check_parts(parts: Parts) -> None:
+    """Refuse now what training would refuse only when it comes to it.
+
+    The early-stopping monitor must be a column of the history, a
+    metric-driven schedule must have its value, and the loss must take the
+    data's targets (tried on two of them against an output of the model's
+    shape, without running the model).
+    """
+    import numpy as np
+
+    from annlens.training.checks import check_schedule
+
+    columns = history_columns(parts)
+    check_schedule(parts.schedule, schedule_monitor(parts), columns, validating(parts))
+    stopping = parts.experiment.training.early_stopping
+    if stopping is not None:
+        known = list(columns)
+        if validating(parts):
+            known += [f"val_{column}" for column in columns if column != "penalty"]
+        if stopping.monitor not in known:
+            hint = (
+                "; help: hold out validation data (data.val_fraction > 0)"
+                if stopping.monitor.startswith("val_") and not validating(parts)
+                else ""
+            )
+            raise ConfigError(
+                f"training.early_stopping.monitor {stopping.monitor!r} is not a "
+                f"column of the history{did_you_mean(stopping.monitor, known)}; "
+                f"it has {', '.join(known)}{hint}"
+            )
+    data = parts.data
+    targets = data.y_train[:2]
+    output = np.zeros((len(targets), data.n_outputs), dtype=parts.model.dtype)
+    try:
+        parts.loss.value_and_grad(output, targets)
+    except AnnlensError as error:
+        if error.args:
+            error.args = (
+                f"the loss does not fit the data ({data.task}, "
+                f"{data.n_outputs} outputs): {error.args[0]}",
+                *error.args[1:],
+            )
+        raise

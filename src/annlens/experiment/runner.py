@@ -21,7 +21,7 @@ import pandas as pd
 
 from annlens.analysis.collectors import Recorder
 from annlens.errors import NonFiniteError
-from annlens.experiment.build import Parts, build_all
+from annlens.experiment.build import Parts, build_all, schedule_monitor
 from annlens.experiment.callbacks import Checkpoints, EndEpoch, StepLimit
 from annlens.experiment.config import validate
 from annlens.experiment.progress import ProgressBar
@@ -72,6 +72,7 @@ def _trainer(
         batch_size=training.batch_size,
         epochs=epochs,
         schedule=parts.schedule,
+        schedule_monitor=schedule_monitor(parts),
         penalties=parts.penalties,
         constraints=parts.constraints,
         clip_norm=experiment.regularization.clip_norm,
