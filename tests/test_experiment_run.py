@@ -301,6 +301,17 @@ def test_the_best_checkpoint_is_the_lowest_validation_loss(run):
     assert meta["extra"]["trainer"]["epochs_done"] == best_epoch + 1
 
 
+def test_the_best_checkpoint_follows_the_early_stopping_monitor(tmp_path):
+    stopping = {"monitor": "val_accuracy", "patience": 5, "restore_best": False}
+    config = tiny(training={"epochs": 4, "early_stopping": stopping})
+    result = run_experiment(config, out=tmp_path)
+    best_epoch = int(result.metrics["val_accuracy"].idxmax())  # higher is better
+    meta = json.loads(
+        (result.directory / "checkpoints" / "base-best" / "meta.json").read_text()
+    )
+    assert meta["extra"]["trainer"]["epochs_done"] == best_epoch + 1
+
+
 # -- figures and the report ------------------------------------------------------------
 
 
