@@ -180,6 +180,7 @@ def test_nan_rows_are_dropped_with_drop_nan(tmp_path):
 # -- report, resume, inspect -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_rebuilds_report_html(tmp_path):
     run_dir = run_experiment(tiny(), out=tmp_path).directory
     assert not (run_dir / "report.html").exists()
