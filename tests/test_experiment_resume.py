@@ -150,11 +150,6 @@ def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):
         resume_experiment(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the recorder's state leaves out the gradient GradCosine keeps, so a "
-    "recorded step right after a checkpoint loses its grad_cosine on resume",
-)
 def test_statistics_match_when_a_recorded_step_follows_the_checkpoint(
     tmp_path, monkeypatch
 ):

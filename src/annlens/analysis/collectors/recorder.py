@@ -441,11 +441,10 @@ class Recorder:
     # -- state -------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything recorded so far, JSON-friendly (for checkpoints).
-
-        Kept full tensors are not included, nor the previous gradient the
-        cosine collector holds: after loading, the first recorded step has
-        no ``grad_cosine``.
+        """Everything recorded so far, for checkpoints: JSON-friendly values,
+        and arrays where a collector must keep one (the latest gradient of
+        each parameter, for the gradient cosine). Kept full tensors are not
+        included.
         """
         return {
             "format": FORMAT,

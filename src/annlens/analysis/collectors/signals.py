@@ -143,6 +143,33 @@ class GradCosine(Collector):
     def settings(self) -> dict[str, Any]:
         return {"copy": self.copy}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The latest gradient of each parameter and its step (arrays included),
+        so that a resumed run has the cosine at its first recorded step."""
+        latest = {}
+        for (layer, param), kept in self._kept.items():
+            if kept.current is not None and kept.current_step >= 0:
+                step, grad, norm = kept.current_step, kept.current, kept.current_norm
+            elif kept.previous is not None and kept.previous_step >= 0:
+                step, grad, norm = kept.previous_step, kept.previous, kept.previous_norm
+            else:
+                continue
+            latest[f"{layer}/{param}"] = {
+                "step": int(step),
+                "grad": np.array(grad, copy=True),
+                "norm": None if math.isnan(norm) else float(norm),
+            }
+        return {"latest": latest}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._kept = {}
+        for key, entry in (state.get("latest") or {}).items():
+            layer, param = key.split("/", 1)
+            kept = self._kept[(layer, param)] = _Kept()
+            norm = math.nan if entry.get("norm") is None else float(entry["norm"])
+            grad = np.asarray(entry["grad"])
+            kept.keep(int(entry["step"]), grad, norm, copy=True)
+
     def stages(self, layer: Any) -> list[str]:
         return wanted(("gradient",), layer)
 
