@@ -8,6 +8,15 @@ from typing import Any
 
 from annlens.analysis.collectors import Recorder
 from annlens.analysis.gradcheck import GradcheckReport, TensorCheck, gradcheck
+from annlens.analysis.second_order import (
+    HessianEigen,
+    HessianOperator,
+    TraceEstimate,
+    hessian,
+    hessian_eigenvalues,
+    hessian_trace,
+    hessian_vector_product,
+)
 
 _DIAGNOSTICS = ("DiagnosticSettings", "Finding", "diagnose", "findings_frame")
 
@@ -15,11 +24,18 @@ __all__ = [
     "DiagnosticSettings",
     "Finding",
     "GradcheckReport",
+    "HessianEigen",
+    "HessianOperator",
     "Recorder",
     "TensorCheck",
+    "TraceEstimate",
     "diagnose",
     "findings_frame",
     "gradcheck",
+    "hessian",
+    "hessian_eigenvalues",
+    "hessian_trace",
+    "hessian_vector_product",
 ]
 
 
