@@ -8,6 +8,10 @@ expected, what arrived and where (layer, hook point, config key), and adds a
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
 
 class AnnlensError(Exception):
     """Base class of every error annlens raises on purpose."""
@@ -75,6 +79,36 @@ def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
 
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_settings(
+    kind: str, name: str, factory: Callable[..., Any], settings: Mapping[str, Any]
+) -> None:
+    """Refuse keyword settings that ``factory`` does not take, listing the allowed.
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting, the closest allowed one and every allowed one.
+    """
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    allowed = [
+        p.name
+        for p in parameters
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+    ]
+    for key in settings:
+        if key not in allowed:
+            listing = ", ".join(allowed) if allowed else "none"
+            raise ConfigError(
+                f"{kind} {name!r} has no setting {key!r}"
+                f"{did_you_mean(key, allowed)}; allowed: {listing}"
+            )
 
 
 def unknown_name(kind: str, name: str, known: list[str] | tuple[str, ...]) -> str:

@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from annlens.activations.base import Activation
-from annlens.errors import ConfigError, UnknownNameError, unknown_name
+from annlens.errors import (
+    ConfigError,
+    UnknownNameError,
+    check_settings,
+    unknown_name,
+)
 
 _REGISTRY: dict[str, type[Activation]] = {}
 
@@ -57,6 +62,7 @@ def get_activation(
         )
     if spec not in _REGISTRY:
         raise UnknownNameError(unknown_name("activation", spec, activation_names()))
+    check_settings("activation", spec, _REGISTRY[spec], settings)
     try:
         return _REGISTRY[spec](**settings)
     except TypeError as error:

@@ -17,13 +17,19 @@ in deep linear neural networks. ICLR.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from annlens.errors import ConfigError, UnknownNameError, unknown_name
+from annlens.errors import (
+    ConfigError,
+    UnknownNameError,
+    check_settings,
+    unknown_name,
+)
 
 Shape = tuple[int, ...]
 
@@ -209,10 +215,10 @@ _FACTORIES: dict[str, Any] = {
     "glorot_normal": lambda gain=1.0: glorot("normal", gain),
     "xavier_uniform": lambda gain=1.0: glorot("uniform", gain),
     "xavier_normal": lambda gain=1.0: glorot("normal", gain),
-    "he_uniform": lambda **kw: he("uniform", **kw),
-    "he_normal": lambda **kw: he("normal", **kw),
-    "kaiming_uniform": lambda **kw: he("uniform", **kw),
-    "kaiming_normal": lambda **kw: he("normal", **kw),
+    "he_uniform": functools.partial(he, "uniform"),
+    "he_normal": functools.partial(he, "normal"),
+    "kaiming_uniform": functools.partial(he, "uniform"),
+    "kaiming_normal": functools.partial(he, "normal"),
     "lecun_uniform": lambda: lecun("uniform"),
     "lecun_normal": lambda: lecun("normal"),
     "orthogonal": Orthogonal,
@@ -238,6 +244,7 @@ def get_initializer(spec: str | Initializer, **settings: Any) -> Initializer:
         raise UnknownNameError(
             unknown_name("initialiser", str(spec), initializer_names())
         )
+    check_settings("initialiser", spec, _FACTORIES[spec], settings)
     try:
         made: Initializer = _FACTORIES[spec](**settings)
     except TypeError as error:

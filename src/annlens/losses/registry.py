@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from annlens.errors import ConfigError, UnknownNameError, unknown_name
+from annlens.errors import (
+    ConfigError,
+    UnknownNameError,
+    check_settings,
+    unknown_name,
+)
 from annlens.losses.base import Loss
 
 _REGISTRY: dict[str, type[Loss]] = {}
@@ -51,6 +56,7 @@ def get_loss(spec: str | Loss, **settings: Any) -> Loss:
         raise ConfigError(f"a loss is a name or a Loss instance, got {spec!r}")
     if spec not in _REGISTRY:
         raise UnknownNameError(unknown_name("loss", spec, loss_names()))
+    check_settings("loss", spec, _REGISTRY[spec], settings)
     try:
         return _REGISTRY[spec](**settings)
     except TypeError as error:
