@@ -10,7 +10,9 @@ the eigenvalues and the trace are checked against PyTorch and numpy.linalg.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -502,16 +504,41 @@ def test_the_dense_hessian_of_a_large_model_is_refused(rng) -> None:
 
 
 def test_a_float32_model_gives_float32_products_close_to_float64(rng) -> None:
-    model, x, y, loss = case("mse_tanh", rng)
-    single = copy.deepcopy(model)
-    single.dtype = np.dtype(np.float32)
-    for layer in single.layers:
-        layer.params = {k: v.astype(np.float32) for k, v in layer.params.items()}
-    v = direction(model, rng)
+    def layers() -> list[Layer]:
+        return [Dense(4, 5, "tanh"), Dense(5, 3)]
 
-    product = hessian_vector_product(single, x, y, loss, v)
-    expected = hessian_vector_product(model, x, y, loss, v)
+    double = Sequential(layers(), seed=1, dtype="float64")
+    single = Sequential(layers(), seed=1, dtype="float32")
+    single.load_state_dict(double.state_dict())
+    x, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
+    v = direction(double, rng)
+
+    product = hessian_vector_product(single, x, y, MSE(), v)
+    expected = hessian_vector_product(double, x, y, MSE(), v)
 
     names = list(v)
     assert all(product[name].dtype == np.float32 for name in names)
     assert relative_error(flat(product, names), flat(expected, names)) <= 1e-4
+
+
+# -- the guide ------------------------------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "second_order.md"
+BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def test_every_python_block_of_the_second_order_guide_runs_in_order() -> None:
+    text = GUIDE.read_text(encoding="utf-8")
+    blocks = [
+        (text.count("\n", 0, match.start(1)) + 1, match.group(1))
+        for match in BLOCK.finditer(text)
+    ]
+    assert len(blocks) >= 8
+    namespace: dict[str, Any] = {"__name__": "second_order_guide"}
+
+    for line, code in blocks:
+        padded = "\n" * (line - 1) + code  # tracebacks point at the guide's lines
+        try:
+            exec(compile(padded, str(GUIDE), "exec"), namespace)
+        except Exception as error:  # pragma: no cover - the message is the point
+            pytest.fail(f"docs/second_order.md block at line {line} failed: {error!r}")
