@@ -18,7 +18,15 @@ from annlens.activations import (
     check_activation,
     get_activation,
 )
-from annlens.analysis import Recorder, gradcheck
+from annlens.analysis import (
+    HessianOperator,
+    Recorder,
+    gradcheck,
+    hessian,
+    hessian_eigenvalues,
+    hessian_trace,
+    hessian_vector_product,
+)
 from annlens.hooks import HookContext, HookHandle, StopForward
 from annlens.layers import Activation, BatchNorm, Dense, Dropout, Layer
 from annlens.losses import (
@@ -61,6 +69,7 @@ _LAZY = {
     "save_checkpoint": "annlens.io",
     "load_checkpoint": "annlens.io",
     "diagnose": "annlens.analysis.diagnostics",
+    "Run": "annlens.experiment",
 }
 
 __all__ = [
@@ -82,6 +91,7 @@ __all__ = [
     "EarlyStopping",
     "FunctionActivation",
     "HookContext",
+    "HessianOperator",
     "HookHandle",
     "Huber",
     "L1Penalty",
@@ -105,6 +115,10 @@ __all__ = [
     "get_optimizer",
     "get_schedule",
     "gradcheck",
+    "hessian",
+    "hessian_eigenvalues",
+    "hessian_trace",
+    "hessian_vector_product",
     "loss_names",
     *_LAZY,
 ]
