@@ -15,6 +15,8 @@ Computational Physics 28(5).
 
 from __future__ import annotations
 
+import pandas as pd
+
 from annlens.analysis.diagnostics.base import Rule
 from annlens.analysis.diagnostics.findings import Finding
 from annlens.analysis.diagnostics.settings import DiagnosticSettings
@@ -38,16 +40,9 @@ class DeadUnits(Rule):
     def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
         findings = []
         batch = view.table("post_activation", "dead_fraction")
-        chosen, spans, values = [], [], {}
-        for layer in batch.columns:
-            series = batch[layer].dropna()
-            held, start, end, _ = persistent(
-                series > settings.dead_batch, settings.persistence
-            )
-            if held:
-                chosen.append(str(layer))
-                spans.append((start, end))
-                values[str(layer)] = finite_median(series)
+        chosen, spans, values = _persistently_above(
+            batch, settings.dead_batch, settings.persistence
+        )
         if chosen:
             measured = max(values.values())
             findings.append(
@@ -121,16 +116,9 @@ class SaturatedUnits(Rule):
 
     def check(self, view: StatsView, settings: DiagnosticSettings) -> list[Finding]:
         table = view.table("pre_activation", "saturated_fraction")
-        chosen, spans, values = [], [], {}
-        for layer in table.columns:
-            series = table[layer].dropna()
-            held, start, end, _ = persistent(
-                series > settings.saturated, settings.persistence
-            )
-            if held:
-                chosen.append(str(layer))
-                spans.append((start, end))
-                values[str(layer)] = finite_median(series)
+        chosen, spans, values = _persistently_above(
+            table, settings.saturated, settings.persistence
+        )
         if not chosen:
             return []
         measured = max(values.values())
@@ -157,6 +145,38 @@ class SaturatedUnits(Rule):
                 evidence={"median_saturated_fraction": values},
             )
         ]
+
+
+def _persistently_above(
+    table: pd.DataFrame, threshold: float, persistence: float
+) -> tuple[list[str], list[tuple[int, int]], dict[str, float]]:
+    """The layers whose fraction stays above ``threshold`` at enough steps.
+
+    Parameters
+    ----------
+    table : DataFrame, (steps, layers)
+        A per-layer fraction by step, as :meth:`StatsView.table` returns it.
+    threshold : float
+        The fraction a layer must exceed.
+    persistence : float
+        The share of recorded steps it must exceed it at (see
+        :func:`~annlens.analysis.diagnostics.view.persistent`).
+
+    Returns
+    -------
+    chosen, spans, values
+        The layers named, the first and last step each exceeded the threshold,
+        and each layer's median fraction over its recorded steps.
+    """
+    chosen, spans, values = [], [], {}
+    for layer in table.columns:
+        series = table[layer].dropna()
+        held, start, end, _ = persistent(series > threshold, persistence)
+        if held:
+            chosen.append(str(layer))
+            spans.append((start, end))
+            values[str(layer)] = finite_median(series)
+    return chosen, spans, values
 
 
 def _listing(values: dict[str, float]) -> str:
