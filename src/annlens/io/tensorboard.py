@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import math
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,23 @@ def _run_name(path: Path, log_dir: Path) -> str:
     return "" if relative == Path(".") else relative.as_posix()
 
 
+def _summary_values(log_dir: str | Path) -> Iterator[tuple[str, int, Any]]:
+    """``(run, step, value)`` for every summary value of every event file.
+
+    Files are read in sorted path order, records in file order; ``value`` is
+    the protocol buffer ``Summary.Value`` (a scalar, a histogram, ...).
+    """
+    _tensorboardx()
+    event_pb2 = importlib.import_module("tensorboardX.proto.event_pb2")
+    log_dir = Path(log_dir)
+    for path in sorted(log_dir.rglob("events.out.tfevents*")):
+        run = _run_name(path, log_dir)
+        for payload in _records(path):
+            event = event_pb2.Event.FromString(payload)
+            for value in event.summary.value:
+                yield run, int(event.step), value
+
+
 def read_scalars(log_dir: str | Path) -> pd.DataFrame:
     """The scalars of every event file under ``log_dir``.
 
@@ -209,33 +227,18 @@ def read_scalars(log_dir: str | Path) -> pd.DataFrame:
         Columns ``run`` (the directory relative to ``log_dir``, "" for
         itself), ``tag``, ``step``, ``value``.
     """
-    _tensorboardx()
-    event_pb2 = importlib.import_module("tensorboardX.proto.event_pb2")
-    log_dir = Path(log_dir)
-    rows = []
-    for path in sorted(log_dir.rglob("events.out.tfevents*")):
-        run = _run_name(path, log_dir)
-        for payload in _records(path):
-            event = event_pb2.Event.FromString(payload)
-            for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    rows.append(
-                        (run, value.tag, int(event.step), float(value.simple_value))
-                    )
+    rows = [
+        (run, value.tag, step, float(value.simple_value))
+        for run, step, value in _summary_values(log_dir)
+        if value.HasField("simple_value")
+    ]
     return pd.DataFrame(rows, columns=["run", "tag", "step", "value"])
 
 
 def read_histogram_tags(log_dir: str | Path) -> list[tuple[str, str, int]]:
     """``(run, tag, step)`` of every histogram in the event files under ``log_dir``."""
-    _tensorboardx()
-    event_pb2 = importlib.import_module("tensorboardX.proto.event_pb2")
-    log_dir = Path(log_dir)
-    found = []
-    for path in sorted(log_dir.rglob("events.out.tfevents*")):
-        run = _run_name(path, log_dir)
-        for payload in _records(path):
-            event = event_pb2.Event.FromString(payload)
-            for value in event.summary.value:
-                if value.HasField("histo"):
-                    found.append((run, value.tag, int(event.step)))
-    return found
+    return [
+        (run, value.tag, step)
+        for run, step, value in _summary_values(log_dir)
+        if value.HasField("histo")
+    ]
