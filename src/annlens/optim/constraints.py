@@ -26,14 +26,11 @@ import numpy as np
 from annlens.errors import ConfigError
 from annlens.layers.base import Array
 from annlens.optim.base import check_number
-from annlens.optim.select import as_patterns, select_parameters
+from annlens.optim.select import PatternSelected
 
 
-class Constraint:
+class Constraint(PatternSelected):
     """Base class: a projection applied to the parameters a pattern chooses."""
-
-    def __init__(self, pattern: str | Sequence[str] = "*.W") -> None:
-        self.patterns = as_patterns(pattern, type(self).__name__)
 
     def project(self, param: Array) -> Array:
         """The nearest allowed value of ``param``, as a new array."""
@@ -41,19 +38,9 @@ class Constraint:
 
     def apply(self, model: Any) -> None:
         """Project each chosen parameter, writing into it in place."""
-        chosen = select_parameters(model, self.patterns, type(self).__name__)
-        for _, layer, key in chosen:
+        for _, layer, key in self.chosen(model):
             param = layer.params[key]
             param[...] = self.project(param)
-
-    def config(self) -> dict[str, Any]:
-        """The settings, for display and run records."""
-        pattern = self.patterns[0] if len(self.patterns) == 1 else list(self.patterns)
-        return {"pattern": pattern}
-
-    def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({settings})"
 
 
 class MaxNorm(Constraint):

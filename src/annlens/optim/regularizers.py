@@ -26,17 +26,14 @@ import numpy as np
 from annlens.errors import ConfigError, ShapeError
 from annlens.layers.base import Array
 from annlens.optim.base import check_number
-from annlens.optim.select import as_patterns, select_parameters
+from annlens.optim.select import PatternSelected, select_parameters
 
 
-class Penalty:
+class Penalty(PatternSelected):
     """Base class: a penalty summed over the parameters a pattern chooses.
 
     Subclasses implement :meth:`term` and :meth:`gradient` for one parameter.
     """
-
-    def __init__(self, pattern: str | Sequence[str] = "*.W") -> None:
-        self.patterns = as_patterns(pattern, type(self).__name__)
 
     def term(self, param: Array) -> float:
         """The penalty of one parameter array."""
@@ -48,28 +45,18 @@ class Penalty:
 
     def value(self, model: Any) -> float:
         """The penalty of the model, to add to the loss."""
-        chosen = select_parameters(model, self.patterns, type(self).__name__)
+        chosen = self.chosen(model)
         return float(sum(self.term(layer.params[key]) for _, layer, key in chosen))
 
     def gradients(self, model: Any) -> dict[str, Array]:
         """The penalty's gradient for each chosen parameter, by qualified name."""
-        chosen = select_parameters(model, self.patterns, type(self).__name__)
+        chosen = self.chosen(model)
         return {q: self.gradient(layer.params[key]) for q, layer, key in chosen}
 
     def add_gradients(self, model: Any) -> None:
         """Replace each chosen ``layer.grads[key]`` with itself plus the penalty's."""
-        chosen = select_parameters(model, self.patterns, type(self).__name__)
-        for _, layer, key in chosen:
+        for _, layer, key in self.chosen(model):
             layer.grads[key] = layer.grads[key] + self.gradient(layer.params[key])
-
-    def config(self) -> dict[str, Any]:
-        """The settings, for display and run records."""
-        pattern = self.patterns[0] if len(self.patterns) == 1 else list(self.patterns)
-        return {"pattern": pattern}
-
-    def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({settings})"
 
 
 class L2Penalty(Penalty):

@@ -2,7 +2,9 @@
 
 Penalties, clipping and constraints all act on a chosen set of parameters;
 this is where the choice is made, and where a pattern that matches nothing
-is refused instead of silently doing nothing.
+is refused instead of silently doing nothing. :class:`PatternSelected` is the
+base that penalties and constraints share: it holds the patterns, chooses the
+parameters and shows the pattern in ``config()`` and the repr.
 """
 
 from __future__ import annotations
@@ -51,3 +53,30 @@ def select_parameters(model: Any, patterns: tuple[str, ...], owner: str) -> list
             f"parameters: {names}"
         )
     return chosen
+
+
+class PatternSelected:
+    """Base of what acts on the parameters chosen by glob patterns.
+
+    Parameters
+    ----------
+    pattern : str or list of str
+        Globs over qualified parameter names (default ``"*.W"``: every weight
+        matrix and no bias).
+    """
+
+    def __init__(self, pattern: str | Sequence[str] = "*.W") -> None:
+        self.patterns = as_patterns(pattern, type(self).__name__)
+
+    def chosen(self, model: Any) -> list[Slot]:
+        """``(qualified name, layer, key)`` of each parameter the patterns match."""
+        return select_parameters(model, self.patterns, type(self).__name__)
+
+    def config(self) -> dict[str, Any]:
+        """The settings, for display and run records."""
+        pattern = self.patterns[0] if len(self.patterns) == 1 else list(self.patterns)
+        return {"pattern": pattern}
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({settings})"
