@@ -25,9 +25,33 @@ class Removable(Protocol):
 
 
 R = TypeVar("R", bound=Removable)
+S = TypeVar("S", bound="RemoveOnExit")
 
 
-class HookHandle:
+class RemoveOnExit:
+    """Mixin: a context manager that calls ``self.remove()`` when the block ends.
+
+    ``with`` gives back the object itself; leaving the block, also on error,
+    removes it. Handles, scopes and recipes share this.
+    """
+
+    def remove(self) -> None:
+        """Undo what the object added; each subclass defines it, idempotent."""
+        raise NotImplementedError(f"{type(self).__name__} does not define remove")
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+
+class HookHandle(RemoveOnExit):
     """The hooks one registration added, possibly on several layers.
 
     Attributes
@@ -51,23 +75,12 @@ class HookHandle:
             table.remove(hook)
         self._entries = []
 
-    def __enter__(self) -> HookHandle:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.remove()
-
     def __repr__(self) -> str:
         state = "active" if self.active else "removed"
         return f"HookHandle({', '.join(self.points)}; {state})"
 
 
-class HookScope:
+class HookScope(RemoveOnExit):
     """A group of registrations removed together when the scope ends.
 
     Parameters
@@ -104,17 +117,6 @@ class HookScope:
         """Remove every hook of this scope, newest first; again, it does nothing."""
         while self.handles:
             self.handles.pop().remove()
-
-    def __enter__(self) -> HookScope:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.remove()
 
     def __repr__(self) -> str:
         return f"HookScope({len(self.handles)} active registrations)"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,7 +30,7 @@ import numpy as np
 from annlens.errors import ConfigError, HookError
 from annlens.hooks.context import HookContext
 from annlens.hooks.control import StopForward
-from annlens.hooks.handles import HookHandle
+from annlens.hooks.handles import HookHandle, RemoveOnExit
 from annlens.hooks.select import LayerFilter
 from annlens.hooks.stages import STAGES
 
@@ -70,7 +69,7 @@ def _point(ctx: HookContext, arguments: tuple[Any, ...]) -> str:
     return ctx.point
 
 
-class _Recipe:
+class _Recipe(RemoveOnExit):
     """Base of the recipes that keep data: holds the handle, removes it on exit."""
 
     handle: HookHandle
@@ -78,17 +77,6 @@ class _Recipe:
     def remove(self) -> None:
         """Unregister the recipe's hooks; the data it kept stays."""
         self.handle.remove()
-
-    def __enter__(self) -> _Recipe:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.remove()
 
 
 # -- observing --------------------------------------------------------------------
