@@ -29,10 +29,10 @@ from annlens.viz.style import (
 from annlens.viz.tables import (
     HISTOGRAM_COLUMNS,
     nearest_step,
+    one_variant,
     ordered_layers,
     pick_steps,
     require,
-    variants_of,
 )
 
 HEAVY_TAILED = ("gradient:", "update:", "delta", "grad_output", "grad_input")
@@ -91,17 +91,7 @@ def plot_histograms(
     table = table.loc[table["stage"] == stage]
     if table.empty:
         raise DataError(f"no histograms recorded for stage {stage!r}")
-    variants = variants_of(table)
-    if variant is None:
-        if len(variants) > 1:
-            raise DataError(
-                f"the table holds variants {variants}; name one with variant="
-            )
-        variant = variants[0]
-    if variant not in variants:
-        raise DataError(
-            f"variant {variant!r} has no {stage!r} histograms; {variants} do"
-        )
+    variant = one_variant(table, variant, f"{stage!r} histograms")
     table = table.loc[table["variant"] == variant]
     if log_density is None:
         log_density = stage.startswith(HEAVY_TAILED)

@@ -96,6 +96,36 @@ def variants_of(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table["variant"].fillna("").astype(str)))
 
 
+def one_variant(table: pd.DataFrame, variant: str | None, what: str) -> str:
+    """The variant a single-variant plot draws: ``variant``, or the only one.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The rows the plot would draw, all variants.
+    variant : str, optional
+        The variant asked for; may be omitted when the table holds one.
+    what : str
+        What the rows are, for the error message (``"'delta' histograms"``).
+
+    Raises
+    ------
+    DataError
+        When ``variant`` is omitted and the table holds several, or when it
+        names a variant without rows; both list the variants there are.
+    """
+    variants = variants_of(table)
+    if variant is None:
+        if len(variants) > 1:
+            raise DataError(
+                f"the table holds variants {variants}; name one with variant="
+            )
+        return variants[0]
+    if variant not in variants:
+        raise DataError(f"variant {variant!r} has no {what}; {variants} do")
+    return variant
+
+
 def _natural_key(name: str) -> tuple[str, int]:
     match = re.match(r"^(.*?)(\d+)$", name)
     return (match.group(1), int(match.group(2))) if match else (name, -1)

@@ -36,7 +36,13 @@ from annlens.viz.style import (
     styled,
     variant_label,
 )
-from annlens.viz.tables import ordered_layers, select, stats_table, variants_of
+from annlens.viz.tables import (
+    one_variant,
+    ordered_layers,
+    select,
+    stats_table,
+    variants_of,
+)
 
 BANDS = (("q05", "q95", 0.18, "5–95 %"), ("q25", "q75", 0.38, "25–75 %"))
 STAGE_NAMES = {
@@ -120,16 +126,8 @@ def plot_activation_bands(
     )
     if table.empty:
         raise DataError(f"no quantiles (q05 ... q95) recorded for stage {stage!r}")
-    variants = variants_of(table)
-    if variant is None:
-        if len(variants) > 1:
-            raise DataError(
-                f"the table holds variants {variants}; name one with variant="
-            )
-        variant = variants[0]
-    if variant not in variants:
-        raise DataError(f"variant {variant!r} not in the table; it has {variants}")
-    colour = palette_for(variants, palette)[variant]
+    variant = one_variant(table, variant, f"{stage!r} quantiles")
+    colour = palette_for(variants_of(table), palette)[variant]
     table = table.loc[table["variant"] == variant]
     wide = table.pivot_table(
         index=["layer", "step"], columns="quantity", values="value", aggfunc="mean"
