@@ -27,8 +27,6 @@ from annlens.errors import ConfigError
 if TYPE_CHECKING:
     from annlens.analysis.collectors.recorder import Recorder
 
-#: Stages summarised by default: activations, back-propagated gradients and
-#: every parameter, its gradient and its update.
 #: Stages summarised by default: activations, the back-propagated delta, and
 #: every parameter, its gradient and its update. ``grad_output`` is added at
 #: layers without a delta stage (BatchNorm, Dropout); where a layer has
