@@ -42,6 +42,10 @@ the format and the sha256 before decoding anything, so a truncated, altered or
 foreign file raises :class:`~annlens.errors.CheckpointError` and loads nothing;
 :func:`restore` checks that the checkpoint fits the model and changes nothing
 when it does not.
+
+This module writes checkpoints; reading, verifying and restoring them live in
+:mod:`annlens.io.checkpoint_load`, and the format constants in
+:mod:`annlens.io.checkpoint_format` (all importable from here too).
 """
 
 from __future__ import annotations
@@ -57,22 +61,41 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from annlens.errors import CheckpointError
-from annlens.io.architecture import build_model, describe_model
+from annlens.io.architecture import describe_model
 from annlens.io.atomic import fsync_dir, temporary_sibling
+from annlens.io.checkpoint_format import (
+    FORMAT,
+    FORMAT_VERSION,
+    META_FILE,
+    TENSORS_FILE,
+    Arrays,
+)
+from annlens.io.checkpoint_load import (
+    Checkpoint,
+    is_checkpoint,
+    load_checkpoint,
+    restore,
+)
 from annlens.io.manifest import annlens_version, now_utc
-from annlens.io.tree import join_arrays, split_arrays, tensor_names
+from annlens.io.tree import split_arrays
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "META_FILE",
+    "TENSORS_FILE",
+    "Arrays",
+    "Checkpoint",
+    "collect_state",
+    "is_checkpoint",
+    "load_checkpoint",
+    "restore",
+    "save_checkpoint",
+]
 
 logger = logging.getLogger("annlens")
-
-FORMAT = "annlens-checkpoint"
-FORMAT_VERSION = 1
-TENSORS_FILE = "tensors.safetensors"
-META_FILE = "meta.json"
-
-Arrays = dict[str, NDArray[Any]]
 
 
 # -- saving --------------------------------------------------------------------
@@ -212,318 +235,3 @@ def _write_folder(folder: Path, blob: bytes, meta: str) -> None:
         *parent.glob(f".{folder.name}.old-*"),
     ):
         shutil.rmtree(stale, ignore_errors=True)
-
-
-# -- loading --------------------------------------------------------------------
-
-
-class Checkpoint:
-    """A checkpoint read and verified by :func:`load_checkpoint`.
-
-    Attributes
-    ----------
-    path : Path
-        The checkpoint folder.
-    meta : dict
-        The parsed ``meta.json``.
-    tensors : dict of str to ndarray
-        Every array of the tensors file, by its name in the file.
-    """
-
-    def __init__(self, path: Path, meta: dict[str, Any], tensors: Arrays) -> None:
-        self.path = path
-        self.meta = meta
-        self.tensors = tensors
-
-    @property
-    def architecture(self) -> dict[str, Any]:
-        """Layer classes and configs, seed, dtype, input width."""
-        return dict(self.meta["model"]["architecture"])
-
-    @property
-    def step(self) -> int:
-        """The model's step when saved."""
-        return int(self.meta["model"]["step"])
-
-    @property
-    def epoch(self) -> int:
-        """The model's epoch when saved."""
-        return int(self.meta["model"]["epoch"])
-
-    @property
-    def annlens_version(self) -> str:
-        """The annlens version that wrote the checkpoint."""
-        return str(self.meta.get("annlens_version"))
-
-    @property
-    def rng_state(self) -> dict[str, Any]:
-        """The model's noise-generator state (``bit_generator.state``)."""
-        return dict(join_arrays(self.meta["model"]["rng"], self.tensors))
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        """What was passed as ``extra``, arrays in place."""
-        return dict(join_arrays(self.meta.get("extra") or {}, self.tensors))
-
-    def model_state(self) -> Arrays:
-        """Parameters and buffers by qualified name, ``dense_0.W`` (copies)."""
-        return {
-            name[len("model.") :]: np.array(value, copy=True)
-            for name, value in self.tensors.items()
-            if name.startswith("model.")
-        }
-
-    def optimizer_state(self) -> dict[str, Any] | None:
-        """The optimizer's ``state_dict()`` as saved, or None."""
-        tree = self.meta.get("optimizer")
-        return None if tree is None else dict(join_arrays(tree, self.tensors))
-
-    def schedule_state(self) -> dict[str, Any] | None:
-        """The schedule's ``state_dict()`` as saved, or None."""
-        tree = self.meta.get("schedule")
-        return None if tree is None else dict(join_arrays(tree, self.tensors))
-
-    def build_model(self) -> Any:
-        """A new model with the stored architecture, weights, generator and step.
-
-        Raises
-        ------
-        CheckpointError
-            A layer class is unknown or cannot be rebuilt from its config (see
-            :func:`annlens.io.architecture.build_model`).
-        """
-        model = build_model(self.architecture)
-        restore(self, model)
-        return model
-
-    def __repr__(self) -> str:
-        layers = [entry["type"] for entry in self.architecture["layers"]]
-        return (
-            f"Checkpoint(path={str(self.path)!r}, layers={layers}, step={self.step}, "
-            f"epoch={self.epoch}, optimizer={self.meta.get('optimizer') is not None})"
-        )
-
-
-def is_checkpoint(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` looks like a checkpoint folder (it holds ``meta.json``)."""
-    return (Path(path) / META_FILE).is_file()
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read and verify a checkpoint folder (or a file inside one).
-
-    Raises
-    ------
-    CheckpointError
-        Nothing there; not an annlens checkpoint; a newer format; a damaged
-        ``meta.json``; a tensors file that is missing, truncated, altered or
-        not safetensors; an array named in ``meta.json`` that the file lacks.
-    """
-    folder = Path(path)
-    if folder.is_file() and folder.name in (META_FILE, TENSORS_FILE):
-        folder = folder.parent
-    where = f"checkpoint {str(folder)!r}"
-    if not folder.exists():
-        aside = sorted(folder.parent.glob(f".{folder.name}.old-*"))
-        hint = (
-            f"; help: a save was interrupted, and the previous checkpoint is "
-            f"at {str(aside[-1])!r}"
-            if aside
-            else ""
-        )
-        raise CheckpointError(f"no checkpoint at {str(folder)!r}{hint}")
-    if not folder.is_dir():
-        raise CheckpointError(
-            f"{str(folder)!r} is a file, not an annlens checkpoint (a folder "
-            f"holding {META_FILE} and {TENSORS_FILE})"
-        )
-
-    meta = _read_meta(folder, where)
-    tensors = _read_tensors(folder, meta, where)
-    return Checkpoint(folder, meta, tensors)
-
-
-def _read_meta(folder: Path, where: str) -> dict[str, Any]:
-    meta_path = folder / META_FILE
-    if not meta_path.is_file():
-        raise CheckpointError(f"{where} is not an annlens checkpoint: no {META_FILE}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{where}: {META_FILE} is damaged: {error}") from error
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{where} is not an annlens checkpoint: {META_FILE} does not say "
-            f"format {FORMAT!r}"
-        )
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{where} has format version {version!r}; this annlens "
-            f"({annlens_version()}) reads version {FORMAT_VERSION}; help: "
-            "upgrade annlens"
-        )
-    missing = [k for k in ("model", "tensors") if not isinstance(meta.get(k), dict)]
-    if missing:
-        raise CheckpointError(f"{where}: {META_FILE} lacks {missing}")
-    return meta
-
-
-def _read_tensors(folder: Path, meta: dict[str, Any], where: str) -> Arrays:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as decode
-
-    record = meta["tensors"]
-    if record.get("file") != TENSORS_FILE:
-        raise CheckpointError(
-            f"{where}: {META_FILE} names tensors file {record.get('file')!r}, "
-            f"expected {TENSORS_FILE!r}"
-        )
-    tensors_path = folder / TENSORS_FILE
-    if not tensors_path.is_file():
-        raise CheckpointError(f"{where}: {TENSORS_FILE} is missing")
-    blob = tensors_path.read_bytes()
-    expected_size = record.get("bytes")
-    if len(blob) != expected_size:
-        raise CheckpointError(
-            f"{where}: {TENSORS_FILE} has {len(blob)} bytes, {META_FILE} "
-            f"recorded {expected_size} (truncated or replaced); nothing was loaded"
-        )
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != record.get("sha256"):
-        raise CheckpointError(
-            f"{where}: {TENSORS_FILE} does not match the sha256 recorded in "
-            f"{META_FILE} (altered or replaced); nothing was loaded"
-        )
-    try:
-        tensors = decode(blob)
-    except (SafetensorError, ValueError) as error:
-        raise CheckpointError(f"{where}: {TENSORS_FILE} is damaged: {error}") from error
-
-    needed = [
-        f"model.{entry['name']}.{key}"
-        for entry in meta["model"]["architecture"]["layers"]
-        for key in (*entry["params"], *entry["buffers"])
-    ]
-    for part in ("optimizer", "schedule", "extra"):
-        needed += tensor_names(meta.get(part))
-    needed += tensor_names(meta["model"].get("rng"))
-    lacking = sorted(set(needed) - set(tensors))
-    if lacking:
-        raise CheckpointError(f"{where}: {TENSORS_FILE} lacks arrays {lacking}")
-    return tensors
-
-
-# -- restoring --------------------------------------------------------------------
-
-
-def restore(
-    checkpoint: Checkpoint | str | os.PathLike[str],
-    model: Any,
-    optimizer: Any = None,
-    schedule: Any = None,
-) -> Checkpoint:
-    """Load a checkpoint's state into an existing model (and optimizer, schedule).
-
-    Sets the parameters and buffers, the noise generator's state, the step and
-    the epoch; the optimizer's and the schedule's state when they are given.
-    Either all of it is restored or, on any mismatch, none of it.
-
-    Parameters
-    ----------
-    checkpoint : Checkpoint or path-like
-        A loaded checkpoint, or its folder.
-    model : Sequential
-        A model with the same layers (class and name, in order).
-    optimizer, schedule : optional
-        Objects of the same types as those saved.
-
-    Returns
-    -------
-    Checkpoint
-        The checkpoint restored (to reach its ``extra``).
-
-    Raises
-    ------
-    CheckpointError
-        The layers differ, a shape differs, the checkpoint holds no state for
-        an optimizer or schedule that was passed, or a type differs.
-    """
-    if not isinstance(checkpoint, Checkpoint):
-        checkpoint = load_checkpoint(checkpoint)
-    where = f"checkpoint {str(checkpoint.path)!r}"
-    _check_layers(checkpoint, model, where)
-    for part, owner in (("optimizer", optimizer), ("schedule", schedule)):
-        if owner is not None and checkpoint.meta.get(part) is None:
-            raise CheckpointError(f"{where} holds no {part} state to restore")
-
-    saved = _snapshot(model, optimizer, schedule)
-    try:
-        model.load_state_dict(checkpoint.model_state())
-        if optimizer is not None:
-            optimizer.load_state_dict(checkpoint.optimizer_state())
-        if schedule is not None:
-            schedule.load_state_dict(checkpoint.schedule_state())
-        _set_rng(model, checkpoint.rng_state)
-        model.state.step = checkpoint.step
-        model.state.epoch = checkpoint.epoch
-    except Exception as error:
-        _put_back(saved, model, optimizer, schedule)
-        raise CheckpointError(
-            f"{where} does not fit: {error}; nothing was changed"
-        ) from error
-    return checkpoint
-
-
-def _check_layers(checkpoint: Checkpoint, model: Any, where: str) -> None:
-    stored = [(e["type"], e["name"]) for e in checkpoint.architecture["layers"]]
-    current = [(type(layer).__name__, layer.name) for layer in model.layers]
-    if stored != current:
-        raise CheckpointError(
-            f"{where} holds layers {stored}, but the model has {current}; "
-            "nothing was changed"
-        )
-    dtype = checkpoint.architecture["dtype"]
-    if dtype != str(model.dtype):
-        logger.warning(
-            "%s was saved in %s and is loaded into a %s model",
-            where,
-            dtype,
-            model.dtype,
-        )
-
-
-def _snapshot(model: Any, optimizer: Any, schedule: Any) -> dict[str, Any]:
-    return {
-        "model": model.state_dict(),
-        "generator": model.state.rng,
-        "rng": model.state.rng.bit_generator.state,
-        "step": model.state.step,
-        "epoch": model.state.epoch,
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "schedule": schedule.state_dict() if schedule is not None else None,
-    }
-
-
-def _put_back(saved: dict[str, Any], model: Any, optimizer: Any, schedule: Any) -> None:
-    model.load_state_dict(saved["model"])
-    model.state.rng = saved["generator"]
-    model.state.rng.bit_generator.state = saved["rng"]
-    model.state.step, model.state.epoch = saved["step"], saved["epoch"]
-    if optimizer is not None:
-        optimizer.load_state_dict(saved["optimizer"])
-    if schedule is not None:
-        schedule.load_state_dict(saved["schedule"])
-
-
-def _set_rng(model: Any, state: dict[str, Any]) -> None:
-    """Continue the model's noise generator from ``state``."""
-    kind = state.get("bit_generator")
-    current = model.state.rng.bit_generator
-    if type(current).__name__ != kind:
-        allowed = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-        if kind not in allowed:
-            raise CheckpointError(f"unknown bit generator {kind!r}")
-        model.state.rng = np.random.Generator(getattr(np.random, kind)())
-        current = model.state.rng.bit_generator
-    current.state = state
