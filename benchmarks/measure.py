@@ -60,15 +60,27 @@ class Settings:
 
 @dataclass
 class Timing:
-    """Median seconds per call and the interquartile range, as a fraction."""
+    """Seconds per call: the median, the fastest tenth and the spread.
+
+    Attributes
+    ----------
+    median : float
+        The median over every timed call.
+    low : float
+        The 10th percentile: what the call takes when nothing else competes
+        for the cores, the better guide on a busy machine.
+    spread : float
+        The interquartile range as a fraction of the median.
+    """
 
     median: float
+    low: float
     spread: float
 
     @classmethod
     def of(cls, samples: list[float]) -> Timing:
-        q25, q50, q75 = np.percentile(samples, [25, 50, 75])
-        return cls(float(q50), float((q75 - q25) / q50) if q50 else 0.0)
+        q10, q25, q50, q75 = np.percentile(samples, [10, 25, 50, 75])
+        return cls(float(q50), float(q10), float((q75 - q25) / q50) if q50 else 0.0)
 
 
 @dataclass
@@ -93,10 +105,12 @@ class CaseResult:
     threads: list[ThreadChoice] = field(default_factory=list)
     paired: dict[str, float] = field(default_factory=dict)
 
-    def ratio(self, ours: str, theirs: str) -> float | None:
+    def ratio(self, ours: str, theirs: str, low: bool = False) -> float | None:
+        """Median time of ``ours`` over ``theirs`` (10th percentiles if ``low``)."""
         if ours not in self.timings or theirs not in self.timings:
             return None
-        return self.timings[ours].median / self.timings[theirs].median
+        a, b = self.timings[ours], self.timings[theirs]
+        return a.low / b.low if low else a.median / b.median
 
     def overhead(self, variant: str) -> float | None:
         """The extra time of a paired variant ("stat", "collectors", "dispatch",

@@ -145,8 +145,9 @@ def training_table(results: list[CaseResult], dtype: str) -> list[str]:
         f"### Training step, {dtype}",
         "",
         "| case | network | annlens ms | PyTorch ms | annlens/PyTorch | "
-        "target (float32) | GEMMs alone ms | spread annlens / PyTorch |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "target (float32) | ratio of fastest tenths | GEMMs alone ms "
+        "| spread annlens / PyTorch |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         if r.dtype != dtype:
@@ -155,9 +156,18 @@ def training_table(results: list[CaseResult], dtype: str) -> list[str]:
         lines.append(
             f"| {r.case.name} | {r.case.describe()} | {_ms(ours.median)} | "
             f"{_ms(theirs.median)} | {r.ratio('annlens', 'torch'):.2f} | "
-            f"{r.case.target:.2f} | {_ms(r.timings['matmuls'].median)} | "
+            f"{r.case.target:.2f} | {r.ratio('annlens', 'torch', low=True):.2f} "
+            f"| {_ms(r.timings['matmuls'].median)} | "
             f"{ours.spread:.0%} / {theirs.spread:.0%} |"
         )
+    lines += [
+        "",
+        'Times are medians over every call. "Ratio of fastest tenths" divides '
+        "the 10th percentiles instead: on a machine other processes keep busy, "
+        "a pool of two threads stalls whenever one of them is descheduled, and "
+        "the fastest tenth of the calls is the better estimate of an idle "
+        "machine.",
+    ]
     return [*lines, ""]
 
 
@@ -301,7 +311,14 @@ def memory_table(results: list[CaseResult]) -> list[str]:
 
 def targets_section(results: list[CaseResult]) -> list[str]:
     by_key = {(r.case.name, r.dtype): r for r in results}
-    lines = ["## Targets", "", "| target | measured | verdict |", "| --- | --- | --- |"]
+    lines = [
+        "## Targets",
+        "",
+        "Verdicts use the medians, as the targets are set.",
+        "",
+        "| target | measured | verdict |",
+        "| --- | --- | --- |",
+    ]
     reasons = []
     for (name, dtype), r in by_key.items():
         if dtype != "float32":
@@ -309,9 +326,10 @@ def targets_section(results: list[CaseResult]) -> list[str]:
         ratio = r.ratio("annlens", "torch")
         assert ratio is not None
         ok = ratio <= r.case.target
+        low = r.ratio("annlens", "torch", low=True)
         lines.append(
             f"| {name}: annlens/PyTorch <= {r.case.target} (float32) | {ratio:.2f} "
-            f"| {_mark(ok)} |"
+            f"(fastest tenths {low:.2f}) | {_mark(ok)} |"
         )
         if not ok:
             reasons.append(training_reason(r))
@@ -320,9 +338,10 @@ def targets_section(results: list[CaseResult]) -> list[str]:
             ratio64 = other.ratio("annlens", "torch")
             assert ratio64 is not None
             ok64 = ratio64 <= ratio * FLOAT64_SLACK
+            low64 = other.ratio("annlens", "torch", low=True)
             lines.append(
                 f"| {name}: float64 ratio <= 1.1 × float32's ({ratio * 1.1:.2f}) "
-                f"| {ratio64:.2f} | {_mark(ok64)} |"
+                f"| {ratio64:.2f} (fastest tenths {low64:.2f}) | {_mark(ok64)} |"
             )
             if not ok64:
                 reasons.append(training_reason(other))
