@@ -12,35 +12,47 @@ its forward, backward and update rows share that step. A recorder writes rows
 at steps where ``step % every == 0``; when a layer runs twice at one step (a
 capture or a check before the training pass), the last pass is what stays.
 Passes in evaluation mode or under ``model.no_grad()`` are not recorded.
+
+Hook wiring lives in :mod:`~annlens.analysis.collectors.wiring`, the
+checkpoint state in :mod:`~annlens.analysis.collectors.recorder_state`.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from annlens.analysis.collectors.base import (
-    HOOK_STAGE,
     STAGE_ORDER,
     Collector,
     Observation,
     stage_family,
 )
 from annlens.analysis.collectors.catalog import resolve_stats
+from annlens.analysis.collectors.recorder_state import (
+    FORMAT,
+    VERSION,
+    load_recorder_state,
+    recorder_state,
+)
 from annlens.analysis.collectors.reductions import Array, Reductions
 from annlens.analysis.collectors.snapshots import KeepTensors
 from annlens.analysis.collectors.tables import HistogramTable, SpectrumTable, StatTable
+from annlens.analysis.collectors.wiring import (
+    any_every_step,
+    listeners_by_hook,
+    make_hook,
+    matches,
+)
 from annlens.errors import ConfigError, StateError
 
-logger = logging.getLogger("annlens")
+__all__ = ["FORMAT", "VERSION", "Recorder"]
 
-FORMAT = "annlens.recorder"
-VERSION = 1
+logger = logging.getLogger("annlens")
 
 
 class Recorder:
@@ -174,7 +186,7 @@ class Recorder:
         return bool(self._handles)
 
     def _selected(self, layer: Any) -> bool:
-        return _matches(layer, self.layer_filter)
+        return matches(layer, self.layer_filter)
 
     def attach(self) -> Recorder:
         """Register the hooks; returns the recorder (attaching twice is refused)."""
@@ -184,18 +196,9 @@ class Recorder:
                 "one recorder per model"
             )
         for layer in self.model.layers:
-            listeners: dict[str, list[Collector]] = {}
-            for collector in self.collectors:
-                if not (collector.model_wide or self._selected(layer)):
-                    continue
-                for stage in collector.stages(layer):
-                    listeners.setdefault(stage, []).append(collector)
-            by_hook: dict[str, dict[str, list[Collector]]] = {}
-            for stage, collectors in listeners.items():
-                hook = HOOK_STAGE[stage_family(stage)]
-                by_hook.setdefault(hook, {})[stage] = collectors
+            by_hook = listeners_by_hook(layer, self.collectors, self._selected)
             for hook_stage, table in by_hook.items():
-                fn = self._make_hook(hook_stage, table)
+                fn = make_hook(self, hook_stage, table)
                 point = f"{layer.name}.{hook_stage}"
                 self._handles.append(self.model.register_hook(point, fn))
 
@@ -203,7 +206,7 @@ class Recorder:
             c for c in self.collectors if "model" in c.stages(self.model.loss_point)
         ]
         if loss_listeners:
-            fn = self._make_hook("loss", {"model": loss_listeners})
+            fn = make_hook(self, "loss", {"model": loss_listeners})
             self._handles.append(self.model.register_hook("loss", fn))
         logger.debug("recorder attached: %s", self)
         return self
@@ -224,73 +227,6 @@ class Recorder:
     ) -> None:
         self.detach()
 
-    def _make_hook(
-        self, hook_stage: str, table: dict[str, list[Collector]]
-    ) -> Callable[..., None]:
-        """The hook function for one layer and hook stage."""
-        dispatch = self._dispatch
-        if hook_stage in ("gradient", "update"):
-            family = "gradient" if hook_stage == "gradient" else "update"
-            per_name = {
-                stage.split(":", 1)[1]: stage
-                for stage in table
-                if stage_family(stage) == family
-            }
-            param_stages = {
-                stage.split(":", 1)[1]: stage
-                for stage in table
-                if stage_family(stage) == "param"
-            }
-
-            every_step = any(
-                _any_every_step(collectors) for collectors in table.values()
-            )
-            state = self.model.state
-
-            def per_parameter(layer: Any, name: str, value: Array) -> None:
-                # off the parameter grid, nothing listens unless a collector
-                # watches every step (the step began at this step's forward)
-                if (
-                    not every_step
-                    and not self._record_parameters
-                    and state.step == self._step
-                ):
-                    return
-                if name in param_stages:
-                    stage = param_stages[name]
-                    param = layer.params[name]
-                    dispatch(layer, stage, param, table[stage], name, True)
-                if name in per_name:
-                    stage = per_name[name]
-                    dispatch(layer, stage, value, table[stage], name)
-
-            per_parameter.__qualname__ = f"Recorder.{hook_stage}"
-            return per_parameter
-
-        ((stage, collectors),) = table.items()
-        if hook_stage in ("forward", "backward"):
-
-            def two_arguments(layer: Any, first: Array, second: Array) -> None:
-                dispatch(
-                    layer, stage, second if stage == "output" else first, collectors
-                )
-
-            two_arguments.__qualname__ = f"Recorder.{hook_stage}"
-            return two_arguments
-        if hook_stage == "loss":
-
-            def loss(point: Any, value: float, grad: Array) -> None:
-                dispatch(point, stage, np.asarray(value, dtype=np.float64), collectors)
-
-            loss.__qualname__ = "Recorder.loss"
-            return loss
-
-        def one_argument(layer: Any, value: Array) -> None:
-            dispatch(layer, stage, value, collectors)
-
-        one_argument.__qualname__ = f"Recorder.{hook_stage}"
-        return one_argument
-
     # -- dispatch --------------------------------------------------------------------
 
     def _dispatch(
@@ -309,7 +245,7 @@ class Recorder:
         if step != self._step:
             self._begin_step(step, state.epoch)
         record = self._record if param is None else self._record_parameters
-        if not record and not _any_every_step(collectors):
+        if not record and not any_every_step(collectors):
             return
         if is_param:
             assert param is not None, "param stages name their parameter"
@@ -446,49 +382,11 @@ class Recorder:
         each parameter, for the gradient cosine). Kept full tensors are not
         included.
         """
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "variant": self.variant,
-            "every": self.every,
-            "parameter_every": self.parameter_every,
-            "collectors": {
-                c.name: {"settings": _jsonable(c.settings()), "state": c.state_dict()}
-                for c in self.collectors
-            },
-            "last_recorded_epoch": self._last_recorded_epoch,
-            "stats": self.stats.state(),
-            "histograms": self.hists.state(),
-            "spectra": self.spectrum_table.state(),
-        }
+        return recorder_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned; checks before changing anything."""
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ConfigError(
-                "recorder state must be a dict from Recorder.state_dict() with "
-                f"format {FORMAT!r}, got {_describe(state)}"
-            )
-        if state.get("version") != VERSION:
-            raise ConfigError(
-                f"recorder state version {state.get('version')!r} is not supported; "
-                f"expected {VERSION}"
-            )
-        mine = {c.name for c in self.collectors}
-        unknown = sorted(set(state["collectors"]) - mine)
-        if unknown:
-            raise ConfigError(
-                f"recorder state holds collectors {unknown} that this recorder "
-                f"does not have; it has {sorted(mine)}"
-            )
-        self.stats.load(state["stats"])
-        self.hists.load(state["histograms"])
-        self.spectrum_table.load(state["spectra"])
-        for collector in self.collectors:
-            if collector.name in state["collectors"]:
-                collector.load_state_dict(state["collectors"][collector.name]["state"])
-        self._last_recorded_epoch = state.get("last_recorded_epoch")
-        self._step = None
+        load_recorder_state(self, state)
 
     def __repr__(self) -> str:
         names = ", ".join(c.name for c in self.collectors)
@@ -498,50 +396,3 @@ class Recorder:
             f"variant={self.variant!r}, "
             f"stats=[{names}]; {status}, {len(self.stats)} rows)"
         )
-
-
-def _describe(state: Any) -> str:
-    if isinstance(state, dict):
-        return f"format {state.get('format')!r}"
-    return type(state).__name__
-
-
-def _any_every_step(collectors: list[Collector]) -> bool:
-    for collector in collectors:
-        if collector.every_step:
-            return True
-    return False
-
-
-def _matches(layer: Any, selection: Any) -> bool:
-    """Whether ``layer`` passes a layer filter: name glob, type, predicate, list."""
-    if selection is None:
-        return True
-    if isinstance(selection, str):
-        return fnmatch.fnmatchcase(layer.name, selection)
-    if isinstance(selection, type):
-        return isinstance(layer, selection)
-    if isinstance(selection, (list, tuple)):
-        return any(_matches(layer, one) for one in selection)
-    if callable(selection):
-        return bool(selection(layer))
-    raise ConfigError(
-        "Recorder layers= takes a name or glob, a layer type, a predicate or a "
-        f"list of these, got {selection!r}"
-    )
-
-
-def _jsonable(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings with tuples and sets as lists, other objects as their repr."""
-    out: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, (tuple, list, set, frozenset)):
-            value = (
-                sorted(value) if isinstance(value, (set, frozenset)) else list(value)
-            )
-        elif isinstance(value, dict):
-            value = _jsonable(value)
-        elif not isinstance(value, (str, int, float, bool, type(None))):
-            value = repr(value)
-        out[key] = value
-    return out
