@@ -2,9 +2,10 @@
 the ``update`` hook stage, and a step that changes nothing until it can finish.
 
 A step proposes an update for every parameter first, passing each through the
-``update`` hook stage, and only then applies them all and commits the new
-optimizer state. A hook that raises therefore leaves parameters and optimizer
-state exactly as they were before the step.
+``update`` hook stage (and the caller's ``check``, if given), and only then
+applies them all and commits the new optimizer state. A hook or check that
+raises therefore leaves parameters and optimizer state exactly as they were
+before the step.
 
 Sign convention: an update is what is *added* to a parameter,
 ``param <- param + update`` (for SGD, ``update = -lr * grad``).
@@ -20,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +30,8 @@ from annlens.errors import ConfigError, did_you_mean
 from annlens.layers.base import Array, Layer
 
 State = dict[str, Array]
+#: One proposed change: (qualified name, layer, parameter name, update, new state).
+Proposal = tuple[str, Layer, str, Array, State]
 
 
 class Optimizer:
@@ -176,8 +179,14 @@ class Optimizer:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define rule")
 
-    def step(self) -> None:
-        """Propose, hook, then apply every update and commit the new state."""
+    def step(self, check: Callable[[Sequence[Proposal]], None] | None = None) -> None:
+        """Propose, hook, then apply every update and commit the new state.
+
+        ``check``, when given, sees every proposal (after the ``update`` hooks)
+        before anything is applied; what it raises leaves everything unchanged.
+        The trainer's NaN guard checks the updates this way. A subclass that
+        overrides ``step`` takes ``check`` too.
+        """
         t = self.t + 1
         proposals = []
         for qualified, layer, name in self.slots:
@@ -189,6 +198,8 @@ class Optimizer:
             if layer.hooked:
                 update = layer.hook_table.fire("update", name, update)
             proposals.append((qualified, layer, name, update, state))
+        if check is not None:
+            check(proposals)
 
         for qualified, layer, name, update, state in proposals:
             layer.params[name] += update

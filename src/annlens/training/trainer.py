@@ -29,15 +29,15 @@ from annlens.training.checks import (
     check_settings,
     split_validation,
 )
-from annlens.training.guard import NonFiniteGuard, StepStart, unwrap
+from annlens.training.guard import NonFiniteGuard, unwrap
 from annlens.training.history import History
 from annlens.training.metrics import Metric, get_metric
 
 logger = logging.getLogger("annlens")
 
 MetricSpec = str | tuple[str, Metric]
-# the buffers of each layer that has some, and what the guard saved
-Start = tuple[list[tuple[Any, dict[str, Array]]], StepStart | None]
+# what a step changes before its update: each layer's buffers, the noise state
+Start = tuple[list[tuple[Any, dict[str, Array]]], Mapping[str, Any] | None]
 
 
 class Trainer:
@@ -87,7 +87,7 @@ class Trainer:
         Stop at the first NaN or Inf with :class:`~annlens.errors.NonFiniteError`,
         naming the step, layer and stage where it appeared, and leave the model
         and optimizer as they were before the failing step. Each step checks
-        the loss and the new parameters; only a step that fails is replayed
+        the loss and the proposed updates; only a step that fails is replayed
         with a checking hook at every stage to find the place (see
         :mod:`annlens.training.guard`, also for its cost). Inside a step and
         ``evaluate`` it stands in for NumPy's overflow and invalid-value
@@ -111,9 +111,8 @@ class Trainer:
         model.finish_gradients()                 gradient hooks
         on_after_backward                        callbacks
         clip                                     by value, then by norm
-        optimizer.step()                         update hooks
+        optimizer.step()                         update hooks, NaN guard
         constraint.apply(model)                  max-norm, non-negativity
-        NaN guard                                loss and parameters finite?
         schedule.step()                          batch-unit schedules
         on_after_update, on_batch_end            callbacks
 
@@ -184,7 +183,7 @@ class Trainer:
         self.callbacks = CallbackList(callbacks)
         self.seed = model.seed if seed is None else int(seed)
         self.rng = seeded_generator(self.seed, 2)
-        self.guard = NonFiniteGuard(model, optimizer) if nan_guard else None
+        self.guard = NonFiniteGuard(model) if nan_guard else None
         self.validation_split = float(validation_split)
         self.shuffle = shuffle
         self.record_steps = record_steps
@@ -318,8 +317,9 @@ class Trainer:
 
         Public so that a loop can be driven by hand: callbacks, the guard, the
         schedule and the per-step history work as inside :meth:`fit`. When the
-        step raises, the parameters, buffers and (with the guard on) the
-        optimizer state, step counter and noise generator are as before it.
+        step raises before its update, the parameters, optimizer state and
+        buffers are as before it, and with the guard on the noise generator
+        too.
         """
         model = self.model
         model.train()
@@ -344,18 +344,17 @@ class Trainer:
                     norm = clip_grad_norm(model, self.clip_norm)
                     logs.setdefault("grad_norm", norm)
 
-                # update: every proposal passes the update hooks, then all apply
+                # update: every proposal passes the update hooks and the guard,
+                # then all apply
                 logs["lr"] = self.optimizer.lr
-                self.optimizer.step()
+                if self.guard is None:
+                    self.optimizer.step()
+                else:
+                    self.optimizer.step(check=self.guard.check_updates)
 
                 # constraints: project the new parameters back into their sets
                 for constraint in self.constraints:
                     constraint.apply(model)
-
-                # guard: a NaN or Inf in a gradient or an update shows in its
-                # parameter (the loss was checked as it came)
-                if self.guard is not None:
-                    self.guard.check_parameters(logs["step"])
         except NonFiniteError as found:
             raise self._localise(found, start, x_batch, y_batch) from None
         except HookError as error:
@@ -521,10 +520,10 @@ class Trainer:
     ) -> NonFiniteError:
         """The error for a non-finite value a check of this step found.
 
-        The step is undone; with the guard on, its forward, loss and backward
-        passes are replayed from the same start with the guard's hooks, which
-        name the first layer and stage that produced a NaN or Inf, and undone
-        again.
+        Nothing was applied; with the guard on, the step's forward, loss and
+        backward passes are replayed from the same buffers and noise with the
+        guard's hooks, which name the first layer and stage that produced a
+        NaN or Inf, and the buffers and noise are put back again.
         """
         self._restore_start(start)
         if self.guard is None:
@@ -535,21 +534,27 @@ class Trainer:
             self._restore_start(start)
 
     def _save_start(self) -> Start:
-        """What a step changes, to undo a step that raises."""
+        """What a step changes before its update, to undo a step that raises.
+
+        The noise generator's state is kept only with the guard on, for the
+        replay: it fixes the dropout masks.
+        """
         buffers = [
             (layer, {key: value.copy() for key, value in layer.buffers.items()})
             for layer in self.model.layers
             if layer.buffers
         ]
-        saved = self.guard.save() if self.guard is not None else None
-        return buffers, saved
+        noise = None
+        if self.guard is not None:
+            noise = self.model.state.rng.bit_generator.state
+        return buffers, noise
 
     def _restore_start(self, start: Start) -> None:
-        buffers, saved = start
+        buffers, noise = start
         for layer, kept in buffers:
             layer.buffers.update({key: value.copy() for key, value in kept.items()})
-        if saved is not None and self.guard is not None:
-            self.guard.restore(saved)
+        if noise is not None:
+            self.model.state.rng.bit_generator.state = noise
 
     def __repr__(self) -> str:
         parts = [
