@@ -396,8 +396,9 @@ class Trainer:
             if self.guard is not None:
                 self.guard.check_loss(logs["penalty"], stage="penalty")
 
-        # backward: dL/d parameter for every layer, gradient hooks held back
-        model.backward(grad, fire_gradient_hooks=False)
+        # backward: dL/d parameter for every layer, gradient hooks held back;
+        # nothing reads dL/d input, so the first layer may skip computing it
+        model.backward_parameters(grad, fire_gradient_hooks=False)
 
         # penalty gradients join, then the gradient hooks see the final ones
         for penalty in self.penalties:
