@@ -115,3 +115,24 @@ def test_unstandardised_data_keeps_its_values_and_no_statistics():
 
     assert data.mean is None and data.std is None
     assert data.x_train.min() >= 0.1
+
+
+def test_a_nearly_constant_feature_keeps_a_scale_like_the_others():
+    from annlens.data.splits import STD_FLOOR, Standardizer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 2.0, size=(500, 4))
+    x[:, 3] = 0.0
+    x[0, 3] = 1.0  # one sample in five hundred: std about 0.045
+    scaler = Standardizer.fit(x)
+    assert scaler.std[3] == pytest.approx(STD_FLOOR * np.median(scaler.std))
+    held_out = scaler.apply(np.array([[0.0, 0.0, 0.0, 1.0]]))
+    assert abs(held_out[0, 3]) < 10
+
+
+def test_digits_held_out_features_stay_within_a_few_dozen_deviations():
+    from annlens.data import load_dataset
+
+    data = load_dataset("digits", seed=0, val_fraction=0.2, test_fraction=0.2)
+    assert np.abs(data.x_val).max() < 30
+    assert np.abs(data.x_test).max() < 30

@@ -144,6 +144,9 @@ def _allocate(counts: IntArray, total: int, rng: np.random.Generator) -> IntArra
     return given
 
 
+STD_FLOOR = 0.1
+
+
 @dataclass(frozen=True, eq=False)
 class Standardizer:
     """Per-feature standardisation ``(x - mean) / std`` fitted on training data.
@@ -153,6 +156,15 @@ class Standardizer:
     mean, std : ndarray, (features,)
         The training part's statistics; a feature that is constant there gets
         ``std = 1`` so that it maps to 0 rather than to NaN.
+
+    Notes
+    -----
+    A feature that is nearly constant in the training part (an edge pixel of
+    the digits, zero in all but a few images) would be divided by a tiny
+    std, and a held-out sample where it is non-zero would land a hundred
+    standard deviations out. So each std is floored at ``STD_FLOOR`` times the
+    median std of the features: such a feature keeps a scale comparable to
+    the others instead of exploding.
     """
 
     mean: FloatArray
@@ -165,6 +177,7 @@ class Standardizer:
         mean = array.mean(axis=0)
         std = array.std(axis=0)
         std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
+        std = np.maximum(std, STD_FLOOR * float(np.median(std)))
         return cls(mean=mean, std=std)
 
     def apply(self, x: Any) -> FloatArray:
