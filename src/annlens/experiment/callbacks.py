@@ -66,10 +66,12 @@ class Checkpoints(Callback):
         self.best = math.inf
 
     def save(self, trainer: Any, which: str) -> None:
-        extra = {
-            "trainer": trainer.state_dict(),
-            "recorder": self.recorder.state_dict(),
-        }
+        # Only the last checkpoint resumes a run, so only it carries the
+        # trainer's and the recorder's state (the recorder's grows with the
+        # run); the best one holds the model, optimizer and schedule.
+        extra = {"trainer": trainer.state_dict()}
+        if which == "last":
+            extra["recorder"] = self.recorder.state_dict()
         self.run_dir.save_checkpoint(
             trainer.model,
             f"{self.variant}-{which}",
