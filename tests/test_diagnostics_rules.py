@@ -205,6 +205,14 @@ def test_batch_noise_on_a_falling_loss_is_neither_divergence_nor_plateau():
     assert diagnose(frame) == []
 
 
+def test_giving_back_a_tiny_fall_of_a_flat_loss_is_not_divergence():
+    # A sigmoid network stuck near chance: 2.338 to 2.310, back to 2.331.
+    values = np.concatenate(
+        [np.linspace(2.338, 2.31, 30), np.linspace(2.31, 2.331, 30)]
+    )
+    assert "diverging_loss" not in rules_of(diagnose(table(loss_rows(values))))
+
+
 def test_a_stall_recorded_mid_training_counts_only_once_it_ends():
     converged = np.full(40, 0.3)
     stall_then_fall = np.concatenate([np.full(30, 0.9), np.linspace(0.9, 0.2, 20)])

@@ -73,7 +73,10 @@ class DiagnosticSettings:
         where it started (default 0.1) ...
     diverging_giveback : float
         ... or gives back more than this fraction of the progress it made
-        from its start to its best (default 0.5).
+        from its start to its best (default 0.5) ...
+    diverging_min_progress : float
+        ... where that progress was at least this fraction of the start
+        (default 0.05): giving back a 1% fall is noise, not divergence.
     flat_tolerance : float
         Flat loss: the smoothed loss changes by less than this fraction of
         its start over the whole run (default 0.01).
@@ -102,6 +105,7 @@ class DiagnosticSettings:
     smoothing: float = 0.1
     diverging_rise: float = 0.1
     diverging_giveback: float = 0.5
+    diverging_min_progress: float = 0.05
     flat_tolerance: float = 0.01
     plateau_window: float = 0.25
     plateau_tolerance: float = 0.01

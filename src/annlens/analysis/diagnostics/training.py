@@ -190,7 +190,7 @@ class DivergingLoss(Rule):
                 )
             ]
         progress = first - best
-        if progress > settings.flat_tolerance * abs(first):
+        if progress > settings.diverging_min_progress * abs(first):
             given_back = (last - best) / progress
             if given_back > settings.diverging_giveback and last - best > _noise(
                 loss, settings
