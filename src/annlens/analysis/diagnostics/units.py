@@ -56,7 +56,8 @@ class DeadUnits(Rule):
                     definition=(
                         "dead for the batch: share of a layer's units with z <= 0 "
                         "for every sample of the batch (dead_fraction), median over "
-                        "recorded steps, largest over the layers named"
+                        "the recorded steps where it exceeded the threshold (at "
+                        "least half of them), largest over the layers named"
                     ),
                     message=(
                         f"{_listing(values)} of the units output zero for whole "
@@ -134,8 +135,9 @@ class SaturatedUnits(Rule):
                     "share of a layer's z entries (samples x units) where the "
                     "activation's slope is under the Saturation collector's "
                     "fraction of its peak (2% by default: |z| >= 2.64 for tanh, "
-                    "5.29 for sigmoid; saturated_fraction), median over recorded "
-                    "steps, largest over the layers named"
+                    "5.29 for sigmoid; saturated_fraction), median over the "
+                    "recorded steps where it exceeded the threshold (at least "
+                    "half of them), largest over the layers named"
                 ),
                 message=(
                     f"{_listing(values)} of the pre-activations lie where the "
@@ -166,7 +168,8 @@ def _persistently_above(
     -------
     chosen, spans, values
         The layers named, the first and last step each exceeded the threshold,
-        and each layer's median fraction over its recorded steps.
+        and each layer's median fraction over the steps where it exceeded the
+        threshold (so the value reported is above the threshold it is held to).
     """
     chosen, spans, values = [], [], {}
     for layer in table.columns:
@@ -175,7 +178,7 @@ def _persistently_above(
         if held:
             chosen.append(str(layer))
             spans.append((start, end))
-            values[str(layer)] = finite_median(series)
+            values[str(layer)] = finite_median(series[series > threshold])
     return chosen, spans, values
 
 
