@@ -17,6 +17,7 @@ from annlens.analysis.collectors import (
     Reductions,
     Summary,
 )
+from annlens.analysis.collectors.tables import encode_floats
 from annlens.errors import ConfigError, StateError, UnknownNameError
 from annlens.optim import SGD
 from test_collectors import Captured, _Loss, make_data, make_model, train
@@ -192,8 +193,11 @@ def test_kept_tensors_past_the_budget_are_refused_with_a_warning(rng):
 
 
 def as_json(value):
-    """Arrays (the gradient cosine's latest gradients) as lists; the rest is JSON."""
+    """Arrays (table columns, the gradient cosine's latest gradients) as lists,
+    NaN and infinities spelt as strings; the rest is JSON already."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            return [encode_floats(row) for row in np.atleast_2d(value)]
         return value.tolist()
     raise TypeError(f"not JSON: {type(value).__name__}")
 
@@ -218,7 +222,9 @@ def test_loaded_state_lets_epoch_accumulators_continue(rng):
     recorder = Recorder(model, stats=["drift"]).attach()
     train(model, recorder, [make_data(rng)], epochs=1)
     restored = Recorder(model, stats=["drift"])
-    restored.load_state_dict(json.loads(json.dumps(recorder.state_dict())))
+    restored.load_state_dict(
+        json.loads(json.dumps(recorder.state_dict(), default=as_json))
+    )
     recorder.detach()
     restored.attach()
     model.state.epoch = 1

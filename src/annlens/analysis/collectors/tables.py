@@ -135,24 +135,36 @@ class _Block:
         return self.n + len(self.pending)
 
     def state(self) -> dict[str, Any]:
+        """Copies of the columns as arrays: a checkpoint stores them as tensors,
+        so saving stays one memory copy however long the run has been."""
         self.flush()
         n = self.n
         return {
-            "step": self.steps[:n].tolist(),
-            "epoch": self.epochs[:n].tolist(),
-            "values": [encode_floats(row) for row in self.values[:n]],
+            "step": self.steps[:n].copy(),
+            "epoch": self.epochs[:n].copy(),
+            "values": self.values[:n].copy(),
         }
 
     def load(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state`; lists of rows (from JSON) are accepted too."""
         steps, epochs, rows = state["step"], state["epoch"], state["values"]
         if not len(steps) == len(epochs) == len(rows):
             raise ConfigError(
                 f"recorder state block {self.key!r} has {len(steps)} steps, "
                 f"{len(epochs)} epochs and {len(rows)} value rows; expected equal"
             )
-        for step, epoch, row in zip(steps, epochs, rows, strict=True):
-            self.add(int(step), int(epoch), decode_floats(row))
-        self.flush()
+        values = (
+            np.asarray(rows, dtype=np.float64).reshape(len(rows), self.width)
+            if isinstance(rows, np.ndarray)
+            else np.array([decode_floats(row) for row in rows]).reshape(-1, self.width)
+        )
+        self.pending = []
+        self.n = 0
+        self._grow(max(len(steps), 1))
+        self.steps[: len(steps)] = np.asarray(steps, dtype=np.int64)
+        self.epochs[: len(steps)] = np.asarray(epochs, dtype=np.int64)
+        self.values[: len(steps)] = values
+        self.n = len(steps)
 
 
 class StatTable:
