@@ -315,3 +315,34 @@ def test_the_module_exits_2_with_one_line_on_bad_data(tmp_path):
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: d.csv: 9 of 60 rows hold NaN")
     assert "data.drop_nan = true" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b'name = "x"\n[training\n', ["not valid TOML", "line 2"]),
+        (b"\xff\xfe\x00n", ["not UTF-8", "save it as UTF-8"]),
+        (b"seed = -1\n", ["seed", "greater than or equal to 0"]),
+    ],
+)
+def test_a_broken_experiment_file_is_one_line_without_traceback(
+    tmp_path, content, words
+):
+    path = tmp_path / "broken.toml"
+    path.write_bytes(content)
+    result = invoke("run", str(path), "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_directory_with_a_damaged_manifest_is_refused_in_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text("{ not json")
+    result = invoke("inspect", str(run_dir))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "JSONDecodeError" in result.output

@@ -12,9 +12,14 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 from rich.console import Console
 from rich.markup import escape
 
@@ -35,18 +40,44 @@ def _guarded(action: Callable[[], T]) -> T:
 
     The message is printed as it is, unwrapped (one line unless it has line
     breaks of its own, as a list of config problems does) and without
-    markup, so brackets in it are shown. A file that cannot be read or
-    written (OSError) is reported the same way.
+    markup, so brackets in it are shown. Trouble with the user's files is
+    reported the same way: a file that cannot be read or written (OSError),
+    one that is not text (UnicodeDecodeError) or not valid TOML or JSON
+    (ValueError, which both decoders' errors are), and a missing optional
+    extra (ImportError, whose message names the extra to install).
     """
     try:
         return action()
-    except (AnnlensError, OSError) as error:
-        errors.print(
-            "[bold red]error:[/] " + escape(str(error)),
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=2) from None
+    except (AnnlensError, OSError, UnicodeDecodeError, ImportError) as error:
+        _fail(str(error))
+    except ValueError as error:
+        if not _from_a_decoder(error):
+            raise
+        _fail(f"{type(error).__name__}: {error}")
+
+
+def _fail(message: str) -> NoReturn:
+    errors.print(
+        "[bold red]error:[/] " + escape(message), highlight=False, soft_wrap=True
+    )
+    raise typer.Exit(code=2) from None
+
+
+def _from_a_decoder(error: ValueError) -> bool:
+    """Whether ``error`` says a file was not valid TOML, JSON or Parquet."""
+    import json
+
+    decoders: tuple[type[BaseException], ...] = (
+        tomllib.TOMLDecodeError,
+        json.JSONDecodeError,
+    )
+    try:
+        import pyarrow
+
+        decoders += (pyarrow.ArrowInvalid,)
+    except ImportError:  # pragma: no cover - pyarrow comes with the run extra
+        pass
+    return isinstance(error, decoders)
 
 
 def _text(text: str) -> None:

@@ -37,10 +37,17 @@ def read_toml(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return tomllib.loads(default_experiment_text())
     file = Path(path)
+    if file.is_dir():
+        raise ConfigError(f"experiment file {str(file)!r} is a folder, not a file")
     if not file.is_file():
         raise ConfigError(f"experiment file {str(file)!r} does not exist")
     try:
-        return tomllib.loads(file.read_text())
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"experiment file {str(file)!r} is not UTF-8 text ({error.reason} "
+            f"at byte {error.start}); help: save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(
             f"experiment file {str(file)!r} is not valid TOML: {error}"

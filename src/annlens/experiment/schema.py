@@ -152,7 +152,7 @@ class Variant(BaseModel):
     # the name labels checkpoints and files, so it is a plain file name
     name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
     description: str = ""
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)
     data: dict[str, Any] | None = None
     model: dict[str, Any] | None = None
     loss: dict[str, Any] | None = None
@@ -168,7 +168,7 @@ class Experiment(Section):
 
     name: str = "experiment"
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     data: DataSection = Field(default_factory=DataSection)
     model: ModelSection = Field(default_factory=ModelSection)
     loss: LossSection = Field(default_factory=LossSection)

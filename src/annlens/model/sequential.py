@@ -91,6 +91,12 @@ class Sequential:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ConfigError(f"model dtype must be float32 or float64, got {dtype!r}")
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or seed < 0
+        ):
+            raise ConfigError(f"model seed must be an integer >= 0, got {seed!r}")
         self.seed = int(seed)
         self.state = RunState(rng=seeded_generator(self.seed, 1))
         self.loss_point = LossPoint(self.state)
