@@ -340,3 +340,10 @@ def test_path_in_a_message_is_the_file(tmp_path: Path):
     path = write_experiment(tmp_path / "named.toml", tiny(seed="x"))
     with pytest.raises(ConfigError, match=r"named\.toml: seed: Input should be"):
         load_config(path)
+
+
+def test_a_softmax_output_under_softmax_cross_entropy_is_refused(tmp_path):
+    config = tiny(model={"hidden": [8], "output_activation": "softmax"})
+    with pytest.raises(ConfigError, match="applies softmax twice"):
+        run_experiment(config, out=tmp_path)
+    assert not any(tmp_path.iterdir())

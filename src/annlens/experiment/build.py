@@ -154,6 +154,19 @@ def build_regularization(experiment: Experiment) -> tuple[list[Any], list[Any]]:
     return penalties, constraints
 
 
+def _refuse_double_softmax(model: Sequential, loss: Any) -> None:
+    """A softmax output under a loss that applies softmax itself is a mistake."""
+    from annlens.losses import SoftmaxCrossEntropy
+
+    last = getattr(model.layers[-1], "activation", None)
+    if isinstance(loss, SoftmaxCrossEntropy) and getattr(last, "name", "") == "softmax":
+        raise ConfigError(
+            "model.output_activation = 'softmax' under softmax cross-entropy "
+            "applies softmax twice; help: keep output_activation = 'identity', "
+            "the loss takes logits"
+        )
+
+
 def build_parts(name: str, experiment: Experiment) -> Parts:
     """Build everything one variant needs; any bad setting raises here."""
     from annlens.data import check_batch_size
@@ -167,6 +180,7 @@ def build_parts(name: str, experiment: Experiment) -> Parts:
         experiment.model, data.n_features, data.n_outputs, experiment.seed
     )
     loss = build_loss(experiment, data.task)
+    _refuse_double_softmax(model, loss)
     optimizer = get_optimizer(
         experiment.optimizer.name, model, **experiment.optimizer.settings()
     )

@@ -215,8 +215,8 @@ def _finish(
     run = Run(
         run_dir.path, experiment, {r.name: r for r in results}, metrics, statistics
     )
+    run_dir.finish("completed")  # before the report, which shows the manifest
     write_outputs(run, run_dir)
-    run_dir.finish("completed")
     return run
 
 
