@@ -9,6 +9,7 @@ clear message and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -85,8 +86,15 @@ def _text(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _logging(verbose: bool) -> None:
     """Warnings by default (the progress bars show the epochs); INFO when verbose."""
+    # A run stopped by SIGTERM (kill, a scheduler) is marked interrupted in its
+    # manifest, as one stopped by Ctrl-C is, so that `annlens resume` picks up.
+    signal.signal(signal.SIGTERM, _interrupt)
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 
