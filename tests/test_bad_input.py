@@ -189,3 +189,12 @@ def test_backward_after_a_forward_under_no_grad_is_refused(model, rng) -> None:
 def test_a_standalone_layer_refuses_backward_before_forward() -> None:
     with pytest.raises(StateError, match="'probe'"):
         Dense(4, 2, name="probe").backward(np.ones((1, 2)))
+
+
+def test_backward_with_a_gradient_of_the_wrong_shape_names_the_expected_shape():
+    model = Sequential([Dense(4, 3)], seed=0, dtype="float64")
+    model.forward(np.ones((6, 4)))
+    before = model.layers[0].params["W"].copy()
+    with pytest.raises(ShapeError, match=r"\(6, 3\).*dense_0.*\(6, 4\)"):
+        model.backward(np.ones((6, 4)))
+    np.testing.assert_array_equal(model.layers[0].params["W"], before)

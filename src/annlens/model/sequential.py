@@ -100,6 +100,7 @@ class Sequential:
         self.seed = int(seed)
         self.state = RunState(rng=seeded_generator(self.seed, 1))
         self.loss_point = LossPoint(self.state)
+        self.output_shape: tuple[int, ...] = ()
 
         self._name_layers()
         self.in_features = self._chain(in_features)
@@ -159,6 +160,7 @@ class Sequential:
             for layer in self.layers:
                 layer.cache = None
             raise
+        self.output_shape = output.shape
         return output
 
     __call__ = forward
@@ -202,6 +204,12 @@ class Sequential:
                 "outside model.no_grad()"
             )
         grad = np.asarray(grad_output, dtype=self.dtype)
+        if grad.shape != self.output_shape:
+            raise ShapeError(
+                f"backward takes dL/d output of the shape forward returned, "
+                f"{self.output_shape}, at layer {self.layers[-1].name!r}; "
+                f"got {grad.shape}"
+            )
         for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
         return grad
