@@ -213,6 +213,13 @@ def test_giving_back_a_tiny_fall_of_a_flat_loss_is_not_divergence():
     assert "diverging_loss" not in rules_of(diagnose(table(loss_rows(values))))
 
 
+def test_a_rising_loss_is_not_a_plateau_and_a_huge_rise_reads_as_a_ratio():
+    values = np.concatenate([np.linspace(2.3, 2.4, 20), np.geomspace(2.4, 1e30, 20)])
+    findings = diagnose(table(loss_rows(values)))
+    assert "plateau" not in rules_of(findings)
+    assert "times as high as" in only(findings, "diverging_loss").message
+
+
 def test_a_stall_recorded_mid_training_counts_only_once_it_ends():
     converged = np.full(40, 0.3)
     stall_then_fall = np.concatenate([np.full(30, 0.9), np.linspace(0.9, 0.2, 20)])

@@ -145,6 +145,13 @@ def _noise(loss: pd.Series, settings: DiagnosticSettings) -> float:
     return 3.0 * float(residual.std(ddof=0)) / math.sqrt(window)
 
 
+def _how_far_above(ratio: float) -> str:
+    """``"35% above"`` for a modest rise, ``"3.4e+30 times as high as"`` beyond 10x."""
+    if ratio > 10:
+        return f"{ratio:.2g} times as high as"
+    return f"{ratio - 1:.0%} above"
+
+
 def _is_flat(loss: pd.Series, settings: DiagnosticSettings) -> tuple[bool, float]:
     smoothed, first, _, _ = _ends(loss, settings)
     spread = float(smoothed.max() - smoothed.min())
@@ -183,7 +190,7 @@ class DivergingLoss(Rule):
                         "start, minus one"
                     ),
                     message=(
-                        f"The loss ended {rise - 1:.0%} above where it started "
+                        f"The loss ended {_how_far_above(rise)} where it started "
                         f"({first:.4g} to {last:.4g})."
                     ),
                     evidence={"start": first, "end": last, "best": best},
@@ -297,7 +304,8 @@ class Plateau(Rule):
         starts = []
         for i in range(len(values) - length + 1):
             begin, end = values[i], values[i + length - 1]
-            stalled = (begin - end) < settings.plateau_tolerance * abs(begin)
+            # stalled: neither falling nor rising (a rise is divergence)
+            stalled = abs(begin - end) < settings.plateau_tolerance * abs(begin)
             if from_start:
                 high = end > settings.plateau_level * first
             else:
