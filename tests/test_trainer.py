@@ -894,3 +894,12 @@ def test_digits_network_with_batchnorm_and_dropout_beats_95_percent(name: str) -
 
     accuracy = trainer.evaluate(x_test, y_test)["accuracy"]
     assert accuracy > 0.95, f"{name}: held-out accuracy {accuracy:.4f}"
+
+
+def test_a_loss_can_be_given_by_its_registered_name():
+    from annlens import SGD, Dense, Sequential, Trainer
+    from annlens.losses import MSE
+
+    model = Sequential([Dense(2, 1)], seed=0, dtype="float64")
+    trainer = Trainer(model, "mse", SGD(model, lr=0.1), batch_size=4, epochs=1)
+    assert isinstance(trainer.loss, MSE)

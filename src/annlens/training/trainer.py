@@ -19,6 +19,7 @@ import numpy as np
 
 from annlens.errors import ConfigError, HookError, NonFiniteError
 from annlens.layers.base import Array
+from annlens.losses import get_loss
 from annlens.model import Sequential, seeded_generator
 from annlens.optim import Optimizer, clip_grad_norm, clip_grad_value
 from annlens.training.callbacks import Callback, CallbackList, Logs
@@ -47,8 +48,9 @@ class Trainer:
     ----------
     model : Sequential
         The model to train.
-    loss : Loss
-        Anything with ``value_and_grad(output, target) -> (float, grad)``.
+    loss : Loss or str
+        Anything with ``value_and_grad(output, target) -> (float, grad)``, or
+        a registered loss name (``"mse"``, ``"softmax_cross_entropy"``).
     optimizer : Optimizer
         Built on ``model``.
     batch_size : int
@@ -146,6 +148,8 @@ class Trainer:
         shuffle: bool = True,
         record_steps: bool = True,
     ) -> None:
+        if isinstance(loss, str):
+            loss = get_loss(loss)
         check_settings(
             model,
             loss,
