@@ -57,7 +57,15 @@ def write_outputs(run: Any, run_dir: RunDir) -> None:
     from annlens.analysis.diagnostics import diagnose
 
     stopped = [r.stopped for r in run.variants.values() if r.stopped is not None]
-    run.findings = [*stopped, *diagnose(run.statistics, run.metrics)]
+    # The guard names the first NaN or Inf exactly (step, layer, stage); the
+    # statistics rule would report the same event again from sampled rows.
+    guarded = {finding["variant"] for finding in stopped}
+    diagnosed = [
+        finding
+        for finding in diagnose(run.statistics, run.metrics)
+        if not (finding.rule == "non_finite" and finding.variant in guarded)
+    ]
+    run.findings = [*stopped, *diagnosed]
     write_json(run_dir.path / "findings.json", [_plain(f) for f in run.findings])
     output = run.experiment.output
     if output.tensorboard:
