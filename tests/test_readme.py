@@ -13,6 +13,9 @@ def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
-    assert namespace["trainer"].evaluate(
-        namespace["data"].x_test, namespace["data"].y_test
-    )["accuracy"] > 0.9
+    assert (
+        namespace["trainer"].evaluate(
+            namespace["data"].x_test, namespace["data"].y_test
+        )["accuracy"]
+        > 0.9
+    )
