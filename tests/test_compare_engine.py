@@ -134,3 +134,48 @@ def test_float32_training_step_keeps_every_array_float32() -> None:
 
     assert dtypes == {np.dtype(np.float32)}
     assert {value.dtype for value in m.parameters().values()} == {np.dtype("float32")}
+
+
+def count_input_gradients(m: Sequential, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the first layer's full backward passes (those that compute delta Wᵀ)."""
+    first = m.layers[0]
+    calls = [0]
+    compute = first.compute_backward
+
+    def counted(grad_output: np.ndarray) -> np.ndarray:
+        calls[0] += 1
+        return compute(grad_output)
+
+    monkeypatch.setattr(first, "compute_backward", counted)
+    return calls
+
+
+def test_backward_parameters_skips_the_input_gradient_under_other_hooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(7)
+    x, y = batch(rng)
+    m = model()
+    seen: list[str] = []
+    for stage in ("forward", "backward_pre", "pre_activation_grad", "gradient"):
+        m.register_hook(f"dense_0.{stage}", lambda layer, *a, s=stage: seen.append(s))
+    calls = count_input_gradients(m, monkeypatch)
+    _, grad = SoftmaxCrossEntropy().value_and_grad(m.forward(x), y)
+
+    m.backward_parameters(grad)
+
+    assert calls == [0]
+    assert seen == ["forward", "backward_pre", "pre_activation_grad"] + ["gradient"] * 2
+
+
+def test_backward_parameters_computes_the_input_gradient_for_a_backward_hook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(8)
+    x, y = batch(rng)
+    m = model()
+    m.register_hook("dense_0.backward", lambda layer, gi, go: None)
+    calls = count_input_gradients(m, monkeypatch)
+    _, grad = SoftmaxCrossEntropy().value_and_grad(m.forward(x), y)
+    m.backward_parameters(grad)
+    assert calls == [1]

@@ -156,12 +156,15 @@ class Dense(Layer):
     def backward_parameters(self, grad_output: Array) -> None:
         """Set ``grads`` without the product ``delta Wᵀ`` that nothing would read.
 
-        With a hook on the layer (or nothing kept from forward) this is the
-        full :meth:`backward`, so hooks still see every stage.
+        Hooks fire as in :meth:`backward` at every stage but ``backward``, the
+        one that shows dL/d input; with a hook there (or nothing kept from
+        forward), this is the full :meth:`backward`.
         """
-        if self.hooked or self.cache is None:
+        if self.cache is None or self.hook_table.hooks("backward"):
             self.backward(grad_output)
             return
+        if self.hooked:
+            grad_output = self.hook_table.fire("backward_pre", grad_output)
         self.parameter_gradients(grad_output)
 
     def describe(self) -> dict[str, str]:
