@@ -39,7 +39,7 @@ def cpu_model() -> str:
 
 def cpu_family() -> str:
     try:
-        fields = {}
+        fields: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             fields.setdefault(key.strip(), value.strip())
@@ -344,7 +344,7 @@ def targets_section(results: list[CaseResult]) -> list[str]:
                 f"| {ratio64:.2f} (fastest tenths {low64:.2f}) | {_mark(ok64)} |"
             )
             if not ok64:
-                reasons.append(training_reason(other))
+                reasons.append(training_reason(other, r))
 
     large = by_key.get(("large", "float32"))
     if large is not None and large.matmul_rate:
@@ -418,21 +418,36 @@ def gemm_rate(r: CaseResult) -> float:
     return flops / r.timings["matmuls"].median
 
 
-def training_reason(r: CaseResult) -> str:
-    """Whether the gap is in the BLAS (the products alone) or around it."""
+def training_reason(r: CaseResult, float32: CaseResult | None = None) -> str:
+    """Where the time goes: the BLAS (the products alone) or the work around it.
+
+    For a float64 ratio judged against float32's, ``float32`` is the same case
+    in float32, and the share of the products alone is compared between both.
+    """
     ours = r.timings["annlens"].median
     theirs = r.timings["torch"].median
     gemm = r.timings["matmuls"].median
-    parts = ", ".join(
-        f"{phase} {_ms(r.timings[f'phase_{phase}'].median)}" for phase in PHASES
-    )
-    return (
+    parts = {phase: r.timings[f"phase_{phase}"].median for phase in PHASES}
+    largest = max(parts, key=lambda phase: parts[phase])
+    listed = ", ".join(f"{phase} {_ms(value)}" for phase, value in parts.items())
+    text = (
         f"- {r.case.name} {r.dtype}: annlens {_ms(ours)} ms against PyTorch "
-        f"{_ms(theirs)} ms (ms by part: {parts}). The step's matrix products "
-        f"alone take {_ms(gemm)} ms in NumPy's BLAS, {gemm / theirs:.0%} of "
-        "PyTorch's whole step; the rest of annlens's time is elementwise work, "
-        "allocations and Python around them."
+        f"{_ms(theirs)} ms; annlens's parts, each timed alone, take {listed} ms, "
+        f"the largest being the {largest} ({parts[largest] / sum(parts.values()):.0%}"
+        f"). The step's matrix products alone take {_ms(gemm)} ms in NumPy's "
+        f"BLAS, {gemm / theirs:.0%} of PyTorch's whole step."
     )
+    if float32 is not None:
+        gemm32 = float32.timings["matmuls"].median / float32.timings["torch"].median
+        text += (
+            f" In float32 the same products took {gemm32:.0%} of PyTorch's step: "
+            + (
+                "NumPy's BLAS loses more ground to PyTorch's in float64."
+                if gemm / theirs > gemm32 * FLOAT64_SLACK
+                else "the products alone do not explain the difference."
+            )
+        )
+    return text
 
 
 def write(

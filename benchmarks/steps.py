@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from cases import Case
+from numpy.typing import NDArray
 
 from annlens import Dense, Sequential
 from annlens.layers.base import Array
@@ -32,6 +33,7 @@ from annlens.losses import SoftmaxCrossEntropy
 from annlens.optim import SGD
 
 Step = Callable[[], None]
+Labels = NDArray[np.int64]
 LEARNING_RATE = 1e-3
 
 
@@ -71,7 +73,7 @@ class NoDispatchDense(Dense):
         self.parameter_gradients(grad_output)
 
 
-def batch(case: Case, dtype: str, seed: int = 0) -> tuple[Array, Array]:
+def batch(case: Case, dtype: str, seed: int = 0) -> tuple[Array, Labels]:
     """Inputs of shape (batch, sizes[0]) in ``dtype`` and class indices."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((case.batch, case.sizes[0])).astype(dtype)
@@ -89,7 +91,7 @@ def annlens_model(case: Case, dtype: str, dense: type[Dense] = Dense) -> Sequent
     return Sequential(layers, seed=0, dtype=dtype)
 
 
-def annlens_training_step(model: Sequential, x: Array, y: Array) -> Step:
+def annlens_training_step(model: Sequential, x: Array, y: Labels) -> Step:
     """Forward, softmax cross-entropy, backward and an SGD update.
 
     Backward is ``backward_parameters``: like PyTorch for an input that needs
@@ -107,7 +109,7 @@ def annlens_training_step(model: Sequential, x: Array, y: Array) -> Step:
     return step
 
 
-def annlens_phases(model: Sequential, x: Array, y: Array) -> dict[str, Step]:
+def annlens_phases(model: Sequential, x: Array, y: Labels) -> dict[str, Step]:
     """The four parts of the annlens step, each timed alone.
 
     Backward reuses what the last forward kept, so it can run again and again
@@ -184,7 +186,7 @@ def torch_model(model: Sequential) -> Any:
     return nn.Sequential(*modules)
 
 
-def torch_training_step(module: Any, x: Array, y: Array) -> Step:
+def torch_training_step(module: Any, x: Array, y: Labels) -> Step:
     """zero_grad, forward, cross-entropy, backward and an SGD update."""
     import torch
     from torch.nn import functional
