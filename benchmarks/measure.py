@@ -3,7 +3,9 @@
 For one case and dtype, every timed callable (annlens with and without hooks,
 PyTorch, inference, the matrix products alone) is warmed up, calibrated to a
 few milliseconds per round, then run round after round in rotating order, so
-that a slow spell of the machine hits all of them alike. Every call is timed
+that a slow spell of the machine hits all of them alike, with a short rest
+before each round so that one library's idle threads, still spinning, do not
+slow the next. Every call is timed
 on its own; the result of each variant is the median over all its calls, with
 the interquartile spread, so that a call stalled by another process (a thread
 of a pool descheduled on a busy machine) moves the median little.
@@ -42,12 +44,17 @@ class Settings:
         Calls of each variant before timing.
     threads : int
         Threads for NumPy's BLAS and for PyTorch.
+    settle : float
+        Seconds of rest before each variant's round, so that the idle threads
+        of the pool used before (OpenBLAS's workers spin about 0.1 s after a
+        product before they sleep) do not compete for the cores with the next.
     """
 
     rounds: int = 15
     round_seconds: float = 0.05
     warmup: int = 5
     threads: int = 2
+    settle: float = 0.15
 
     @classmethod
     def quick(cls) -> Settings:
@@ -55,7 +62,7 @@ class Settings:
 
     @classmethod
     def smoke(cls) -> Settings:
-        return cls(rounds=1, round_seconds=0.0, warmup=0)
+        return cls(rounds=1, round_seconds=0.0, warmup=0, settle=0.0)
 
 
 @dataclass
@@ -156,6 +163,7 @@ def time_alternating(
         try:
             for name in order:
                 step, times = variants[name], samples[name]
+                time.sleep(settings.settle)
                 for _ in range(calls[name]):
                     start = time.perf_counter()
                     step()

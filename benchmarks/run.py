@@ -15,6 +15,7 @@ kernel threadpoolctl reports. Nothing else in annlens changes them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -52,9 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     from cases import CASES, get_case
 
     settings = measure.Settings.quick() if options.quick else measure.Settings()
-    settings = measure.Settings(
-        settings.rounds, settings.round_seconds, settings.warmup, options.threads
-    )
+    settings = dataclasses.replace(settings, threads=options.threads)
     cases = (
         tuple(get_case(name) for name in options.cases.split(","))
         if options.cases
