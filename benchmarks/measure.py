@@ -28,6 +28,7 @@ import steps
 from cases import CASES, Case
 
 Step = Callable[[], None]
+MIN_PAIRS = 21
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ class CaseResult:
 
     def overhead(self, variant: str) -> float | None:
         """The extra time of a paired variant ("stat", "collectors", "dispatch",
-        "control") over its partner, as a fraction; None when not measured."""
+        "control", "input_grad") over its partner, as a fraction; None when not
+        measured."""
         ratio = self.paired.get(variant)
         return None if ratio is None else ratio - 1
 
@@ -190,7 +192,7 @@ def paired_ratio(ours: Step, theirs: Step, seconds: float) -> float:
     gc.disable()
     try:
         pairs = [(ours, first), (theirs, second)]
-        while time.perf_counter() < deadline or len(first) < 5:
+        while time.perf_counter() < deadline or len(first) < MIN_PAIRS:
             pairs.reverse()  # neither always runs first
             for step, times in pairs:
                 start = time.perf_counter()
@@ -266,6 +268,12 @@ def measure_case(
         )
         result.paired["control"] = paired_ratio(
             variants["annlens"], steps.annlens_training_step(twin, x, y), seconds
+        )
+        full = steps.annlens_model(case, dtype)
+        result.paired["input_grad"] = paired_ratio(
+            steps.annlens_training_step(full, x, y, input_grad=True),
+            variants["annlens"],
+            seconds,
         )
 
     result.memory["train"] = peak_bytes(variants["annlens"])

@@ -91,19 +91,23 @@ def annlens_model(case: Case, dtype: str, dense: type[Dense] = Dense) -> Sequent
     return Sequential(layers, seed=0, dtype=dtype)
 
 
-def annlens_training_step(model: Sequential, x: Array, y: Labels) -> Step:
+def annlens_training_step(
+    model: Sequential, x: Array, y: Labels, input_grad: bool = False
+) -> Step:
     """Forward, softmax cross-entropy, backward and an SGD update.
 
     Backward is ``backward_parameters``: like PyTorch for an input that needs
-    no gradient, the first layer does not compute dL/d input.
+    no gradient, the first layer does not compute dL/d input. With
+    ``input_grad`` it is ``backward``, which does.
     """
     loss = SoftmaxCrossEntropy()
     optimizer = SGD(model, lr=LEARNING_RATE)
+    backward = model.backward if input_grad else model.backward_parameters
 
     def step() -> None:
         output = model.forward(x)
         _, grad = loss.value_and_grad(output, y)
-        model.backward_parameters(grad)
+        backward(grad)
         optimizer.step()
 
     return step
