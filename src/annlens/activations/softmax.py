@@ -30,8 +30,10 @@ def log_softmax(z: Array) -> Array:
         ``z_i - max(z) - log(sum_j exp(z_j - max(z)))``: finite for any finite
         ``z``, including entries of size 1e4.
     """
-    shifted = z - np.max(z, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    z = np.asarray(z)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return shifted
 
 
 def softmax(z: Array) -> Array:

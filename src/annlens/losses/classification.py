@@ -116,11 +116,30 @@ class SoftmaxCrossEntropy(Loss):
 
     def value_and_grad(self, output: Array, target: Any) -> tuple[float, Array]:
         z = check_output(output, "SoftmaxCrossEntropy")
+        if np.ndim(target) == 1 and not self.label_smoothing:
+            return self._value_and_grad_for_labels(z, target)
         q = self.target_distribution(target, z)
         log_p = log_softmax(z)
         value, scale = self.reduce(-np.sum(q * log_p, axis=1))
         p = np.exp(log_p)
         return value, scale * (p * np.sum(q, axis=1, keepdims=True) - q)
+
+    def _value_and_grad_for_labels(self, z: Array, target: Any) -> tuple[float, Array]:
+        """The same loss for class indices ``y``, without building one-hot ``q``.
+
+        With a one-hot target the sum over classes picks one entry per row::
+
+            l_i     = -log p[i, y_i]
+            dl/dz_i = p_i - e_{y_i}
+        """
+        labels = class_indices(target, z, "SoftmaxCrossEntropy")
+        rows = np.arange(z.shape[0])
+        log_p = log_softmax(z)
+        value, scale = self.reduce(-log_p[rows, labels])
+        grad = np.exp(log_p, out=log_p)
+        grad[rows, labels] -= 1
+        grad *= scale
+        return value, grad
 
 
 class NLLLoss(Loss):

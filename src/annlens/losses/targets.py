@@ -117,6 +117,9 @@ def class_indices(target: Any, output: Array, where: str) -> NDArray[np.intp]:
         raise LabelError(
             f"{where} expects class indices of shape ({batch},), got {array.shape}"
         )
+    if array.dtype.kind in "iu":
+        if array.size and 0 <= array.min() and array.max() < classes:
+            return array.astype(np.intp, copy=False)
     _check_finite(array, where)
     if array.dtype.kind == "f":
         fractional = array != np.round(array)

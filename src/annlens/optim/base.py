@@ -175,7 +175,7 @@ class Optimizer:
     ) -> tuple[Array, State]:
         """The pure update rule: ``(update, new state)`` for step ``t`` (from 1).
 
-        Must not modify ``param``, ``grad`` or the arrays in ``state``.
+        Must not modify ``param``, ``grad``, ``hyper`` or the arrays in ``state``.
         """
         raise NotImplementedError(f"{type(self).__name__} does not define rule")
 
@@ -189,9 +189,11 @@ class Optimizer:
         """
         t = self.t + 1
         proposals = []
+        # Without groups every parameter shares the base values: resolve them once.
+        shared = None if self.groups else self.hyperparameters("")
         for qualified, layer, name in self.slots:
             param, grad = layer.params[name], layer.grads[name]
-            hyper = self.hyperparameters(qualified)
+            hyper = shared or self.hyperparameters(qualified)
             update, state = self.rule(
                 param, grad, self.state.get(qualified, {}), hyper, t
             )
