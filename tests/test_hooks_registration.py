@@ -295,3 +295,82 @@ def test_handle_and_scope_reprs_say_what_they_hold() -> None:
     handle.remove()
     assert repr(handle) == "HookHandle(dense_0.forward; removed)"
     assert "1 active" in repr(model.hooks(("forward", noop)))
+
+
+# -- pausing ---------------------------------------------------------------------------
+
+
+def test_a_paused_hook_is_not_called_until_resumed() -> None:
+    model = make_model()
+    x, _ = make_batch()
+    calls: list[str] = []
+    handle = model.register_hook("dense_1.forward", lambda *a: calls.append("hook"))
+
+    handle.pause()
+    model.forward(x)
+    assert calls == [] and handle.paused and handle.active
+
+    handle.resume()
+    model.forward(x)
+    assert calls == ["hook"] and not handle.paused
+
+
+def test_a_layer_whose_hooks_are_all_paused_is_not_hooked() -> None:
+    model = make_model()
+    layer = model.layers[1]
+    handle = model.register_hook("dense_1.*", noop)
+    assert layer.hooked
+
+    handle.pause()
+    assert not layer.hooked
+    assert not layer.hook_table.firing("forward")
+    assert all(hook.paused for hook in layer.hook_table.hooks())
+
+    handle.resume()
+    assert layer.hooked and layer.hook_table.firing("forward")
+
+
+def test_a_resumed_hook_keeps_its_place_in_the_firing_order() -> None:
+    model = make_model()
+    x, _ = make_batch()
+    order: list[str] = []
+    first = model.register_hook("dense_0.forward", lambda *a: order.append("first"))
+    model.register_hook("dense_0.forward", lambda *a: order.append("second"))
+
+    first.pause()
+    first.resume()
+    model.forward(x)
+
+    assert order == ["first", "second"]
+
+
+def test_pausing_a_removed_handle_does_nothing() -> None:
+    model = make_model()
+    handle = model.register_hook("forward", noop)
+    handle.remove()
+
+    handle.pause()
+    handle.resume()
+
+    assert not handle.paused and not handle.active
+    assert not any(layer.hooked for layer in model.layers)
+    assert "removed" in repr(handle)
+
+
+def test_a_paused_backward_hook_lets_the_first_layer_skip_its_input_gradient() -> None:
+    model = make_model()
+    x, y = make_batch()
+    seen: list[Any] = []
+    handle = model.register_hook(
+        "dense_0.backward", lambda layer, g, go: seen.append(g)
+    )
+    handle.pause()
+
+    _, grad = model.loss(MSE(), model.forward(x), y)
+    model.backward_parameters(grad)
+    assert seen == []
+
+    handle.resume()
+    _, grad = model.loss(MSE(), model.forward(x), y)
+    model.backward_parameters(grad)
+    assert len(seen) == 1 and seen[0].shape == x.shape

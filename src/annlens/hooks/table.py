@@ -5,6 +5,12 @@ Adding or removing replaces the tuple instead of editing it, so a dispatch in
 progress keeps iterating the tuple it started with: a hook added or removed
 while hooks run takes effect from the next dispatch.
 
+A hook can be *paused*: it keeps its place in the firing order but is not
+called, and a table whose hooks are all paused leaves ``owner.hooked`` false,
+so that a paused hook costs the hot path nothing. Samplers (the recorder
+writes rows one step in ten, say) pause their hooks between the steps they
+read.
+
 ``fire`` hands each hook read-only views, lets a returned array replace the
 value passed on (later hooks see the replacement), refuses a replacement of
 the wrong shape or dtype, and wraps anything a hook raises in a
@@ -55,13 +61,15 @@ class Hook:
     point: str
     wants_context: bool
     id: int = field(default_factory=lambda: next(_ids))
+    paused: bool = False
 
     @property
     def label(self) -> str:
         return hook_label(self.fn)
 
     def __repr__(self) -> str:
-        return f"Hook({self.label} at {self.point!r})"
+        state = "; paused" if self.paused else ""
+        return f"Hook({self.label} at {self.point!r}{state})"
 
 
 def _read_only(value: Any) -> Any:
@@ -77,14 +85,24 @@ class HookTable:
 
     The owner is a layer (or a model's loss point) with attributes ``name``,
     ``index``, ``state`` and ``hooked``; the table keeps ``owner.hooked`` true
-    exactly while it holds at least one hook, which is the one cheap check a
-    layer makes before dispatching.
+    exactly while it holds at least one hook that is not paused, which is the
+    one cheap check a layer makes before dispatching.
     """
 
     def __init__(self, owner: Any) -> None:
         self.owner = owner
         self._hooks: dict[str, tuple[Hook, ...]] = {}
+        self._live: dict[str, tuple[Hook, ...]] = {}
         owner.hooked = False
+
+    def _sync(self, stage: str) -> None:
+        """Rebuild the tuple of hooks that fire at ``stage``, and ``owner.hooked``."""
+        live = tuple(hook for hook in self._hooks.get(stage, ()) if not hook.paused)
+        if live:
+            self._live[stage] = live
+        else:
+            self._live.pop(stage, None)
+        self.owner.hooked = bool(self._live)
 
     def add(
         self,
@@ -106,7 +124,7 @@ class HookTable:
         hook = Hook(fn, STAGES[stage], f"{self.owner.name}.{stage}", context)
         current = self._hooks.get(stage, ())
         self._hooks[stage] = (hook, *current) if prepend else (*current, hook)
-        self.owner.hooked = True
+        self._sync(stage)
         return hook
 
     def remove(self, hook: Hook) -> bool:
@@ -119,11 +137,29 @@ class HookTable:
             self._hooks[hook.stage.name] = remaining
         else:
             del self._hooks[hook.stage.name]
-        self.owner.hooked = bool(self._hooks)
+        self._sync(hook.stage.name)
         return True
+
+    def pause(self, hook: Hook) -> None:
+        """Stop calling ``hook`` until :meth:`resume`; it keeps its place."""
+        if not hook.paused:
+            hook.paused = True
+            self._sync(hook.stage.name)
+
+    def resume(self, hook: Hook) -> None:
+        """Call ``hook`` again from the next dispatch at its stage."""
+        if hook.paused:
+            hook.paused = False
+            self._sync(hook.stage.name)
+
+    def firing(self, stage: str) -> bool:
+        """Whether a hook that is not paused is registered at ``stage``."""
+        return stage in self._live
 
     def hooks(self, stage: str | None = None) -> list[Hook]:
         """The hooks at ``stage`` (all stages when None), in firing order.
+
+        Paused hooks are listed too (``hook.paused`` says which).
 
         With ``stage=None`` the stages come in the order the owner lists them,
         which is the order a forward and backward pass reaches them.
@@ -137,6 +173,7 @@ class HookTable:
     def clear(self) -> None:
         """Remove every hook of this owner."""
         self._hooks.clear()
+        self._live.clear()
         self.owner.hooked = False
 
     def fire(self, stage: str, *arguments: Any) -> Any:
@@ -161,7 +198,7 @@ class HookTable:
             After the last hook at this point, when one of them asked to stop
             the forward pass.
         """
-        hooks = self._hooks.get(stage)
+        hooks = self._live.get(stage)
         spec = STAGES[stage]
         if not hooks:
             return arguments[spec.replaces]

@@ -160,7 +160,7 @@ class Dense(Layer):
         one that shows dL/d input; with a hook there (or nothing kept from
         forward), this is the full :meth:`backward`.
         """
-        if self.cache is None or self.hook_table.hooks("backward"):
+        if self.cache is None or self.hook_table.firing("backward"):
             self.backward(grad_output)
             return
         if self.hooked:

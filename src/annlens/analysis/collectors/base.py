@@ -160,8 +160,8 @@ class Collector:
     Attributes
     ----------
     every_step : bool
-        Observe every training step, not only the recorded ones (collectors
-        that accumulate over an epoch, or need the step before a recorded one).
+        Observe every training step, not only the recorded ones; the default
+        answer of :meth:`listens_at`.
     model_wide : bool
         Observe every layer, whatever layer filter the recorder was given.
     """
@@ -174,6 +174,16 @@ class Collector:
     def stages(self, layer: Any) -> list[str]:
         """The table stages wanted at ``layer`` (empty: none)."""
         return []
+
+    def listens_at(self, step: int, recorder: Recorder) -> bool:
+        """Whether to observe ``step`` although the recorder writes no rows there.
+
+        The recorder pauses its hooks at steps where no collector listens, so
+        that those steps cost nothing. A collector that needs the step before
+        a recorded one (the gradient cosine) or chosen steps (kept tensors)
+        says so here; the default is ``every_step``.
+        """
+        return self.every_step
 
     def observe(self, obs: Observation, recorder: Recorder) -> None:
         """Fold one firing in; write rows with ``recorder.stats.add``."""

@@ -13,6 +13,10 @@ at steps where ``step % every == 0``; when a layer runs twice at one step (a
 capture or a check before the training pass), the last pass is what stays.
 Passes in evaluation mode or under ``model.no_grad()`` are not recorded.
 
+Steps that write no rows cost (almost) nothing: the recorder pauses its hooks
+there, unless a collector asks for that step (see
+:mod:`~annlens.analysis.collectors.gating`).
+
 Hook wiring lives in :mod:`~annlens.analysis.collectors.wiring`, the
 checkpoint state in :mod:`~annlens.analysis.collectors.recorder_state`.
 """
@@ -33,6 +37,7 @@ from annlens.analysis.collectors.base import (
     stage_family,
 )
 from annlens.analysis.collectors.catalog import resolve_stats
+from annlens.analysis.collectors.gating import Gates
 from annlens.analysis.collectors.recorder_state import (
     FORMAT,
     VERSION,
@@ -43,7 +48,7 @@ from annlens.analysis.collectors.reductions import Array, Reductions
 from annlens.analysis.collectors.snapshots import KeepTensors
 from annlens.analysis.collectors.tables import HistogramTable, SpectrumTable, StatTable
 from annlens.analysis.collectors.wiring import (
-    any_every_step,
+    any_listening,
     listeners_by_hook,
     make_hook,
     matches,
@@ -160,6 +165,8 @@ class Recorder:
         self.spectrum_table = SpectrumTable()
 
         self._handles: list[Any] = []
+        self._gates = Gates()
+        self._at_clock: list[Any] = []
         self._step: int | None = None
         self._record = False
         self._record_parameters = False
@@ -195,19 +202,29 @@ class Recorder:
                 "Recorder is already attached; help: call detach() first, or use "
                 "one recorder per model"
             )
+        clock = f"{self.model.layers[0].name}.forward_pre"
+        self._handles.append(self.model.register_hook(clock, self._clock, prepend=True))
         for layer in self.model.layers:
             by_hook = listeners_by_hook(layer, self.collectors, self._selected)
             for hook_stage, table in by_hook.items():
                 fn = make_hook(self, hook_stage, table)
                 point = f"{layer.name}.{hook_stage}"
-                self._handles.append(self.model.register_hook(point, fn))
+                if point == clock:  # the clock calls it: see _clock
+                    self._at_clock.append(fn)
+                    continue
+                handle = self.model.register_hook(point, fn)
+                self._handles.append(handle)
+                listening = [c for group in table.values() for c in group]
+                self._gates.add(handle, hook_stage, listening)
 
         loss_listeners = [
             c for c in self.collectors if "model" in c.stages(self.model.loss_point)
         ]
         if loss_listeners:
             fn = make_hook(self, "loss", {"model": loss_listeners})
-            self._handles.append(self.model.register_hook("loss", fn))
+            handle = self.model.register_hook("loss", fn)
+            self._handles.append(handle)
+            self._gates.add(handle, "loss", loss_listeners)
         logger.debug("recorder attached: %s", self)
         return self
 
@@ -215,6 +232,9 @@ class Recorder:
         """Remove every hook of this recorder; the tables stay."""
         while self._handles:
             self._handles.pop().remove()
+        self._gates.clear()
+        self._at_clock.clear()
+        self._step = None
 
     def __enter__(self) -> Recorder:
         return self.attach()
@@ -245,7 +265,7 @@ class Recorder:
         if step != self._step:
             self._begin_step(step, state.epoch)
         record = self._record if param is None else self._record_parameters
-        if not record and not any_every_step(collectors):
+        if not record and not any_listening(collectors, step, self):
             return
         if is_param:
             assert param is not None, "param stages name their parameter"
@@ -266,8 +286,22 @@ class Recorder:
             param=param,
         )
         for collector in collectors:
-            if record or collector.every_step:
+            if record or collector.listens_at(step, self):
                 collector.observe(obs, self)
+
+    def _clock(self, layer: Any, x: Array) -> None:
+        """The first hook of a forward pass: start the step when a new one begins.
+
+        The recorder's own hooks at this point (the first layer's input) run
+        from here, so that they need no gate: a hook resumed by the clock
+        would not fire until the dispatch after the one under way.
+        """
+        state = self.model.state
+        if state.training and state.grad_enabled and state.step != self._step:
+            self._begin_step(state.step, state.epoch)
+        if self._gates.opened or self._record:
+            for fn in self._at_clock:
+                fn(layer, x)
 
     def _begin_step(self, step: int, epoch: int) -> None:
         self._step = step
@@ -279,6 +313,7 @@ class Recorder:
         self._record_parameters = self._record and (
             self.is_parameter_step(step) or self._epoch_start
         )
+        self._gates.update(step, self)
 
     def param_stats(self, layer: Any, name: str) -> Reductions:
         """Reductions of ``layer.params[name]``, shared within one step.

@@ -108,7 +108,7 @@ class Reductions:
     def min(self) -> float:
         """The smallest entry (NaN when any entry is NaN)."""
         if self._min is None:
-            self._min = float(self.flat.min()) if self.size else math.nan
+            self._min = float(np.minimum.reduce(self.flat)) if self.size else math.nan
         return self._min
 
     def max(self) -> float:
@@ -117,7 +117,9 @@ class Reductions:
             if self._col_max is not None:
                 self._max = float(self._col_max.max())
             else:
-                self._max = float(self.flat.max()) if self.size else math.nan
+                self._max = (
+                    float(np.maximum.reduce(self.flat)) if self.size else math.nan
+                )
         return self._max
 
     def abs_sum(self) -> float:
@@ -217,7 +219,7 @@ def _total(flat: Array) -> float:
     """``Σ x`` of a 1-D array: ``einsum`` for large arrays (a faster loop than
     ``sum``), ``sum`` for small ones (``einsum`` costs more to call)."""
     if flat.size < 4096:
-        return float(flat.sum())
+        return float(np.add.reduce(flat))
     return float(np.einsum("i->", flat))
 
 

@@ -114,9 +114,11 @@ class GradCosine(Collector):
 
         grad_cosine = <g_t, g_(t-1)> / (||g_t|| ||g_(t-1)||)
 
-    written with stage ``gradient:<p>`` at each recorded step ``t`` whose step
-    ``t - 1`` was seen (NaN when either norm is zero). Each step's gradient
-    is kept until the next step.
+    written with stage ``gradient:<p>`` at each step ``t`` that writes
+    parameter-level rows and whose step ``t - 1`` was seen (NaN when either
+    norm is zero). The collector reads the gradient at the step before each
+    recorded step (every step when ``every=1``) and keeps it until the next
+    step.
 
     By default it is kept by reference, not copied: annlens never writes into
     a gradient array once hooks have seen it (layers make new arrays at each
@@ -134,7 +136,6 @@ class GradCosine(Collector):
 
     name = "grad_cosine"
     quantities = ("grad_cosine",)
-    every_step = True
 
     def __init__(self, copy: bool = False) -> None:
         self.copy = bool(copy)
@@ -172,6 +173,10 @@ class GradCosine(Collector):
 
     def stages(self, layer: Any) -> list[str]:
         return wanted(("gradient",), layer)
+
+    def listens_at(self, step: int, recorder: Recorder) -> bool:
+        """The step before each recorded step."""
+        return recorder.is_recorded(step + 1)
 
     def observe(self, obs: Observation, recorder: Recorder) -> None:
         assert obs.param is not None, "gradient stages are per parameter"

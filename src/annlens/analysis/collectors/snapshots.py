@@ -58,7 +58,6 @@ class KeepTensors(Collector):
     """
 
     name = "keep_tensors"
-    every_step = True
 
     def __init__(
         self,
@@ -86,6 +85,9 @@ class KeepTensors(Collector):
 
     def stages(self, layer: Any) -> list[str]:
         return wanted(self.stage_list, layer)
+
+    def listens_at(self, step: int, recorder: Recorder) -> bool:
+        return step in self.steps
 
     def observe(self, obs: Observation, recorder: Recorder) -> None:
         if obs.step not in self.steps:

@@ -98,14 +98,19 @@ class DeadUnits(Collector):
     ----------
     activations : sequence of str
         Activation names whose units can die (default ``relu``, ``relu6``).
+    all_steps : bool
+        Count a unit dead for the epoch only when it is dead at every training
+        step, recorded or not; this reads ``z`` at every step, which costs a
+        pass over it where the recorder would otherwise pause.
 
     Notes
     -----
     A unit ``j`` is *dead for the batch* when ``z_ij <= 0`` for every sample
     ``i``: its output is zero and so is every gradient through it.
     ``dead_fraction`` is the share of such units at a recorded step.
-    A unit is *dead for the epoch* when that holds at every training step
-    of the epoch (every step, not only the recorded ones);
+    A unit is *dead for the epoch* when that holds at every recorded step of
+    the epoch (with ``every=1``, every training step; with ``all_steps``,
+    every training step whatever ``every`` is);
     ``dead_epoch_fraction`` is written by ``end_epoch``. Both rows have stage
     ``post_activation``, the output that is zero.
 
@@ -116,11 +121,16 @@ class DeadUnits(Collector):
 
     name = "dead_units"
     quantities = ("dead_fraction", "dead_epoch_fraction")
-    every_step = True
 
-    def __init__(self, activations: Sequence[str] = DEAD_ACTIVATIONS) -> None:
+    def __init__(
+        self, activations: Sequence[str] = DEAD_ACTIVATIONS, all_steps: bool = False
+    ) -> None:
         self.activations = tuple(activations)
+        self.all_steps = bool(all_steps)
         self._alive: dict[str, np.ndarray] = {}
+
+    def listens_at(self, step: int, recorder: Recorder) -> bool:
+        return self.all_steps
 
     def stages(self, layer: Any) -> list[str]:
         if activation_name(layer) in self.activations and _pre_activation(layer):
@@ -162,7 +172,7 @@ class DeadUnits(Collector):
         }
 
     def settings(self) -> dict[str, Any]:
-        return {"activations": self.activations}
+        return {"activations": self.activations, "all_steps": self.all_steps}
 
 
 class Saturation(Collector):

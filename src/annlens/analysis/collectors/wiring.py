@@ -61,18 +61,7 @@ def make_hook(
             if stage_family(stage) == "param"
         }
 
-        every_step = any(any_every_step(collectors) for collectors in table.values())
-        state = recorder.model.state
-
         def per_parameter(layer: Any, name: str, value: Array) -> None:
-            # off the parameter grid, nothing listens unless a collector
-            # watches every step (the step began at this step's forward)
-            if (
-                not every_step
-                and not recorder._record_parameters
-                and state.step == recorder._step
-            ):
-                return
             if name in param_stages:
                 stage = param_stages[name]
                 param = layer.params[name]
@@ -107,10 +96,10 @@ def make_hook(
     return one_argument
 
 
-def any_every_step(collectors: list[Collector]) -> bool:
-    """Whether one of ``collectors`` observes every step, recorded or not."""
+def any_listening(collectors: list[Collector], step: int, recorder: Recorder) -> bool:
+    """Whether one of ``collectors`` observes ``step`` off the recorded grid."""
     for collector in collectors:
-        if collector.every_step:
+        if collector.listens_at(step, recorder):
             return True
     return False
 
