@@ -30,6 +30,9 @@ from cases import CASES, Case
 Step = Callable[[], None]
 MIN_PAIRS = 21
 
+#: The sampling of the "sampled" collectors variant: rows every tenth step.
+SAMPLED_EVERY = 10
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -121,9 +124,9 @@ class CaseResult:
         return a.low / b.low if low else a.median / b.median
 
     def overhead(self, variant: str) -> float | None:
-        """The extra time of a paired variant ("stat", "collectors", "dispatch",
-        "control", "input_grad") over its partner, as a fraction; None when not
-        measured."""
+        """The extra time of a paired variant ("stat", "collectors", "sampled",
+        "dispatch", "control", "input_grad") over its partner, as a fraction;
+        None when not measured."""
         ratio = self.paired.get(variant)
         return None if ratio is None else ratio - 1
 
@@ -175,12 +178,15 @@ def time_alternating(
     return {name: Timing.of(values) for name, values in samples.items()}
 
 
-def paired_ratio(ours: Step, theirs: Step, seconds: float) -> float:
+def paired_ratio(ours: Step, theirs: Step, seconds: float, block: int = 1) -> float:
     """Median time of ``ours`` over median time of ``theirs``, call by call.
 
     The two alternate one call at a time for about ``seconds``, so both see
     the same state of the machine; for two variants of the same annlens step,
     whose difference is a few attribute checks, this is steadier than rounds.
+    With ``block`` > 1 each sample is ``block`` calls in a row, so that a step
+    that is slower one call in ``block`` (a recorder writing rows every tenth
+    step) is timed with that call, not around it.
     """
     for _ in range(3):
         ours()
@@ -196,7 +202,8 @@ def paired_ratio(ours: Step, theirs: Step, seconds: float) -> float:
             pairs.reverse()  # neither always runs first
             for step, times in pairs:
                 start = time.perf_counter()
-                step()
+                for _ in range(block):
+                    step()
                 times.append(time.perf_counter() - start)
     finally:
         gc.enable()
@@ -249,17 +256,21 @@ def measure_case(
     result.paired["stat"] = paired_ratio(
         steps.annlens_training_step(hooked, x, y), variants["annlens"], seconds
     )
-    collected = steps.annlens_model(case, dtype)
-    recorder = steps.default_collectors(collected)
-    if recorder is not None:
-        try:
-            result.paired["collectors"] = paired_ratio(
-                steps.annlens_training_step(collected, x, y),
-                variants["annlens"],
-                seconds,
-            )
-        finally:
-            recorder.detach()
+    # the default set writes parameter rows one recorded step in ten: blocks of
+    # ten calls time that step too (but for the large case, call by call)
+    block = 1 if case.name == "large" else SAMPLED_EVERY
+    for variant, every in (("collectors", 1), ("sampled", SAMPLED_EVERY)):
+        if variant == "sampled" and case.name == "large":
+            continue
+        collected = steps.annlens_model(case, dtype)
+        recorder = steps.default_collectors(collected, every)
+        result.paired[variant] = paired_ratio(
+            steps.annlens_training_step(collected, x, y),
+            variants["annlens"],
+            seconds,
+            block,
+        )
+        recorder.detach()
     if dispatch:
         bare = steps.annlens_model(case, dtype, steps.NoDispatchDense)
         twin = steps.annlens_model(case, dtype)

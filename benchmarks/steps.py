@@ -12,7 +12,8 @@ Variants of the annlens step:
 - ``none``: no hook registered (the hot path with its ``if self.hooked`` checks).
 - ``stat``: one statistics hook per layer (mean and standard deviation of each
   layer's output at the ``forward`` stage, kept in a dictionary).
-- ``collectors``: the default collector set of :mod:`annlens.analysis.collectors`.
+- ``collectors``: the default collector set of :mod:`annlens.analysis.collectors`,
+  writing rows at every step, or (``sampled``) at every tenth step.
 - ``no_dispatch``: Dense layers whose forward and backward skip every
   ``if self.hooked`` check, the baseline for the cost of the hook machinery.
 """
@@ -154,13 +155,11 @@ def stat_hooks(model: Sequential) -> dict[str, tuple[float, float]]:
     return seen
 
 
-def default_collectors(model: Sequential) -> Any:
-    """Attach the default collector set (every step), or None where it is missing."""
-    try:
-        from annlens.analysis.collectors import Recorder
-    except ImportError:
-        return None
-    return Recorder(model, every=1, stats="default").attach()
+def default_collectors(model: Sequential, every: int = 1) -> Any:
+    """Attach the default collector set, writing rows every ``every`` steps."""
+    from annlens.analysis.collectors import Recorder
+
+    return Recorder(model, every=every, stats="default").attach()
 
 
 def annlens_inference(model: Sequential, x: Array) -> Step:

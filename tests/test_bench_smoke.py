@@ -47,7 +47,9 @@ def test_smallest_case_runs_every_variant_once(run: tuple[Any, list[Any], int]) 
     _, (result,), _ = run
     for variant in ("annlens", "torch", "annlens_infer", "torch_infer", "matmuls"):
         assert variant in result.timings
-    assert {"stat", "collectors", "dispatch", "control"} <= set(result.paired)
+    assert {"stat", "collectors", "sampled", "dispatch", "control"} <= set(
+        result.paired
+    )
     assert {"phase_forward", "phase_loss", "phase_backward"} <= set(result.timings)
     assert result.memory["train"] > 0
     assert {choice.label.split()[0] for choice in result.threads} == {
