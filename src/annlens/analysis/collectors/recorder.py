@@ -103,11 +103,11 @@ class Recorder:
     ``step % (every * parameter_every) == 0`` and at each epoch's first
     recorded step.
 
-    Cost: on a 784-512-512-10 float32 network at batch 128 (single-threaded
-    BLAS, a busy two-core machine, CPU time of paired runs), the default set
-    with ``every=1`` adds about 15% to a training step, ``parameter_every=1``
-    about 26%, and ``every=10`` about 5%. Most of it is one pass over each
-    activation and delta to bring it into cache and Python work per hook.
+    Cost: between recorded steps the recorder's hooks are paused and only its
+    clock runs, so ``every=10`` costs about a tenth of what ``every=1`` costs.
+    At a recorded step most of the cost is a few passes over each activation
+    and delta, and Python work per hook; ``make bench`` measures both
+    (benchmarks/RESULTS.md).
 
     Examples
     --------
