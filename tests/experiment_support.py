@@ -114,9 +114,14 @@ def assert_same_tensors(first: dict[str, Any], second: dict[str, Any]) -> None:
 
 
 def checkpoint_meta(run_dir: Path, tag: str) -> dict[str, Any]:
-    """``checkpoints/<tag>/meta.json`` without its creation time."""
+    """``checkpoints/<tag>/meta.json`` without its creation time.
+
+    The integrity record goes too: it is the digest of the content, creation
+    time included, so it differs whenever the time does.
+    """
     meta = json.loads((run_dir / "checkpoints" / tag / "meta.json").read_text())
     del meta["created"]
+    del meta["integrity"]
     return dict(meta)
 
 

@@ -1,7 +1,8 @@
 """Files on disk: checkpoints, run directories, manifests, tables and exports.
 
 - :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`restore`: a model
-  (with optimizer, schedule and extra state) as safetensors plus JSON.
+  (with optimizer, schedule and extra state) as safetensors plus JSON;
+  :func:`upgrade_checkpoint` seals one of the older format.
 - :class:`RunDir`: one folder per run, with config, manifest, tables,
   checkpoints, figures and report.
 - :func:`export`: a run's tables as CSV, Parquet or JSON.
@@ -20,6 +21,7 @@ from annlens.io.checkpoint import (
     load_checkpoint,
     restore,
     save_checkpoint,
+    upgrade_checkpoint,
 )
 from annlens.io.export import export
 from annlens.io.manifest import build_manifest, finish_manifest, git_state
@@ -44,4 +46,5 @@ __all__ = [
     "register_layer",
     "restore",
     "save_checkpoint",
+    "upgrade_checkpoint",
 ]

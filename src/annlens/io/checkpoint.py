@@ -4,7 +4,8 @@ Layout. A checkpoint is a folder holding two files::
 
     ckpt/
       tensors.safetensors   every array: parameters, buffers, optimizer state
-      meta.json             everything else, and the sha256 of the tensors file
+      meta.json             everything else, the sha256 of the tensors file
+                            and the sha256 of its own content
 
 ``tensors.safetensors`` names its arrays:
 
@@ -21,7 +22,10 @@ versions, the architecture (each layer's class and ``config()``, the model's
 seed, dtype and input width), the model's noise-generator state
 (``model.state.rng.bit_generator.state``), the step and epoch, the optimizer's
 type, hyperparameters and step, the schedule's state and ``extra``, with
-``{"__tensor__": name}`` where an array sits in the tensors file.
+``{"__tensor__": name}`` where an array sits in the tensors file; last its
+``integrity`` record, the sha256 of all the rest (see
+:mod:`annlens.io.checkpoint_integrity`). The tensors' sha256 sits inside what
+that digest covers, so the two digests together cover the whole checkpoint.
 
 Loading into PyTorch. The tensors file is plain safetensors, so
 ``safetensors.torch.load_file(ckpt / "tensors.safetensors")`` reads it. A Dense
@@ -38,10 +42,14 @@ in place. A run killed at any moment therefore leaves at the path the old
 checkpoint or the new one, never a mixture; killed between the two renames, it
 leaves nothing there and the old one aside, which :func:`load_checkpoint`
 points to in its message. Nothing is pickled. :func:`load_checkpoint` checks
-the format and the sha256 before decoding anything, so a truncated, altered or
-foreign file raises :class:`~annlens.errors.CheckpointError` and loads nothing;
-:func:`restore` checks that the checkpoint fits the model and changes nothing
-when it does not.
+the format and both digests before decoding anything, so a truncated, edited,
+altered or foreign file raises :class:`~annlens.errors.CheckpointError` and
+loads nothing; :func:`restore` checks that the checkpoint fits the model and
+changes nothing when it does not.
+
+Older checkpoints. Format version 1 had no digest of ``meta.json``, so an
+edit to it cannot be told from the original: :func:`load_checkpoint` refuses
+it, and :func:`upgrade_checkpoint` seals one that its owner vouches for.
 
 This module writes checkpoints; reading, verifying and restoring them live in
 :mod:`annlens.io.checkpoint_load`, and the format constants in
@@ -64,7 +72,7 @@ import numpy as np
 
 from annlens.errors import CheckpointError
 from annlens.io.architecture import describe_model
-from annlens.io.atomic import fsync_dir, temporary_sibling
+from annlens.io.atomic import fsync_dir, temporary_sibling, write_text
 from annlens.io.checkpoint_format import (
     FORMAT,
     FORMAT_VERSION,
@@ -72,10 +80,13 @@ from annlens.io.checkpoint_format import (
     TENSORS_FILE,
     Arrays,
 )
+from annlens.io.checkpoint_integrity import seal_meta, verify_meta
 from annlens.io.checkpoint_load import (
     Checkpoint,
     is_checkpoint,
     load_checkpoint,
+    read_meta_file,
+    read_tensors,
     restore,
 )
 from annlens.io.manifest import annlens_version, now_utc
@@ -93,6 +104,7 @@ __all__ = [
     "load_checkpoint",
     "restore",
     "save_checkpoint",
+    "upgrade_checkpoint",
 ]
 
 logger = logging.getLogger("annlens")
@@ -142,9 +154,61 @@ def save_checkpoint(
         "sha256": hashlib.sha256(blob).hexdigest(),
         "bytes": len(blob),
     }
+    # the digest covers meta.json as a reader will parse it
+    sealed = seal_meta(json.loads(json.dumps(meta)))
     _check_replaceable(folder)
-    _write_folder(folder, blob, json.dumps(meta, indent=2) + "\n")
+    _write_folder(folder, blob, json.dumps(sealed, indent=2) + "\n")
     logger.debug("saved checkpoint %s (%d bytes of tensors)", folder, len(blob))
+    return folder
+
+
+def upgrade_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """Seal a checkpoint of format version 1 with the digest of its ``meta.json``.
+
+    Version 1 recorded no sha256 of ``meta.json``, so :func:`load_checkpoint`
+    cannot tell an edited one from the original and refuses it. Upgrade only
+    a checkpoint you trust not to have been edited: from then on it loads, and
+    any later edit is refused. The tensors file is checked against the sha256
+    that ``meta.json`` records for it first, and is not rewritten; ``meta.json``
+    is replaced atomically. A checkpoint of the current version is checked
+    and left as it is.
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint folder (or a file inside it).
+
+    Returns
+    -------
+    Path
+        The checkpoint folder.
+
+    Raises
+    ------
+    CheckpointError
+        Not a checkpoint; a newer format; a tensors file that does not match;
+        a current-version checkpoint that fails its own check (it is not
+        resealed).
+    """
+    folder = Path(path)
+    if folder.is_file() and folder.name in (META_FILE, TENSORS_FILE):
+        folder = folder.parent
+    where = f"checkpoint {str(folder)!r}"
+    if not folder.is_dir():
+        raise CheckpointError(f"no checkpoint folder at {str(folder)!r} to upgrade")
+    meta = read_meta_file(folder, where)
+    if meta["format_version"] == FORMAT_VERSION:
+        verify_meta(meta, where)
+        return folder
+    read_tensors(folder, meta, where)
+    sealed = seal_meta({**meta, "format_version": FORMAT_VERSION})
+    write_text(folder / META_FILE, json.dumps(sealed, indent=2) + "\n")
+    logger.info(
+        "%s: sealed format version %d as %d",
+        where,
+        meta["format_version"],
+        FORMAT_VERSION,
+    )
     return folder
 
 

@@ -11,7 +11,9 @@ from typing import Any
 from numpy.typing import NDArray
 
 FORMAT = "annlens-checkpoint"
-FORMAT_VERSION = 1
+# 2: meta.json carries the sha256 of its own content (annlens.io.checkpoint_integrity);
+# version 1 had none and is loaded only after annlens.io.upgrade_checkpoint
+FORMAT_VERSION = 2
 TENSORS_FILE = "tensors.safetensors"
 META_FILE = "meta.json"
 

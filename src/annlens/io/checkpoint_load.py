@@ -1,6 +1,7 @@
 """Checkpoints read back: load and verify a checkpoint folder, restore a model.
 
-:func:`load_checkpoint` checks the format and the sha256 of the tensors file
+:func:`load_checkpoint` checks the format, the sha256 of ``meta.json`` (see
+:mod:`annlens.io.checkpoint_integrity`) and the sha256 of the tensors file
 before decoding anything; :func:`restore` checks that a checkpoint fits the
 model and changes nothing when it does not. The layout is described in
 :mod:`annlens.io.checkpoint`, which also writes it.
@@ -26,6 +27,7 @@ from annlens.io.checkpoint_format import (
     TENSORS_FILE,
     Arrays,
 )
+from annlens.io.checkpoint_integrity import verify_meta
 from annlens.io.manifest import annlens_version
 from annlens.io.tree import join_arrays, tensor_names
 
@@ -133,9 +135,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     Raises
     ------
     CheckpointError
-        Nothing there; not an annlens checkpoint; a newer format; a damaged
-        ``meta.json``; a tensors file that is missing, truncated, altered or
-        not safetensors; an array named in ``meta.json`` that the file lacks.
+        Nothing there; not an annlens checkpoint; a newer format, or an older
+        one whose ``meta.json`` has no sha256 of its own; a damaged or edited
+        ``meta.json`` (it does not match its recorded sha256); a tensors file
+        that is missing, truncated, altered or not safetensors; an array named
+        in ``meta.json`` that the file lacks.
     """
     folder = Path(path)
     if folder.is_file() and folder.name in (META_FILE, TENSORS_FILE):
@@ -157,11 +161,32 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         )
 
     meta = _read_meta(folder, where)
-    tensors = _read_tensors(folder, meta, where)
+    tensors = read_tensors(folder, meta, where)
     return Checkpoint(folder, meta, tensors)
 
 
 def _read_meta(folder: Path, where: str) -> dict[str, Any]:
+    """``meta.json``, parsed and checked against its own sha256."""
+    meta = read_meta_file(folder, where)
+    version = meta["format_version"]
+    if version < FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where} has format version {version}, whose {META_FILE} carries no "
+            "sha256 of its own: an edit to it (the epochs done, a "
+            "hyperparameter) could not be detected, so nothing was loaded; help: "
+            "if you are sure it was not edited, seal it once with "
+            f"annlens.io.upgrade_checkpoint({str(folder)!r})"
+        )
+    verify_meta(meta, where)
+    return meta
+
+
+def read_meta_file(folder: Path, where: str) -> dict[str, Any]:
+    """Parse ``meta.json`` and check its format and version, not its digest.
+
+    Used by :func:`load_checkpoint`, which then checks the digest, and by
+    :func:`annlens.io.checkpoint.upgrade_checkpoint`, which adds one.
+    """
     meta_path = folder / META_FILE
     if not meta_path.is_file():
         raise CheckpointError(f"{where} is not an annlens checkpoint: no {META_FILE}")
@@ -175,7 +200,12 @@ def _read_meta(folder: Path, where: str) -> dict[str, Any]:
             f"format {FORMAT!r}"
         )
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(
+            f"{where}: {META_FILE} has format version {version!r}, which no "
+            f"annlens wrote (expected 1 to {FORMAT_VERSION})"
+        )
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{where} has format version {version!r}; this annlens "
             f"({annlens_version()}) reads version {FORMAT_VERSION}; help: "
@@ -187,7 +217,8 @@ def _read_meta(folder: Path, where: str) -> dict[str, Any]:
     return meta
 
 
-def _read_tensors(folder: Path, meta: dict[str, Any], where: str) -> Arrays:
+def read_tensors(folder: Path, meta: dict[str, Any], where: str) -> Arrays:
+    """The tensors file, checked against the size and sha256 in ``meta``."""
     from safetensors import SafetensorError
     from safetensors.numpy import load as decode
 
