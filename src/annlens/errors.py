@@ -69,6 +69,10 @@ class CheckpointError(AnnlensError, ValueError):
     """A checkpoint file is missing, damaged, altered or not from annlens."""
 
 
+class RunLockedError(AnnlensError, RuntimeError):
+    """A run directory is in use: another process runs or resumes it."""
+
+
 class DataError(AnnlensError, ValueError):
     """A data set or data file cannot be used as asked."""
 

@@ -4,7 +4,8 @@
   (with optimizer, schedule and extra state) as safetensors plus JSON;
   :func:`upgrade_checkpoint` seals one of the older format.
 - :class:`RunDir`: one folder per run, with config, manifest, tables,
-  checkpoints, figures and report.
+  checkpoints, figures and report; :class:`RunLock`, held by the one process
+  that runs or resumes it.
 - :func:`export`: a run's tables as CSV, Parquet or JSON.
 """
 
@@ -24,6 +25,7 @@ from annlens.io.checkpoint import (
     upgrade_checkpoint,
 )
 from annlens.io.export import export
+from annlens.io.lock import RunLock
 from annlens.io.manifest import build_manifest, finish_manifest, git_state
 from annlens.io.rundir import RunDir
 from annlens.io.tables import STATISTICS_COLUMNS, TableWriter
@@ -32,6 +34,7 @@ __all__ = [
     "STATISTICS_COLUMNS",
     "Checkpoint",
     "RunDir",
+    "RunLock",
     "TableWriter",
     "atomic_write",
     "build_manifest",

@@ -14,8 +14,11 @@ Layout::
       figures/             images
       report.html          the report
       export/              tables converted by annlens.io.export
+      .lock, .lock.json    the lock a run or resumption holds, and its holder
 
-Every file is written atomically (see :mod:`annlens.io.atomic`). The config is
+Every file is written atomically (see :mod:`annlens.io.atomic`). One process
+at a time runs or resumes a run directory: it holds :meth:`RunDir.lock` (see
+:mod:`annlens.io.lock`). The config is
 TOML, which has no null: keys whose value is None are left out, which reads
 back as "not set", the meaning None has in a resolved config.
 """
@@ -34,6 +37,7 @@ from typing import Any
 from annlens.errors import ConfigError
 from annlens.io.atomic import write_json, write_text
 from annlens.io.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from annlens.io.lock import RunLock
 from annlens.io.manifest import build_manifest, finish_manifest
 from annlens.io.tables import TableWriter, read_parquet, statistics_frame, write_parquet
 
@@ -110,6 +114,14 @@ class RunDir:
                 f"{str(run.path)!r} is not an annlens run directory (no {MANIFEST})"
             )
         return run
+
+    def lock(self) -> RunLock:
+        """The directory's exclusive lock, to hold in a ``with`` block.
+
+        Taking it raises :class:`~annlens.errors.RunLockedError` at once when
+        another process holds it; see :class:`annlens.io.lock.RunLock`.
+        """
+        return RunLock(self.path)
 
     # -- paths --------------------------------------------------------------------
 
