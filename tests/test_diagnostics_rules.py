@@ -87,6 +87,50 @@ def test_vanishing_falls_back_to_grad_output_without_deltas():
     assert "grad_output" in finding.definition
 
 
+def three_layers(stage, quantity, values, steps=10):
+    return [
+        rows(f"dense_{i}", stage, quantity, [v] * steps) for i, v in enumerate(values)
+    ]
+
+
+def test_vanishing_blames_a_layer_whose_units_are_all_dead():
+    dead = three_layers("post_activation", "dead_fraction", [0.1, 1.0, 0.0])
+    finding = only(diagnose(table(*deltas(0.0, 1.0), *dead)), "vanishing_gradients")
+    assert "Every unit of dense_1 is dead" in finding.message
+    assert "saturated" not in finding.message
+
+
+def test_vanishing_blames_saturated_units_where_most_are_saturated():
+    saturated = three_layers("pre_activation", "saturated_fraction", [0.8, 0.6, 0.1])
+    spread = three_layers("pre_activation", "std", [6.0, 5.0, 1.0])
+    finding = only(
+        diagnose(table(*deltas(0.01, 1.0), *saturated, *spread)), "vanishing_gradients"
+    )
+    assert "Most units of dense_0, dense_1 are saturated" in finding.message
+
+
+def test_vanishing_blames_small_weights_when_pre_activations_are_small():
+    # sigmoid or tanh units near z = 0: not saturated, the slope is at its peak
+    saturated = three_layers("pre_activation", "saturated_fraction", [0.0, 0.0, 0.0])
+    spread = three_layers("pre_activation", "std", [0.05, 0.02, 0.01])
+    variance = three_layers("post_activation", "var", [1e-4, 1e-4, 1e-4])
+    finding = only(
+        diagnose(table(*deltas(0.01, 1.0), *saturated, *spread, *variance)),
+        "vanishing_gradients",
+    )
+    assert "initial weights are too small" in finding.message
+    assert "not saturated" in finding.message
+
+
+def test_vanishing_without_other_evidence_blames_the_derivative():
+    spread = three_layers("pre_activation", "std", [1.0, 1.0, 1.0])
+    variance = three_layers("post_activation", "var", [0.1, 0.1, 0.1])
+    finding = only(
+        diagnose(table(*deltas(0.01, 1.0), *spread, *variance)), "vanishing_gradients"
+    )
+    assert "lost in the activation's derivative" in finding.message
+
+
 def test_exploding_across_depth_fires_above_the_ratio():
     finding = only(diagnose(table(*deltas(1e3, 1.0))), "exploding_gradients")
     assert finding.measured == pytest.approx(1e6)

@@ -93,6 +93,88 @@ def _what(stage: str) -> str:
     return "delta = dL/dz" if stage == "delta" else "grad_output = dL/da"
 
 
+#: Below this median pre-activation standard deviation, sigmoid-like units sit
+#: in their linear region, where the slope is largest (tanh' > 0.99 for |z| < 0.1).
+SMALL_PRE_ACTIVATION = 0.1
+
+
+def _layer_medians(view: StatsView, stage: str, quantity: str) -> pd.Series:
+    """The median over steps of ``quantity`` per layer (empty when not recorded)."""
+    table = view.table(stage, quantity)
+    return table.median() if len(table) else pd.Series(dtype=float)
+
+
+def vanishing_cause(
+    view: StatsView, forward: float, threshold: float
+) -> tuple[str, str]:
+    """Why the gradient vanishes, from what else was recorded, and what to do.
+
+    The evidence is read in this order: a layer whose units are all dead (no
+    gradient passes at all); forward activations that shrink with depth
+    (weights too small); saturated units (the activation's slope is near 0);
+    pre-activations so small that every unit sits where its slope is largest
+    (so the shrinking comes from the weights); no forward variance at all.
+    Without any of these the finding blames the activation's derivative.
+    """
+    dead = _layer_medians(view, "post_activation", "dead_fraction")
+    whole = [str(name) for name, value in dead.items() if value >= 0.999]
+    if whole:
+        return (
+            f"Every unit of {', '.join(whole)} is dead (median dead_fraction "
+            f"{dead[whole[0]]:.0%}): its output and its gradient are zero, so "
+            "nothing reaches the layers before it.",
+            "Lower the learning rate, start biases at zero or slightly positive, "
+            "use He initialisation or a Leaky ReLU; see the dead_units finding.",
+        )
+    if math.isfinite(forward) and forward < threshold:
+        return (
+            f"The forward activations shrink too (variance ratio {forward:.1e} "
+            "from the first to the last hidden layer): the initial weights are "
+            "too small.",
+            "Initialise with variance 2/(fan_in + fan_out) (Glorot) for tanh "
+            "and sigmoid, or 2/fan_in (He) for ReLU; batch normalisation also "
+            "keeps each layer's scale.",
+        )
+    saturated = _layer_medians(view, "pre_activation", "saturated_fraction")
+    heavy = [str(name) for name, value in saturated.items() if value >= 0.5]
+    if heavy:
+        return (
+            f"Most units of {', '.join(heavy)} are saturated (median "
+            f"saturated_fraction up to {saturated.max():.0%}): the activation's "
+            "slope is near zero where they sit, and the gradient dies there.",
+            "Scale the initial weights down (Glorot for tanh and sigmoid), "
+            "normalise the inputs, or use a ReLU-family activation with He "
+            "initialisation; batch normalisation keeps pre-activations small.",
+        )
+    spread = _layer_medians(view, "pre_activation", "std")
+    hidden = spread.iloc[:-1] if len(spread) >= 3 else spread
+    if len(hidden) and finite_median(hidden.to_numpy()) < SMALL_PRE_ACTIVATION:
+        return (
+            f"The pre-activations are small (median std "
+            f"{finite_median(hidden.to_numpy()):.1e} in the hidden layers), so "
+            "the units are not saturated: they sit where the activation's slope "
+            "is largest, and the gradient shrinks with the weights at each "
+            "layer: the initial weights are too small.",
+            "Initialise with variance 2/(fan_in + fan_out) (Glorot) for tanh "
+            "and sigmoid, or 2/fan_in (He) for ReLU.",
+        )
+    if not math.isfinite(forward):
+        return (
+            "The forward activations carry no measurable variance: units are "
+            "dead or constant, so no gradient passes through them.",
+            "Look at the dead_units finding: lower the learning rate, start "
+            "biases at zero, use He initialisation or Leaky ReLU.",
+        )
+    return (
+        "The forward activations keep their size and no layer is measured as "
+        "saturated or dead, so the signal is lost in the activation's derivative "
+        "(sigmoid's is at most 0.25 per layer).",
+        "Use a ReLU-family activation with He initialisation, or Glorot "
+        "initialisation for tanh; batch normalisation or residual "
+        "connections keep gradients flowing.",
+    )
+
+
 class VanishingGradients(Rule):
     """The back-propagated gradient shrinks by orders of magnitude towards the input.
 
@@ -118,37 +200,7 @@ class VanishingGradients(Rule):
 
         measured = finite_median(ratio)
         forward = forward_ratio(view)
-        shrinking_forward = math.isfinite(forward) and forward < threshold
-        if shrinking_forward:
-            cause = (
-                f"The forward activations shrink too (variance ratio {forward:.1e} "
-                "from the first to the last hidden layer): the initial weights are "
-                "too small."
-            )
-            suggestion = (
-                "Initialise with variance 2/(fan_in + fan_out) (Glorot) for tanh "
-                "and sigmoid, or 2/fan_in (He) for ReLU; batch normalisation also "
-                "keeps each layer's scale."
-            )
-        elif not math.isfinite(forward):
-            cause = (
-                "The forward activations carry no measurable variance: units are "
-                "dead or constant, so no gradient passes through them."
-            )
-            suggestion = (
-                "Look at the dead_units finding: lower the learning rate, start "
-                "biases at zero, use He initialisation or Leaky ReLU."
-            )
-        else:
-            cause = (
-                "The forward activations keep their size, so the signal is lost "
-                "in the activation's derivative: units are saturated or inactive."
-            )
-            suggestion = (
-                "Use a ReLU-family activation with He initialisation, or Glorot "
-                "initialisation for tanh; batch normalisation or residual "
-                "connections keep gradients flowing."
-            )
+        cause, suggestion = vanishing_cause(view, forward, threshold)
         severity = "critical" if measured < threshold**2 else "warning"
         return [
             self.finding(
