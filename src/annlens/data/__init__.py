@@ -5,8 +5,9 @@ return a :class:`Dataset` split into training, validation and test parts.
 :func:`iterate_batches` walks one epoch in seeded mini-batches.
 """
 
+from annlens.data.arrays import dataset_from_arrays
 from annlens.data.batches import batch_count, check_batch_size, iterate_batches
-from annlens.data.dataset import Dataset, RawData, build_dataset, dataset_from_arrays
+from annlens.data.dataset import Dataset, RawData, build_dataset
 from annlens.data.files import read_data_file
 from annlens.data.generators import make_spirals
 from annlens.data.registry import (

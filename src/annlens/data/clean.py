@@ -4,7 +4,8 @@ Each check refuses bad data with a :class:`~annlens.errors.DataError` that
 names the source, the column and how many values are affected: non-numeric or
 infinite features, rows holding NaN (refused, or dropped on request), a
 target with a single class. Class labels, numbers or text, become indices
-``0 .. n_classes - 1`` in sorted order.
+``0 .. n_classes - 1`` in sorted order. The checks of single targets (their
+values and where the first bad one sits) are in :mod:`annlens.data.labels`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from annlens.data.labels import check_whole_labels, given_indices
+from annlens.data.locate import describe_row
 from annlens.errors import DataError
 
 if TYPE_CHECKING:
@@ -76,30 +79,33 @@ def missing_mask(values: Array) -> NDArray[np.bool_]:
 
 def drop_missing(
     x: NDArray[np.float64], y: Array, raw: RawData, drop_nan: bool
-) -> tuple[NDArray[np.float64], Array]:
+) -> tuple[NDArray[np.float64], Array, NDArray[np.int64]]:
     """Refuse rows holding NaN, or drop them when ``drop_nan`` is true.
 
-    The message counts the rows, the NaN per column, and names the first row.
+    The message counts the rows, the NaN per column, and names the first row
+    (and its CSV line). Returns ``x``, ``y`` and the data row of each row
+    kept, for messages about it later.
     """
     in_x = np.isnan(x)
     in_y = missing_mask(y.reshape(len(y), -1)[:, 0]) if len(y) else np.zeros(0, bool)
     bad = in_x.any(axis=1) | in_y
     count = int(bad.sum())
     if not count:
-        return x, y
+        return x, y, np.arange(len(y), dtype=np.int64)
 
     if not drop_nan:
         flags = np.column_stack([in_x, in_y])
         columns = _column_counts(flags, (*raw.feature_names, raw.target_name))
+        first = describe_row(int(np.argmax(bad)), raw.source)
         raise DataError(
             f"{raw.name}: {count} of {len(y)} rows hold NaN (columns {columns}; "
-            f"first at data row {int(np.argmax(bad))}, counting from 0); help: "
+            f"first at {first}, counting from 0); help: "
             "pass drop_nan=True (config: data.drop_nan = true) to drop them"
         )
     if count == len(y):
         raise DataError(f"{raw.name}: every one of the {count} rows holds NaN")
     logger.warning("%s: dropped %d of %d rows holding NaN", raw.name, count, len(y))
-    return x[~bad], y[~bad]
+    return x[~bad], y[~bad], np.flatnonzero(~bad).astype(np.int64)
 
 
 def _column_counts(flags: NDArray[np.bool_], names: tuple[str, ...]) -> str:
@@ -124,19 +130,26 @@ def infer_task(y: Array) -> str:
     return "regression"
 
 
-def encode_labels(y: Array, raw: RawData) -> tuple[NDArray[np.int64], tuple[str, ...]]:
+def encode_labels(
+    y: Array, raw: RawData, rows: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.int64], tuple[str, ...]]:
     """Class indices ``0 .. k-1`` and the name of each class.
 
     When ``raw.class_names`` is given, ``y`` must already hold indices into it;
-    otherwise the distinct values of ``y``, sorted, become the classes.
+    otherwise the distinct values of ``y``, sorted, become the classes, and
+    numbers among them must be whole. ``rows`` are the data rows of ``y``
+    (default ``0 .. len(y) - 1``), named when a label is refused.
     """
     if y.ndim != 1:
         raise DataError(
             f"{raw.name}: class labels must be one column, got shape {y.shape}"
         )
+    if rows is None:
+        rows = np.arange(len(y), dtype=np.int64)
     if raw.class_names is not None:
-        indices, names = _given_indices(y, raw), raw.class_names
+        indices, names = given_indices(y, raw, rows), raw.class_names
     else:
+        check_whole_labels(y, raw, rows)
         try:
             values, indices = np.unique(y, return_inverse=True)
         except TypeError:
@@ -154,19 +167,6 @@ def encode_labels(y: Array, raw: RawData) -> tuple[NDArray[np.int64], tuple[str,
             "two; help: check the target column, or pass task='regression'"
         )
     return indices.astype(np.int64), tuple(names)
-
-
-def _given_indices(y: Array, raw: RawData) -> Array:
-    """Check that ``y`` indexes ``raw.class_names``."""
-    assert raw.class_names is not None, "called only with class names"
-    k = len(raw.class_names)
-    numeric = y.dtype.kind in "iuf"
-    if not numeric or np.any(np.mod(y, 1) != 0) or y.min() < 0 or y.max() >= k:
-        raise DataError(
-            f"{raw.name}: with class_names given, y must hold class indices "
-            f"0..{k - 1}, got values such as {y[:3].tolist()}"
-        )
-    return y.astype(np.int64)
 
 
 def _label_text(value: Any) -> str:

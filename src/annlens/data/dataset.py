@@ -3,9 +3,11 @@
 A loader (a bundled set, a generator, a data file, arrays in memory) produces a
 :class:`RawData`: features ``x``, targets ``y`` and their names. Then
 :func:`build_dataset` checks the data (numeric, finite, at least two classes),
-encodes class labels as ``0 .. n_classes - 1``, splits it with a seeded,
-stratified split and standardises the features with statistics fitted on the
-training part only. The result is a frozen :class:`Dataset`.
+checks every target once (see :mod:`annlens.data.labels`), encodes class
+labels as ``0 .. n_classes - 1``, splits it with a seeded, stratified split
+and standardises the features (and, when asked, regression targets) with
+statistics fitted on the training part only. The result is a frozen
+:class:`Dataset`.
 
 Shapes, everywhere in annlens: ``x`` is (samples, features) float64; ``y`` is
 (samples,) int64 class indices for classification and (samples, 1) float64 for
@@ -15,7 +17,6 @@ regression, the shape a one-output model produces.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from annlens.data.clean import check_features, drop_missing, encode_labels, infer_task
+from annlens.data.labels import check_finite_targets
+from annlens.data.locate import Source, describe_row
 from annlens.data.splits import SPLIT_STREAM, Standardizer, split_indices
 from annlens.errors import ConfigError, DataError
 from annlens.model import seeded_generator
@@ -55,6 +58,8 @@ class RawData:
         Names of classes ``0 .. k-1`` when ``y`` already holds class indices.
     description : str
         One or two sentences about the data.
+    source : Source or None
+        The file the data was read from, for messages that name a row's line.
     """
 
     name: str
@@ -65,6 +70,7 @@ class RawData:
     task: str | None = None
     class_names: tuple[str, ...] | None = None
     description: str = ""
+    source: Source | None = None
 
     def __repr__(self) -> str:
         return (
@@ -87,7 +93,8 @@ class Dataset:
         Features, standardised with the training statistics when asked.
         A split of fraction 0 is an empty (0, features) array.
     y_train, y_val, y_test : ndarray
-        (samples,) int64 class indices, or (samples, 1) float64 targets.
+        (samples,) int64 class indices, or (samples, 1) float64 targets
+        (standardised with the training statistics when asked).
     feature_names : tuple of str
         One name per feature column.
     class_names : tuple of str or None
@@ -103,6 +110,15 @@ class Dataset:
     mean, std : ndarray, (features,) or None
         The standardisation fitted on ``x_train`` (None when not standardised);
         :meth:`transform` applies it to new data.
+    target_mean, target_std : ndarray, (outputs,) or None
+        The standardisation of regression targets fitted on ``y_train`` (None
+        when the targets are as loaded); :meth:`inverse_transform_target`
+        turns a prediction back into the target's own units.
+    source : Source or None
+        The file the data was read from.
+    source_rows : dict of str to ndarray of int64
+        For ``"train"``, ``"val"`` and ``"test"``: the data row each sample
+        came from (see :mod:`annlens.data.locate`); :meth:`locate` names it.
     """
 
     name: str
@@ -121,6 +137,10 @@ class Dataset:
     seed: int = 0
     mean: Array | None = field(default=None)
     std: Array | None = field(default=None)
+    target_mean: Array | None = field(default=None)
+    target_std: Array | None = field(default=None)
+    source: Source | None = None
+    source_rows: dict[str, Array] = field(default_factory=dict)
 
     @property
     def n_features(self) -> int:
@@ -167,8 +187,46 @@ class Dataset:
             return array
         return array * self.std + self.mean
 
+    @property
+    def targets_standardized(self) -> bool:
+        """Whether ``y_*`` are standardised regression targets."""
+        return self.target_mean is not None
+
+    def transform_target(self, y: Any) -> Array:
+        """Standardise targets in their own units as ``y_train`` was."""
+        array = np.asarray(y, dtype=np.float64)
+        if self.target_mean is None or self.target_std is None:
+            return array
+        return (array - self.target_mean) / self.target_std
+
+    def inverse_transform_target(self, y: Any) -> Array:
+        """Targets or predictions back in the target's own units.
+
+        ``y * target_std + target_mean``; unchanged when the targets are not
+        standardised. An output of shape (samples, outputs) or (samples,).
+        """
+        array = np.asarray(y, dtype=np.float64)
+        if self.target_mean is None or self.target_std is None:
+            return array
+        if array.ndim == 1:
+            return array * self.target_std[0] + self.target_mean[0]
+        return array * self.target_std + self.target_mean
+
+    def locate(self, split: str, position: int) -> str:
+        """Where sample ``position`` of ``split`` came from, for messages.
+
+        ``"data row 17 (line 19 of data.csv)"``: the row as loaded, counting
+        from 0, and the file line when the data came from a CSV file.
+        """
+        rows = self.source_rows.get(split)
+        if rows is None or not 0 <= position < len(rows):
+            return f"sample {position} of the {split} split"
+        return describe_row(int(rows[position]), self.source)
+
     def __repr__(self) -> str:
         classes = f", n_classes={self.n_classes}" if self.n_classes else ""
+        if self.targets_standardized:
+            classes += ", targets standardised"
         return (
             f"Dataset(name={self.name!r}, task={self.task!r}, "
             f"features={self.n_features}{classes}, train={len(self.y_train)}, "
@@ -184,6 +242,7 @@ def build_dataset(
     test_fraction: float = 0.15,
     standardize: bool = True,
     drop_nan: bool = False,
+    standardize_target: bool = False,
 ) -> Dataset:
     """Check, encode, split and standardise ``raw`` into a :class:`Dataset`.
 
@@ -199,15 +258,25 @@ def build_dataset(
         Standardise features with the training part's mean and std.
     drop_nan : bool
         Drop rows holding NaN instead of refusing them.
+    standardize_target : bool
+        Standardise regression targets with the training part's mean and
+        std (the std floored as for features, see
+        :class:`~annlens.data.splits.Standardizer`), kept as ``target_mean``
+        and ``target_std``. Class labels are never scaled: for classification
+        this does nothing.
 
     Raises
     ------
     DataError
-        Non-numeric or infinite features, NaN rows (unless dropped), fewer than
-        two classes, or too few samples for the split.
+        Non-numeric or infinite features, NaN rows (unless dropped), infinite
+        targets, class labels that are neither text nor whole numbers (or not
+        indices of the given class names), fewer than two classes, or too few
+        samples for the split. A bad target is named by its data row (and
+        CSV line), before anything is split.
     """
     x, y = check_features(raw), np.asarray(raw.y)
-    x, y = drop_missing(x, y, raw, drop_nan)
+    x, y, rows = drop_missing(x, y, raw, drop_nan)
+    check_finite_targets(y, raw, rows)
     task = raw.task or infer_task(y)
     if task not in TASKS:
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
@@ -215,7 +284,7 @@ def build_dataset(
     class_names: tuple[str, ...] | None = None
     n_classes: int | None = None
     if task == "classification":
-        y, class_names = encode_labels(y, raw)
+        y, class_names = encode_labels(y, raw, rows)
         n_classes = len(class_names)
     else:
         y = _regression_targets(y, raw)
@@ -232,15 +301,19 @@ def build_dataset(
 
     scaler = Standardizer.fit(x[train]) if standardize else None
     parts = [scaler.apply(x[i]) if scaler else x[i] for i in (train, val, test)]
+    y_scaler = None
+    if standardize_target and task == "regression":
+        y_scaler = Standardizer.fit(y[train])
+    targets = [y_scaler.apply(y[i]) if y_scaler else y[i] for i in (train, val, test)]
     return Dataset(
         name=raw.name,
         task=task,
         x_train=parts[0],
-        y_train=y[train],
+        y_train=targets[0],
         x_val=parts[1],
-        y_val=y[val],
+        y_val=targets[1],
         x_test=parts[2],
-        y_test=y[test],
+        y_test=targets[2],
         feature_names=tuple(raw.feature_names),
         class_names=class_names,
         n_classes=n_classes,
@@ -249,6 +322,10 @@ def build_dataset(
         seed=int(seed),
         mean=scaler.mean if scaler else None,
         std=scaler.std if scaler else None,
+        target_mean=y_scaler.mean if y_scaler else None,
+        target_std=y_scaler.std if y_scaler else None,
+        source=raw.source,
+        source_rows={"train": rows[train], "val": rows[val], "test": rows[test]},
     )
 
 
@@ -260,81 +337,3 @@ def _regression_targets(y: Array, raw: RawData) -> Array:
             f"got values such as {y[0]!r}"
         )
     return y.astype(np.float64).reshape(len(y), -1)
-
-
-def dataset_from_arrays(
-    x: Any,
-    y: Any,
-    *,
-    name: str = "arrays",
-    task: str | None = None,
-    feature_names: Sequence[str] | None = None,
-    class_names: Sequence[str] | None = None,
-    target_name: str = "target",
-    description: str = "",
-    seed: int = 0,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    standardize: bool = True,
-    drop_nan: bool = False,
-) -> Dataset:
-    """Make a :class:`Dataset` from arrays in memory.
-
-    Parameters
-    ----------
-    x : array-like, (samples, features)
-        Numeric features.
-    y : array-like, (samples,)
-        Class labels (numbers or text) or regression targets.
-    task : str, optional
-        ``"classification"`` or ``"regression"``; inferred when omitted
-        (text, booleans and whole numbers are class labels).
-    feature_names, class_names : sequence of str, optional
-        Column names (default ``column_0 ...``) and, when ``y`` already holds
-        indices ``0 .. k-1``, the name of each class.
-
-    The other parameters are those of :func:`build_dataset`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> data = dataset_from_arrays(np.eye(20)[:, :3], np.arange(20) % 2, seed=0)
-    >>> data.n_classes, data.n_features
-    (2, 3)
-    """
-    x_array = np.asarray(x)
-    if x_array.ndim != 2:
-        raise DataError(
-            f"{name}: x must be 2-D (samples, features), got shape {x_array.shape}"
-        )
-    y_array = np.asarray(y)
-    if y_array.ndim == 2 and y_array.shape[1] == 1:
-        y_array = y_array[:, 0]
-    if y_array.ndim != 1 or len(y_array) != len(x_array):
-        raise DataError(
-            f"{name}: y must be 1-D with one target per row of x "
-            f"({len(x_array)}), got shape {y_array.shape}"
-        )
-    names = tuple(feature_names or (f"column_{i}" for i in range(x_array.shape[1])))
-    if len(names) != x_array.shape[1]:
-        raise DataError(
-            f"{name}: {len(names)} feature names for {x_array.shape[1]} columns"
-        )
-    raw = RawData(
-        name=name,
-        x=x_array,
-        y=y_array,
-        feature_names=names,
-        target_name=target_name,
-        task=task,
-        class_names=tuple(class_names) if class_names is not None else None,
-        description=description,
-    )
-    return build_dataset(
-        raw,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        standardize=standardize,
-        drop_nan=drop_nan,
-    )

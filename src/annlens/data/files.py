@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from annlens.data.dataset import RawData
+from annlens.data.locate import Source
 from annlens.errors import DataError, did_you_mean
 
 SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npy": "npy", ".npz": "npz"}
@@ -67,6 +68,8 @@ def read_data_file(
     readers = {"csv": _read_csv, "npy": _read_npy, "npz": _read_npz}
     raw = readers[kind](file, target)
     raw.task = task
+    if raw.source is None:  # a NumPy file: rows, but no lines
+        raw.source = Source(str(file))
     return raw
 
 
@@ -132,6 +135,7 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
         feature_names=tuple(features),
         target_name=name,
         description=f"Read from {file}.",
+        source=Source(str(file), separator, len(frame)),
     )
 
 
