@@ -147,11 +147,18 @@ def resume(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
     verbose: Annotated[bool, typer.Option(help="Log every epoch.")] = False,
 ) -> None:
-    """Continue an interrupted run from its last checkpoints."""
-    from annlens.experiment import resume_experiment
+    """Continue an interrupted run from its last checkpoints.
+
+    A run that already completed is left exactly as it is: the command says
+    so, shows its summary and writes nothing.
+    """
+    from annlens.experiment import resume_experiment, run_is_complete
 
     _logging(verbose)
+    complete = _guarded(lambda: run_is_complete(run_dir))
     result = _guarded(lambda: resume_experiment(run_dir, progress=not quiet))
+    if complete:
+        _text(f"run {result.directory} is already complete; nothing was changed")
     console.print(result.summary_table())
     _text(f"run directory: {result.directory}")
 
@@ -178,7 +185,9 @@ def datasets() -> None:
     for column in rows[0]:
         table.add_column(str(column))
     for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
+        # a regression set has no classes: say what it has instead of None
+        shown = {**row, "classes": row["classes"] or f"none ({row['task']})"}
+        table.add_row(*(str(value) for value in shown.values()))
     console.print(table)
 
 

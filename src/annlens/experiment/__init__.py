@@ -13,7 +13,11 @@ from annlens.experiment.config import load_config, resolve_variants, validate
 from annlens.experiment.inspect import inspect_path
 from annlens.experiment.reporting import rebuild_report
 from annlens.experiment.results import Run, VariantResult
-from annlens.experiment.runner import resume_experiment, run_experiment
+from annlens.experiment.runner import (
+    resume_experiment,
+    run_experiment,
+    run_is_complete,
+)
 from annlens.experiment.schema import Experiment
 
 __all__ = [
@@ -27,5 +31,6 @@ __all__ = [
     "resolve_variants",
     "resume_experiment",
     "run_experiment",
+    "run_is_complete",
     "validate",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 from annlens.errors import AnnlensError, ConfigError, did_you_mean
 from annlens.experiment.config import resolve_variants
 from annlens.experiment.schema import Experiment, LayerSpec, ModelSection, Named
+from annlens.experiment.targets import check_loss_targets, metric_names
 from annlens.layers import Activation, Dense, Layer, get_initializer
 from annlens.layers.init import Initializer
 from annlens.model import Sequential
@@ -127,6 +128,7 @@ def build_data(experiment: Experiment) -> Any:
         target=section.target,
         task=section.task,
         drop_nan=section.drop_nan,
+        standardize_target=section.standardize_target,
     )
 
 
@@ -276,25 +278,25 @@ def schedule_monitor(parts: Parts) -> str:
 
 
 def history_columns(parts: Parts) -> list[str]:
-    """The loss and metrics a step logs (``accuracy`` for classes, ``penalty``)."""
+    """The loss and metrics a step logs.
+
+    ``penalty`` with regularisation; ``accuracy`` for classes, ``mae`` and
+    ``rmse`` (in the target's units) for regression.
+    """
     columns = ["loss"]
     if parts.penalties:
         columns.append("penalty")
-    if parts.data.task == "classification":
-        columns.append("accuracy")
-    return columns
+    return columns + metric_names(parts.data.task)
 
 
 def check_parts(parts: Parts) -> None:
     """Refuse now what training would refuse only when it comes to it.
 
     The early-stopping monitor must be a column of the history, a
-    metric-driven schedule must have its value, and the loss must take the
-    data's targets (tried on two of them against an output of the model's
-    shape, without running the model).
+    metric-driven schedule must have its value, and the loss must take every
+    target of every split (tried against an output of the model's shape,
+    without running the model; see :func:`check_loss_targets`).
     """
-    import numpy as np
-
     from annlens.training.checks import check_schedule
 
     columns = history_columns(parts)
@@ -315,16 +317,4 @@ def check_parts(parts: Parts) -> None:
                 f"column of the history{did_you_mean(stopping.monitor, known)}; "
                 f"it has {', '.join(known)}{hint}"
             )
-    data = parts.data
-    targets = data.y_train[:2]
-    output = np.zeros((len(targets), data.n_outputs), dtype=parts.model.dtype)
-    try:
-        parts.loss.value_and_grad(output, targets)
-    except AnnlensError as error:
-        if error.args:
-            error.args = (
-                f"the loss does not fit the data ({data.task}, "
-                f"{data.n_outputs} outputs): {error.args[0]}",
-                *error.args[1:],
-            )
-        raise
+    check_loss_targets(parts.loss, parts.data, parts.model.dtype)

@@ -46,7 +46,10 @@ class Checkpoints(Callback):
     The best checkpoint follows ``monitor`` (lower is better, higher for an
     accuracy); when the history has no ``val_loss`` (no validation part) it
     follows the training ``loss``. Each checkpoint carries the trainer's and
-    the recorder's state, so that a resumed run continues bit for bit.
+    the recorder's state, so that a resumed run continues bit for bit, and
+    ``scaling``, the standardisation of the data the model learnt from (see
+    :func:`annlens.experiment.targets.scaling_record`), so that its outputs
+    can be taken back to the target's units.
     """
 
     def __init__(
@@ -56,12 +59,14 @@ class Checkpoints(Callback):
         recorder: Any,
         every: int = 1,
         monitor: str = "val_loss",
+        scaling: dict[str, Any] | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.variant = variant
         self.recorder = recorder
         self.every = every
         self.monitor = monitor
+        self.scaling = scaling
         self.sign = -1.0 if "accuracy" in monitor else 1.0
         self.best = math.inf
 
@@ -70,6 +75,8 @@ class Checkpoints(Callback):
         # trainer's and the recorder's state (the recorder's grows with the
         # run); the best one holds the model, optimizer and schedule.
         extra = {"trainer": trainer.state_dict()}
+        if self.scaling is not None:
+            extra["scaling"] = self.scaling
         if which == "last":
             extra["recorder"] = self.recorder.state_dict()
         self.run_dir.save_checkpoint(

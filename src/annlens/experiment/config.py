@@ -1,7 +1,9 @@
 """Reading, overriding, validating and resolving experiment files.
 
 ``load_config(path, overrides)`` reads TOML (the standard library's tomllib),
-applies ``--set key=value`` overrides, and validates against the schema,
+refusing a file that holds no settings at all, applies ``--set key=value``
+overrides (a table value merges into the table it names), and validates
+against the schema,
 turning pydantic's errors into one message per problem that names the key,
 the value and what is allowed, with a did-you-mean for misspelt keys.
 ``resolve_variants(experiment)`` gives one complete experiment per variant.
@@ -33,7 +35,12 @@ def default_experiment_text() -> str:
 
 
 def read_toml(path: str | Path | None) -> dict[str, Any]:
-    """Parse an experiment file (the embedded default when ``path`` is None)."""
+    """Parse an experiment file (the embedded default when ``path`` is None).
+
+    A file without a single setting (empty, or only comments) is refused: it
+    is far more often the wrong file, or one cut short, than a wish for the
+    schema's defaults, which a file saying only ``name = "..."`` still gets.
+    """
     if path is None:
         return tomllib.loads(default_experiment_text())
     file = Path(path)
@@ -42,7 +49,7 @@ def read_toml(path: str | Path | None) -> dict[str, Any]:
     if not file.is_file():
         raise ConfigError(f"experiment file {str(file)!r} does not exist")
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"experiment file {str(file)!r} is not UTF-8 text ({error.reason} "
@@ -52,6 +59,14 @@ def read_toml(path: str | Path | None) -> dict[str, Any]:
         raise ConfigError(
             f"experiment file {str(file)!r} is not valid TOML: {error}"
         ) from None
+    if not raw:
+        raise ConfigError(
+            f"experiment file {str(file)!r} holds no settings (it is empty or "
+            "only comments); expected at least one key, such as name = "
+            '"..." or a [data] section; help: `annlens run` without a file '
+            "runs the built-in experiment"
+        )
+    return raw
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -70,7 +85,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of ``raw`` with every ``key=value`` of ``overrides`` set."""
+    """A copy of ``raw`` with every ``key=value`` of ``overrides`` set.
+
+    A table value merges into the table already there, as a variant's does:
+    ``model={hidden=[8]}`` changes ``model.hidden`` and keeps the other keys
+    of ``[model]``; a table naming another object (``optimizer={name="sgd"}``
+    when the file's optimizer is adam) replaces it, since the old object's
+    settings would not fit the new one. Any other value replaces the key.
+    """
     result = copy.deepcopy(raw)
     for text in overrides:
         path, value = parse_override(text)
@@ -80,7 +102,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {text!r}: {part!r} is not a section")
             node = child
-        node[path[-1]] = value
+        key = path[-1]
+        if isinstance(value, dict) and isinstance(node.get(key), dict):
+            node[key] = _deep_merge({key: node[key]}, {key: value})[key]
+        else:
+            node[key] = value
     return result
 
 

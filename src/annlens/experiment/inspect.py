@@ -19,6 +19,12 @@ def _checkpoint_text(path: Path) -> str:
     if optimizer:
         settings = ", ".join(f"{k}={v}" for k, v in optimizer.get("base", {}).items())
         lines.append(f"optimizer {optimizer.get('type')} ({settings})")
+    target = (checkpoint.extra.get("scaling") or {}).get("target")
+    if target:
+        lines.append(
+            f"targets standardised: mean {target['mean']}, std {target['std']}; "
+            "outputs * std + mean are in the target's own units"
+        )
     trainer = checkpoint.extra.get("trainer") or {}
     rows = trainer.get("history") or []
     if rows:

@@ -108,10 +108,34 @@ class Run:
         return next(iter(self.variants.values()))
 
     def summary_table(self) -> Table:
-        """One row per variant: epochs, final losses, test score and findings."""
+        """One row per variant: epochs, final losses, test score and findings.
+
+        The test score is the accuracy for classes and the RMSE, in the
+        target's own units, for regression. A regression loss on standardised
+        targets is in standardised units: when every variant's is, the loss
+        headers say ``(std. y)`` and the caption explains it; when only some
+        are, the caption names them.
+        """
         table = Table(title=f"{self.experiment.name}: summary")
-        for column in ("variant", "epochs", "train loss", "val loss", "test"):
+        scaled = [
+            name
+            for name, result in self.variants.items()
+            if getattr(result.parts.data, "targets_standardized", False)
+        ]
+        unit = "\n(std. y)" if len(scaled) == len(self.variants) else ""
+        if unit:
+            table.caption = (
+                "std. y: loss on standardised targets (y - mean) / std; "
+                "test rmse in the target's own units"
+            )
+        elif scaled:
+            table.caption = (
+                f"loss of {', '.join(scaled)} on standardised targets "
+                "(y - mean) / std; test rmse in the target's own units"
+            )
+        for column in ("variant", "epochs", f"train loss{unit}", f"val loss{unit}"):
             table.add_column(column, no_wrap=True)
+        table.add_column("test", no_wrap=True)
         table.add_column("findings")
         for name, result in self.variants.items():
             last = result.history.rows[-1] if result.history.rows else {}
@@ -136,9 +160,11 @@ def _number(value: Any) -> str:
 
 
 def _test_score(test: dict[str, float]) -> str:
-    """Test accuracy when there is one, else the test loss."""
+    """Test accuracy, else RMSE (in the target's units), else the test loss."""
     if "accuracy" in test:
         return f"acc {test['accuracy']:.3f}"
+    if "rmse" in test:
+        return f"rmse {test['rmse']:.4g}"
     return f"loss {test['loss']:.4f}" if "loss" in test else "-"
 
 

@@ -5,7 +5,8 @@ anywhere is refused before anything trains), makes a run directory, trains
 each variant with a statistics recorder attached, checkpoints as it goes,
 then writes the metrics and statistics tables, the diagnoses, the figures and
 the report. ``resume_experiment(run_dir)`` continues a run that was stopped,
-from each unfinished variant's last checkpoint, to the same final weights.
+from each unfinished variant's last checkpoint, to the same final weights; a
+completed run is read back as it is, and nothing in it is written again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from annlens.analysis.collectors import Recorder
-from annlens.errors import NonFiniteError
+from annlens.errors import ConfigError, NonFiniteError
 from annlens.experiment.build import Parts, build_all, schedule_monitor
 from annlens.experiment.callbacks import Checkpoints, EndEpoch, StepLimit
 from annlens.experiment.config import validate
@@ -29,6 +30,12 @@ from annlens.experiment.progress import ProgressBar
 from annlens.experiment.reporting import write_outputs
 from annlens.experiment.results import Run, VariantResult
 from annlens.experiment.schema import Experiment
+from annlens.experiment.targets import (
+    check_scaling,
+    regression_metrics,
+    scaling_record,
+    write_scaling,
+)
 from annlens.io import RunDir, restore
 from annlens.io.atomic import write_json
 from annlens.io.manifest import now_utc
@@ -62,10 +69,17 @@ def _trainer(
         )
     monitor = stopping.monitor if stopping is not None else "val_loss"
     every = experiment.output.checkpoint_every
-    callbacks.append(Checkpoints(run_dir, parts.name, recorder, every, monitor))
+    scaling = scaling_record(parts.data)
+    callbacks.append(
+        Checkpoints(run_dir, parts.name, recorder, every, monitor, scaling)
+    )
     callbacks.append(ProgressBar(parts.name, epochs, enabled=progress))
 
-    classification = parts.data.task == "classification"
+    metrics: list[Any] = ["loss"]
+    if parts.data.task == "classification":
+        metrics.append("accuracy")
+    else:
+        metrics += regression_metrics(parts.data)
     return Trainer(
         parts.model,
         parts.loss,
@@ -78,7 +92,7 @@ def _trainer(
         constraints=parts.constraints,
         clip_norm=experiment.regularization.clip_norm,
         clip_value=experiment.regularization.clip_value,
-        metrics=("loss", "accuracy") if classification else ("loss",),
+        metrics=metrics,
         callbacks=callbacks,
         seed=experiment.seed,
         nan_guard=training.nan_guard,
@@ -94,17 +108,10 @@ def _train_variant(
     last = run_dir.checkpoint_path(f"{parts.name}-last")
     done = run_dir.checkpoints_dir / f"{parts.name}-done.json"
     if resume and last.exists():
-        checkpoint = restore(last, parts.model, parts.optimizer, parts.schedule)
-        extra = checkpoint.extra
-        trainer.load_state_dict(extra["trainer"])
-        recorder.load_state_dict(extra["recorder"])
+        _restore_last(parts, trainer, last)
         logger.info("%s: resuming after epoch %d", parts.name, trainer.epochs_done)
-
         if done.exists():
-            record = json.loads(done.read_text())
-            test, stopped = record["test"], record.get("stopped")
-            history = trainer.history
-            return VariantResult(parts.name, parts, history, test, recorder, stopped)
+            return _finished_variant(parts, trainer, done)
 
     data = parts.data
     validation = (data.x_val, data.y_val) if len(data.y_val) else None
@@ -128,6 +135,22 @@ def _train_variant(
     record = {"variant": parts.name, "test": test, "epochs": trainer.epochs_done}
     write_json(done, {**record, "stopped": stopped})
     return VariantResult(parts.name, parts, trainer.history, test, recorder, stopped)
+
+
+def _restore_last(parts: Parts, trainer: Trainer, last: Path) -> None:
+    """Load a variant's last checkpoint into its model, trainer and recorder."""
+    checkpoint = restore(last, parts.model, parts.optimizer, parts.schedule)
+    trainer.load_state_dict(checkpoint.extra["trainer"])
+    parts.recorder.load_state_dict(checkpoint.extra["recorder"])
+
+
+def _finished_variant(parts: Parts, trainer: Trainer, done: Path) -> VariantResult:
+    """The result of a variant that finished, from its restored state and record."""
+    record = json.loads(done.read_text())
+    test, stopped = record["test"], record.get("stopped")
+    return VariantResult(
+        parts.name, parts, trainer.history, test, parts.recorder, stopped
+    )
 
 
 NARROW = 256
@@ -249,14 +272,37 @@ def run_experiment(
         The models, histories, statistics, findings and the run directory.
     """
     experiment = config if isinstance(config, Experiment) else validate(config)
+    root = Path(out if out is not None else experiment.output.dir)
+    check_output_folder(root)
     parts = build_all(experiment)
-    run_dir = RunDir.create(out or experiment.output.dir, experiment.name)
+    run_dir = RunDir.create(root, experiment.name)
     run_dir.write_config(experiment.model_dump(mode="json", exclude_none=True))
+    write_scaling(run_dir, parts)
     source_dir = Path(source).resolve().parent if source is not None else None
     run_dir.start(experiment.seed, command, source_dir)
     with _stopping(run_dir):
         results = [_train_variant(p, run_dir, progress) for p in parts]
     return _finish(experiment, run_dir, results)
+
+
+def check_output_folder(root: Path) -> None:
+    """Refuse an output folder that is a file, or lies inside one.
+
+    Run directories are made inside ``root`` (created when missing), so it
+    must be a folder or a path where one can be made.
+    """
+    for folder in (root, *root.parents):
+        if not folder.exists():
+            continue
+        if folder.is_dir():
+            return
+        inside = "" if folder == root else f", inside {str(folder)!r}, which"
+        raise ConfigError(
+            f"the output folder {str(root)!r} (--out, or output.dir in the "
+            f"config){inside} is an existing file, not a folder; expected a "
+            "folder to hold run directories, or a path where one can be made; "
+            "help: choose another --out"
+        )
 
 
 @contextlib.contextmanager
@@ -282,13 +328,60 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
     an unfinished one continues from its last checkpoint (or from the start
     when it has none). The tables and the report are then written anew, and
     the time of the resumption is added to the manifest's ``resumed`` list.
+
+    A run whose manifest says ``completed`` has nothing to continue: it is
+    read back (models from the last checkpoints, the stored tables and
+    findings) and nothing in the directory is written; see
+    :func:`run_is_complete`.
+
+    Raises
+    ------
+    ConfigError
+        The data no longer gives the scaling stored in ``scaling.json`` (it
+        changed since the run started), or a completed run lacks a variant's
+        final checkpoint.
     """
     run_dir = RunDir.open(path)
     experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
     parts = build_all(experiment)
+    check_scaling(run_dir, parts)
     manifest = run_dir.read_manifest()
+    if manifest.get("status") == "completed":
+        return _stored_run(experiment, run_dir, parts)
     resumed = [*manifest.get("resumed", []), now_utc().isoformat()]
     write_json(run_dir.manifest_path, {**manifest, "resumed": resumed})
     with _stopping(run_dir):
         results = [_train_variant(p, run_dir, progress, resume=True) for p in parts]
     return _finish(experiment, run_dir, results)
+
+
+def run_is_complete(path: str | Path) -> bool:
+    """Whether the run directory's manifest says the run completed."""
+    return RunDir.open(path).read_manifest().get("status") == "completed"
+
+
+def _stored_run(experiment: Experiment, run_dir: RunDir, parts: list[Parts]) -> Run:
+    """A completed run read back from its directory, writing nothing."""
+    results = []
+    for variant in parts:
+        last = run_dir.checkpoint_path(f"{variant.name}-last")
+        done = run_dir.checkpoints_dir / f"{variant.name}-done.json"
+        if not (last.exists() and done.exists()):
+            raise ConfigError(
+                f"{str(run_dir.path)!r} is marked completed, but variant "
+                f"{variant.name!r} has no final checkpoint ({last.name} and "
+                f"{done.name} in {run_dir.checkpoints_dir.name}/)"
+            )
+        trainer = _trainer(variant, variant.recorder, run_dir, progress=False)
+        _restore_last(variant, trainer, last)
+        results.append(_finished_variant(variant, trainer, done))
+    findings_file = run_dir.path / "findings.json"
+    return Run(
+        run_dir.path,
+        experiment,
+        {result.name: result for result in results},
+        run_dir.read_metrics(),
+        run_dir.read_statistics(),
+        json.loads(findings_file.read_text()) if findings_file.exists() else [],
+        run_dir.report_path if run_dir.report_path.exists() else None,
+    )

@@ -55,6 +55,9 @@ class DataSection(Section):
     val_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
     test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
     standardize: bool = True
+    # regression targets only: the loss is then in standardised units, the
+    # metrics mae and rmse in the target's own units
+    standardize_target: bool = True
 
 
 class LayerSpec(Section):

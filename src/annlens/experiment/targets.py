@@ -1,0 +1,237 @@
+"""Targets in an experiment: units of the metrics, the stored scaling, the loss check.
+
+Regression targets are standardised by default (``data.standardize_target``):
+the model learns ``(y - mean) / std`` with the training part's mean and std,
+so the loss (MSE by default) starts near 1 whatever the target's scale. The
+history's ``loss`` is then in standardised units; the metrics ``mae`` and
+``rmse`` of every regression variant are in the target's own units, taken
+back through the scaling, so that they read as the data does.
+
+The scaling of every variant (features and targets) is written to
+``scaling.json`` in the run directory when the run starts; a resumed run
+refits it from its data and refuses to go on if it differs (the data changed
+since). :func:`check_loss_targets` tries the loss on every target of every
+split before anything trains, and names the first refused one by its data
+row and CSV line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from annlens.errors import AnnlensError, ConfigError
+
+SCALING = "scaling.json"
+
+Array = NDArray[Any]
+
+
+class TargetError:
+    """MAE or RMSE of a regression output, in the target's own units.
+
+    Parameters
+    ----------
+    kind : {"mae", "rmse"}
+        Mean absolute error, or root mean squared error.
+    std : ndarray, (outputs,) or None
+        The targets' standardisation std (None: the targets are as loaded).
+
+    Notes
+    -----
+    With standardised targets, ``output - target`` is in units of std, so the
+    error in the target's units is ``(output - target) * std``; the mean
+    cancels. A training row averages the batches' values weighted by batch
+    size (see :class:`~annlens.training.Trainer`), which for RMSE is close
+    to, not equal to, the RMSE over the epoch; validation and test values are
+    computed over the whole split.
+    """
+
+    def __init__(self, kind: str, std: Array | None) -> None:
+        assert kind in ("mae", "rmse"), f"unknown error kind {kind!r}"
+        self.kind = kind
+        self.std = np.ones(1) if std is None else np.asarray(std, dtype=np.float64)
+
+    def __call__(self, output: Array, target: Any) -> float:
+        output = np.asarray(output, dtype=np.float64)
+        target = np.asarray(target, dtype=np.float64).reshape(output.shape)
+        error = (output - target) * self.std
+        if self.kind == "mae":
+            return float(np.mean(np.abs(error)))
+        return float(np.sqrt(np.mean(error**2)))
+
+    def __repr__(self) -> str:
+        return f"TargetError({self.kind!r}, std={self.std.tolist()})"
+
+
+def regression_metrics(data: Any) -> list[tuple[str, TargetError]]:
+    """``mae`` and ``rmse`` in the target's units, for a regression data set."""
+    return [(kind, TargetError(kind, data.target_std)) for kind in ("mae", "rmse")]
+
+
+def metric_names(task: str) -> list[str]:
+    """The metrics a variant records besides the loss."""
+    return ["accuracy"] if task == "classification" else ["mae", "rmse"]
+
+
+# -- the scaling stored with a run ------------------------------------------------
+
+
+def scaling_record(data: Any) -> dict[str, Any]:
+    """The standardisation of one variant's data, as plain JSON values."""
+
+    def pair(mean: Array | None, std: Array | None) -> dict[str, Any] | None:
+        if mean is None or std is None:
+            return None
+        return {"mean": np.asarray(mean).tolist(), "std": np.asarray(std).tolist()}
+
+    return {
+        "task": data.task,
+        "features": pair(data.mean, data.std),
+        "target": pair(data.target_mean, data.target_std),
+    }
+
+
+def write_scaling(run_dir: Any, all_parts: list[Any]) -> None:
+    """Write ``scaling.json``: each variant's feature and target scaling."""
+    from annlens.io.atomic import write_json
+
+    record = {parts.name: scaling_record(parts.data) for parts in all_parts}
+    write_json(run_dir.path / SCALING, record)
+
+
+def check_scaling(run_dir: Any, all_parts: list[Any]) -> None:
+    """Refuse to resume when the data no longer gives the stored scaling.
+
+    A run directory written before the scaling was stored has no
+    ``scaling.json``; it is accepted unless a variant standardises its
+    targets, whose units the checkpoints would then not tell.
+    """
+    path = run_dir.path / SCALING
+    if not path.exists():
+        scaled = [p.name for p in all_parts if p.data.target_mean is not None]
+        if scaled:
+            raise ConfigError(
+                f"{str(run_dir.path)!r} holds no {SCALING}, so the target units "
+                f"its variants {scaled} trained in are not known; help: if the "
+                "run was made before targets were standardised, add "
+                "standardize_target = false to [data] in its config"
+            )
+        return
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    for parts in all_parts:
+        now, then = scaling_record(parts.data), stored.get(parts.name)
+        if then is None:
+            raise ConfigError(
+                f"{SCALING} of {str(run_dir.path)!r} holds no variant "
+                f"{parts.name!r}; help: start a new run"
+            )
+        for part in ("features", "target"):
+            if not _same(now[part], then.get(part)):
+                raise ConfigError(
+                    f"variant {parts.name!r}: the data gives another {part} "
+                    f"standardisation than the one stored in {SCALING} "
+                    f"(mean {_short(then.get(part))} then, {_short(now[part])} "
+                    "now); the data changed since the run started, so resuming "
+                    "would not continue the same run; help: start a new run"
+                )
+
+
+def _same(now: dict[str, Any] | None, then: dict[str, Any] | None) -> bool:
+    if now is None or then is None:
+        return now is then
+    return all(
+        np.shape(now[key]) == np.shape(then[key])
+        and np.allclose(now[key], then[key], rtol=1e-12, atol=0.0)
+        for key in ("mean", "std")
+    )
+
+
+def _short(pair: dict[str, Any] | None) -> str:
+    if pair is None:
+        return "none"
+    values = [f"{v:.6g}" for v in pair["mean"][:3]]
+    return "[" + ", ".join(values) + (", ...]" if len(pair["mean"]) > 3 else "]")
+
+
+# -- the loss against every target ------------------------------------------------
+
+
+def _fits(loss: Any, y: Array, outputs: int, dtype: Any) -> AnnlensError | None:
+    """The error the loss raises on targets ``y`` (None when it takes them)."""
+    output = np.zeros((len(y), outputs), dtype=dtype)
+    try:
+        loss.value_and_grad(output, y)
+    except AnnlensError as error:
+        return error
+    return None
+
+
+def _first_refused(loss: Any, y: Array, outputs: int, dtype: Any) -> int:
+    """The position of the first target the loss refuses (``y`` as a whole fails).
+
+    Bisects on prefixes: the loss checks each target on its own, so a prefix
+    fails exactly when it holds a refused target.
+    """
+    low, high = 1, len(y)  # the prefix of length high fails
+    while low < high:
+        middle = (low + high) // 2
+        if _fits(loss, y[:middle], outputs, dtype) is None:
+            low = middle + 1
+        else:
+            high = middle
+    return high - 1
+
+
+def check_loss_targets(loss: Any, data: Any, dtype: Any) -> None:
+    """Refuse, before training, targets of any split that the loss would refuse.
+
+    Each split is tried whole, as :meth:`~annlens.training.Trainer.evaluate`
+    takes it. A loss that refuses the first target already does not fit the
+    data at all (wrong shape, wrong kind of target); otherwise the first
+    refused target is named by split, data row and CSV line.
+
+    Raises
+    ------
+    AnnlensError
+        The loss's own error, its message extended with where the target is.
+    """
+    outputs = data.n_outputs
+    where = f"the loss does not fit the data ({data.task}, {outputs} outputs)"
+    error = _fits(loss, data.y_train[:1], outputs, dtype)
+    if error is not None:
+        _reword(error, f"{where}: {error}{_hint(loss, data, data.y_train[:1], dtype)}")
+    for split in ("train", "val", "test"):
+        y = data.split(split)[1]
+        error = _fits(loss, y, outputs, dtype) if len(y) else None
+        if error is None:
+            continue
+        position = _first_refused(loss, y, outputs, dtype)
+        _reword(
+            error,
+            f"{where}: {split} targets: {error}; the first refused, position "
+            f"{position} of the {split} split, is {data.locate(split, position)}"
+            f"{_hint(loss, data, y[position : position + 1], dtype)}",
+        )
+
+
+def _hint(loss: Any, data: Any, y: Array, dtype: Any) -> str:
+    """A help line when the targets would fit in their own units."""
+    if not data.targets_standardized:
+        return ""
+    original = data.inverse_transform_target(y)
+    if _fits(loss, original, data.n_outputs, dtype) is not None:
+        return ""
+    return (
+        "; help: the targets are standardised (data.standardize_target = true) "
+        "and this loss takes them only in their own units; set "
+        "data.standardize_target = false"
+    )
+
+
+def _reword(error: AnnlensError, message: str) -> None:
+    error.args = (message, *error.args[1:])
+    raise error

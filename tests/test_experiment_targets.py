@@ -1,0 +1,243 @@
+"""Regression in an experiment: standardised targets, metrics in the target's
+units, the scaling stored with the run, and every target checked by the loss
+before anything trains."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from annlens.errors import ConfigError, LabelError
+from annlens.experiment import callbacks, resume_experiment, run_experiment
+from annlens.experiment.build import build_data
+from annlens.experiment.config import validate
+from experiment_support import (
+    assert_same_run,
+    checkpoint_meta,
+    manifest,
+    merged,
+    only_run_dir,
+    run_dirs,
+    tiny,
+)
+
+REGRESSION = {
+    **tiny(name="reg", data={"name": "diabetes"}),
+    "optimizer": {"name": "adam", "lr": 0.01},
+    "training": {"epochs": 2, "batch_size": 32},
+}
+
+
+def regression(**changes):
+    return merged(REGRESSION, changes)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return run_experiment(regression(), out=tmp_path_factory.mktemp("reg"))
+
+
+@pytest.fixture(scope="module")
+def unscaled(tmp_path_factory):
+    config = regression(data={"standardize_target": False})
+    return run_experiment(config, out=tmp_path_factory.mktemp("raw"))
+
+
+def test_standardised_targets_start_the_mse_loss_near_one(run):
+    first = run.metrics.iloc[0]
+    assert first["train_loss"] < 2.0
+
+
+def test_without_standardisation_the_loss_is_in_squared_target_units(unscaled):
+    assert unscaled.metrics.iloc[0]["train_loss"] > 1000.0
+    assert not unscaled.variants["base"].parts.data.targets_standardized
+
+
+def test_validation_rmse_and_mae_are_in_the_targets_own_units(run):
+    data = run.variants["base"].parts.data
+    predicted = data.inverse_transform_target(run.model.predict(data.x_val))
+    truth = data.inverse_transform_target(data.y_val)
+    last = run.metrics.iloc[-1]
+
+    error = predicted.astype(np.float64) - truth
+    assert last["val_rmse"] == pytest.approx(math.sqrt(np.mean(error**2)), rel=1e-5)
+    assert last["val_mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-5)
+    assert last["val_rmse"] > 30.0  # points of disease progression, not std units
+
+
+def test_test_scores_hold_the_rmse_in_the_targets_units(run):
+    data = run.variants["base"].parts.data
+    predicted = data.inverse_transform_target(run.model.predict(data.x_test))
+    error = predicted - data.inverse_transform_target(data.y_test)
+    test = run.variants["base"].test
+    assert test["rmse"] == pytest.approx(math.sqrt(np.mean(error**2)), rel=1e-5)
+    assert run.metrics.iloc[-1]["test_rmse"] == test["rmse"]
+
+
+def test_the_metrics_read_alike_with_and_without_standardisation(run, unscaled):
+    # the same data in the same units: both errors are tens of points
+    for result in (run, unscaled):
+        assert 20.0 < result.metrics.iloc[-1]["val_mae"] < 200.0
+
+
+def test_the_run_directory_stores_the_scaling_of_each_variant(run):
+    stored = json.loads((run.directory / "scaling.json").read_text())
+    data = run.variants["base"].parts.data
+    assert stored["base"]["task"] == "regression"
+    assert stored["base"]["target"] == {
+        "mean": data.target_mean.tolist(),
+        "std": data.target_std.tolist(),
+    }
+    assert stored["base"]["features"]["mean"] == data.mean.tolist()
+
+
+def test_the_scaling_is_fitted_on_the_training_part_of_the_run(run):
+    from sklearn.datasets import load_diabetes
+
+    data = run.variants["base"].parts.data
+    train = load_diabetes().target[data.source_rows["train"]]
+    assert data.target_mean[0] == pytest.approx(train.mean(), rel=1e-12)
+    assert data.target_std[0] == pytest.approx(train.std(), rel=1e-12)
+
+
+def test_each_checkpoint_carries_the_target_scaling(run):
+    for tag in ("base-last", "base-best"):
+        scaling = checkpoint_meta(run.directory, tag)["extra"]["scaling"]
+        assert scaling["target"]["std"] == run.variants["base"].parts.data.target_std
+
+
+def test_unscaled_targets_are_stored_as_none(unscaled):
+    stored = json.loads((unscaled.directory / "scaling.json").read_text())
+    assert stored["base"]["target"] is None
+
+
+def test_the_summary_table_says_the_loss_is_in_standardised_units(run):
+    console = Console(width=120, record=True)
+    console.print(run.summary_table())
+    text = console.export_text()
+    assert "(std. y)" in text and "rmse " in text
+    assert "loss on standardised targets" in text
+
+
+def test_classification_keeps_its_plain_summary_headers(tmp_path):
+    result = run_experiment(tiny(), out=tmp_path)
+    console = Console(width=120, record=True)
+    console.print(result.summary_table())
+    assert "std. y" not in console.export_text()
+
+
+def test_early_stopping_may_follow_the_validation_rmse(tmp_path):
+    config = regression(training={"early_stopping": {"monitor": "val_rmse"}})
+    result = run_experiment(config, out=tmp_path)
+    assert "val_rmse" in result.metrics.columns
+
+
+# -- resuming a regression run -------------------------------------------------------
+
+
+class Stop(Exception):
+    """Raised in place of a kill."""
+
+
+def _stop_after(monkeypatch, steps: int) -> None:
+    def raising(self, trainer, logs):
+        if trainer.optimizer.t >= steps:
+            raise Stop()
+
+    monkeypatch.setattr(callbacks.EndEpoch, "on_batch_end", raising, raising=False)
+
+
+def test_a_stopped_regression_run_resumes_to_identical_results(
+    tmp_path, monkeypatch, run
+):
+    _stop_after(monkeypatch, 12)  # in the second epoch, after the first checkpoint
+    with pytest.raises(Stop):
+        run_experiment(regression(), out=tmp_path)
+    monkeypatch.undo()
+    stopped = only_run_dir(tmp_path)
+
+    resume_experiment(stopped)
+
+    assert manifest(stopped)["status"] == "completed"
+    assert_same_run(run.directory, stopped, ["base"])
+
+
+def test_resume_refuses_data_that_no_longer_gives_the_stored_scaling(
+    tmp_path, monkeypatch
+):
+    _stop_after(monkeypatch, 12)
+    with pytest.raises(Stop):
+        run_experiment(regression(), out=tmp_path)
+    monkeypatch.undo()
+    stopped = only_run_dir(tmp_path)
+    scaling = stopped / "scaling.json"
+    stored = json.loads(scaling.read_text())
+    stored["base"]["target"]["mean"] = [100.0]
+    scaling.write_text(json.dumps(stored))
+    before = (stopped / "manifest.json").read_bytes()
+
+    with pytest.raises(ConfigError) as caught:
+        resume_experiment(stopped)
+
+    message = str(caught.value)
+    assert "variant 'base'" in message and "target standardisation" in message
+    assert "mean [100] then" in message and "the data changed" in message
+    assert (stopped / "manifest.json").read_bytes() == before
+
+
+# -- the loss against every target -----------------------------------------------------
+
+
+def _unit_targets(tmp_path, bad_row: int, value: float):
+    """A CSV of 80 rows whose target lies in [0, 1] but at ``bad_row``."""
+    rng = np.random.default_rng(0)
+    lines = ["a,b,y"]
+    for row in range(80):
+        target = value if row == bad_row else rng.uniform(0.05, 0.95)
+        lines.append(f"{rng.normal():.6f},{rng.normal():.6f},{target:.6f}")
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _bce(path, **data):
+    return regression(
+        data={"name": "csv", "path": str(path), "target": "y", **data},
+        loss={"name": "bce"},
+        model={"output_activation": "sigmoid"},
+    )
+
+
+def test_a_target_the_loss_refuses_is_named_before_training(tmp_path):
+    path = _unit_targets(tmp_path, 57, 1.5)
+    config = _bce(path, standardize_target=False)
+    out = tmp_path / "runs"
+
+    with pytest.raises(LabelError) as caught:
+        run_experiment(config, out=out)
+
+    message = str(caught.value)
+    assert message.startswith("the loss does not fit the data (regression, 1 outputs)")
+    assert "must lie in [0, 1]; got 1.5" in message
+    split = build_data(validate(config))
+    where = next(s for s in ("train", "val", "test") if 57 in split.source_rows[s])
+    position = int(np.flatnonzero(split.source_rows[where] == 57)[0])
+    assert (
+        f"the first refused, position {position} of the {where} split, is "
+        "data row 57 (line 59 of r.csv)"
+    ) in message
+    assert run_dirs(out) == []
+
+
+def test_standardised_targets_under_a_loss_for_0_1_targets_get_a_help_line(tmp_path):
+    config = _bce(_unit_targets(tmp_path, 0, 0.5))
+
+    with pytest.raises(LabelError) as caught:
+        run_experiment(config, out=tmp_path / "runs")
+
+    assert "help: the targets are standardised" in str(caught.value)
+    assert "data.standardize_target = false" in str(caught.value)
