@@ -189,6 +189,40 @@ def test_resume_refuses_data_that_no_longer_gives_the_stored_scaling(
     assert (stopped / "manifest.json").read_bytes() == before
 
 
+def _stopped_without_scaling_file(tmp_path, monkeypatch, config):
+    """A run stopped in its second epoch, its scaling.json gone (an older run)."""
+    _stop_after(monkeypatch, 12)
+    with pytest.raises(Stop):
+        run_experiment(config, out=tmp_path)
+    monkeypatch.undo()
+    stopped = only_run_dir(tmp_path)
+    (stopped / "scaling.json").unlink()
+    return stopped
+
+
+def test_an_older_classification_run_without_scaling_file_still_resumes(
+    tmp_path, monkeypatch
+):
+    stopped = _stopped_without_scaling_file(tmp_path, monkeypatch, tiny())
+
+    resume_experiment(stopped)
+
+    assert manifest(stopped)["status"] == "completed"
+
+
+def test_an_older_regression_run_without_scaling_file_is_refused_with_help(
+    tmp_path, monkeypatch
+):
+    stopped = _stopped_without_scaling_file(tmp_path, monkeypatch, regression())
+
+    with pytest.raises(ConfigError) as caught:
+        resume_experiment(stopped)
+
+    message = str(caught.value)
+    assert "holds no scaling.json" in message and "['base']" in message
+    assert "standardize_target = false" in message
+
+
 # -- the loss against every target -----------------------------------------------------
 
 
