@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from annlens.errors import ConfigError, RunLockedError
+from annlens.experiment import run_experiment
 from annlens.io import RunDir, RunLock
+from experiment_support import assert_same_run, manifest, only_run_dir, tiny
 
 # A child that takes the lock of a run directory, says so by writing its PID
 # to a file, and holds the lock until a second file appears (at most 120 s):
@@ -26,6 +29,42 @@ with RunDir(folder).lock():
     deadline = time.monotonic() + 120
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
+"""
+
+# A child that runs an experiment and pauses after the first epoch until a
+# file appears (at most 120 s), having written its PID to another: argv is
+# the config as JSON, the output folder, the file to write, the file to wait for.
+PAUSING_SCRIPT = """
+import json, os, pathlib, sys, time
+from annlens.experiment import callbacks, run_experiment
+
+config, out = json.loads(sys.argv[1]), sys.argv[2]
+ready, go = pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4])
+original = callbacks.EndEpoch.on_epoch_end
+
+def pause(self, trainer, logs):
+    original(self, trainer, logs)
+    if not ready.exists():
+        ready.write_text(str(os.getpid()))
+        deadline = time.monotonic() + 120
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+callbacks.EndEpoch.on_epoch_end = pause
+run_experiment(config, out=out)
+"""
+
+# A child that resumes a run directory; a refusal exits with status 3.
+RESUMING_SCRIPT = """
+import sys
+from annlens.errors import RunLockedError
+from annlens.experiment import resume_experiment
+
+try:
+    resume_experiment(sys.argv[1])
+except RunLockedError as error:
+    print(error, file=sys.stderr)
+    sys.exit(3)
 """
 
 
@@ -141,3 +180,34 @@ def test_a_killed_holder_does_not_block_the_next_lock(tmp_path, run):
     assert lock.holder()["pid"] == pid  # the stale record stays behind
     with lock:
         assert lock.holder()["pid"] == os.getpid()
+
+
+def test_a_second_process_cannot_resume_a_running_run(tmp_path):
+    config = tiny(training={"epochs": 3})
+    out, ready, go = tmp_path / "runs", tmp_path / "ready", tmp_path / "go"
+    first = start(
+        tmp_path, PAUSING_SCRIPT, json.dumps(config), str(out), str(ready), str(go)
+    )
+    try:
+        pid = wait_for(ready, first)
+        folder = only_run_dir(out)
+
+        script = tmp_path / "resume.py"
+        script.write_text(RESUMING_SCRIPT)
+        second = subprocess.run(
+            [sys.executable, str(script), str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        go.write_text("")
+        first.wait(timeout=120)
+
+    assert second.returncode == 3, second.stderr
+    assert f"{str(folder)!r} is in use by process {pid}" in second.stderr
+    assert first.returncode == 0, first.stderr
+    assert "resumed" not in manifest(folder)
+    assert manifest(folder)["status"] == "completed"
+    reference = run_experiment(config, out=tmp_path / "reference").directory
+    assert_same_run(reference, folder, ["base"])

@@ -270,19 +270,26 @@ def run_experiment(
     -------
     Run
         The models, histories, statistics, findings and the run directory.
+
+    Notes
+    -----
+    The new run directory is locked while the run writes it (see
+    :meth:`annlens.io.RunDir.lock`), so that no other process resumes it
+    meanwhile.
     """
     experiment = config if isinstance(config, Experiment) else validate(config)
     root = Path(out if out is not None else experiment.output.dir)
     check_output_folder(root)
     parts = build_all(experiment)
     run_dir = RunDir.create(root, experiment.name)
-    run_dir.write_config(experiment.model_dump(mode="json", exclude_none=True))
-    write_scaling(run_dir, parts)
-    source_dir = Path(source).resolve().parent if source is not None else None
-    run_dir.start(experiment.seed, command, source_dir)
-    with _stopping(run_dir):
-        results = [_train_variant(p, run_dir, progress) for p in parts]
-    return _finish(experiment, run_dir, results)
+    with run_dir.lock():
+        run_dir.write_config(experiment.model_dump(mode="json", exclude_none=True))
+        write_scaling(run_dir, parts)
+        source_dir = Path(source).resolve().parent if source is not None else None
+        run_dir.start(experiment.seed, command, source_dir)
+        with _stopping(run_dir):
+            results = [_train_variant(p, run_dir, progress) for p in parts]
+        return _finish(experiment, run_dir, results)
 
 
 def check_output_folder(root: Path) -> None:
@@ -334,14 +341,26 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
     findings) and nothing in the directory is written; see
     :func:`run_is_complete`.
 
+    The run directory is locked from first to last (see
+    :meth:`annlens.io.RunDir.lock`): while another process runs or resumes
+    it, the resumption is refused before anything is read or written.
+
     Raises
     ------
+    RunLockedError
+        Another process runs or resumes this run directory.
     ConfigError
         The data no longer gives the scaling stored in ``scaling.json`` (it
         changed since the run started), or a completed run lacks a variant's
         final checkpoint.
     """
     run_dir = RunDir.open(path)
+    with run_dir.lock():
+        return _resume(run_dir, path, progress)
+
+
+def _resume(run_dir: RunDir, path: str | Path, progress: bool) -> Run:
+    """The body of :func:`resume_experiment`, with the run directory locked."""
     experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
     parts = build_all(experiment)
     check_scaling(run_dir, parts)
