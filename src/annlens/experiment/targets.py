@@ -18,7 +18,7 @@ row and CSV line.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,7 +30,7 @@ SCALING = "scaling.json"
 Array = NDArray[Any]
 
 
-class TargetError:
+class ErrorMetric:
     """MAE or RMSE of a regression output, in the target's own units.
 
     Parameters
@@ -64,12 +64,12 @@ class TargetError:
         return float(np.sqrt(np.mean(error**2)))
 
     def __repr__(self) -> str:
-        return f"TargetError({self.kind!r}, std={self.std.tolist()})"
+        return f"ErrorMetric({self.kind!r}, std={self.std.tolist()})"
 
 
-def regression_metrics(data: Any) -> list[tuple[str, TargetError]]:
+def regression_metrics(data: Any) -> list[tuple[str, ErrorMetric]]:
     """``mae`` and ``rmse`` in the target's units, for a regression data set."""
-    return [(kind, TargetError(kind, data.target_std)) for kind in ("mae", "rmse")]
+    return [(kind, ErrorMetric(kind, data.target_std)) for kind in ("mae", "rmse")]
 
 
 def metric_names(task: str) -> list[str]:
@@ -203,14 +203,16 @@ def check_loss_targets(loss: Any, data: Any, dtype: Any) -> None:
     where = f"the loss does not fit the data ({data.task}, {outputs} outputs)"
     error = _fits(loss, data.y_train[:1], outputs, dtype)
     if error is not None:
-        _reword(error, f"{where}: {error}{_hint(loss, data, data.y_train[:1], dtype)}")
+        _raise_reworded(
+            error, f"{where}: {error}{_hint(loss, data, data.y_train[:1], dtype)}"
+        )
     for split in ("train", "val", "test"):
         y = data.split(split)[1]
         error = _fits(loss, y, outputs, dtype) if len(y) else None
         if error is None:
             continue
         position = _first_refused(loss, y, outputs, dtype)
-        _reword(
+        _raise_reworded(
             error,
             f"{where}: {split} targets: {error}; the first refused, position "
             f"{position} of the {split} split, is {data.locate(split, position)}"
@@ -232,6 +234,7 @@ def _hint(loss: Any, data: Any, y: Array, dtype: Any) -> str:
     )
 
 
-def _reword(error: AnnlensError, message: str) -> None:
+def _raise_reworded(error: AnnlensError, message: str) -> NoReturn:
+    """Raise ``error`` again with ``message`` in place of its own."""
     error.args = (message, *error.args[1:])
     raise error
