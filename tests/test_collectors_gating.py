@@ -1,7 +1,7 @@
 """Gating: a recorder pauses its hooks at steps where no collector reads them.
 
-Between recorded steps only the recorder's clock (the first layer's first hook)
-runs; what is recorded is the same as with every hook live.
+Between recorded steps no hook of the recorder runs (it watches the model's
+step instead); what is recorded is the same as with every hook live.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ def activation_rows(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def test_between_recorded_steps_only_the_clock_layer_is_hooked(rng):
+def test_between_recorded_steps_no_layer_is_hooked(rng):
     model = make_model()
     Recorder(model, every=4, stats=["summary"]).attach()
     train(model, None, [make_data(rng) for _ in range(2)])  # steps 0 and 1
-    # step 1 is off the grid: the recorder's hooks past the first layer sleep
-    assert [layer.hooked for layer in model.layers] == [True, False, False]
+    # the model is at step 2 now, off the grid: every hook sleeps
+    assert not any(layer.hooked for layer in model.layers)
     assert all(
-        hook.paused for layer in model.layers[1:] for hook in layer.hook_table.hooks()
+        hook.paused for layer in model.layers for hook in layer.hook_table.hooks()
     )
 
 
@@ -37,7 +37,7 @@ def test_recorded_steps_open_every_hook_again(rng):
     model = make_model()
     Recorder(model, every=4, stats=["summary"]).attach()
     train(model, None, [make_data(rng) for _ in range(4)])  # steps 0 to 3
-    model.forward(make_data(rng)[0])  # step 4 begins
+    # the model is at step 4 now, a recorded step
     assert all(layer.hooked for layer in model.layers)
     hooks = [hook for layer in model.layers for hook in layer.hook_table.hooks()]
     per_parameter = ("gradient", "update")
@@ -124,3 +124,22 @@ def test_detaching_a_sampled_recorder_leaves_no_hook_and_no_paused_state(rng):
     recorder.attach()
     train(model, None, [make_data(rng)])
     assert len(recorder.to_dataframe()) > 0
+
+
+def test_a_recorder_attached_off_the_grid_sleeps_until_its_next_step(rng):
+    model = make_model()
+    train(model, None, [make_data(rng)])  # the model is at step 1
+    recorder = Recorder(model, every=2, stats=["summary"]).attach()
+    assert not any(layer.hooked for layer in model.layers)
+    train(model, None, [make_data(rng) for _ in range(2)])  # steps 1 and 2
+    assert sorted(recorder.to_dataframe().step.unique()) == [2]
+
+
+def test_a_new_epoch_opens_the_parameter_hooks_at_its_first_recorded_step(rng):
+    model = make_model()
+    recorder = Recorder(model, every=1, parameter_every=100, stats=["summary"])
+    recorder.attach()
+    train(model, None, [make_data(rng) for _ in range(3)], epochs=2)
+    frame = recorder.to_dataframe()
+    # step 3 starts epoch 1: the epoch changes after the step, and the gates follow
+    assert sorted(frame[frame.stage == "gradient:W"].step.unique()) == [0, 3]

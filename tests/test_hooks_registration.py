@@ -374,3 +374,19 @@ def test_a_paused_backward_hook_lets_the_first_layer_skip_its_input_gradient() -
     _, grad = model.loss(MSE(), model.forward(x), y)
     model.backward_parameters(grad)
     assert len(seen) == 1 and seen[0].shape == x.shape
+
+
+def test_the_run_state_calls_its_watchers_when_the_step_or_epoch_changes() -> None:
+    model = make_model()
+    seen: list[tuple[int, int]] = []
+    unwatch = model.state.watch(lambda state: seen.append((state.step, state.epoch)))
+
+    model.state.step += 1
+    model.state.epoch = 0  # unchanged: no call
+    model.state.epoch = 3
+    unwatch()
+    model.state.step += 1
+    unwatch()  # harmless
+
+    assert seen == [(1, 0), (1, 3)]
+    assert repr(model.state) == "RunState(step=2, epoch=3, training)"

@@ -1,12 +1,13 @@
 """Pausing the recorder's hooks at the steps where no collector reads them.
 
 A recorder that writes rows one step in ten would otherwise pay for each of
-its hooks at every step, only for the hook to return at once. Instead, a
-*clock*, the first hook of the first layer, tells the recorder when a training
-step starts; the recorder then opens the gates that step needs and pauses the
-other hooks. A paused hook keeps its place but is not called, and a layer whose
-hooks are all paused runs as if it had none (see
-:meth:`annlens.hooks.HookHandle.pause`).
+its hooks at every step, only for the hook to return at once. Instead it
+watches the model's run state (:meth:`annlens.hooks.RunState.watch`): when the
+step or the epoch changes, it opens the gates the new step needs and pauses
+the other hooks. A paused hook keeps its place but is not called, and a layer
+whose hooks are all paused runs as if it had none (see
+:meth:`annlens.hooks.HookHandle.pause`), so a step that writes nothing costs
+one call of the watcher.
 
 Each :class:`Gate` groups the hooks that open and close together:
 
@@ -16,9 +17,7 @@ Each :class:`Gate` groups the hooks that open and close together:
   steps that write parameter-level rows;
 
 and either kind also opens at any step where one of its collectors asks to
-listen (:meth:`~annlens.analysis.collectors.base.Collector.listens_at`). The
-recorder's hooks at the clock's own hook point are called by the clock
-itself, since a hook resumed during a dispatch fires only from the next one.
+listen (:meth:`~annlens.analysis.collectors.base.Collector.listens_at`).
 """
 
 from __future__ import annotations
@@ -71,7 +70,6 @@ class Gates:
 
     def __init__(self) -> None:
         self._gates: dict[tuple[str, tuple[int, ...]], Gate] = {}
-        self.opened = True
 
     def add(self, handle: Any, hook_stage: str, collectors: list[Collector]) -> None:
         """Put the hook behind ``handle`` (registered at ``hook_stage``) in a gate."""
@@ -84,19 +82,13 @@ class Gates:
         gate.handles.append(handle)
 
     def update(self, step: int, recorder: Recorder) -> None:
-        """Open the gates ``step`` needs and close the others.
-
-        ``opened`` says afterwards whether any gate is open.
-        """
+        """Open the gates ``step`` needs and close the others."""
         due = {"record": recorder._record, "parameters": recorder._record_parameters}
-        opened = False
         for gate in self._gates.values():
             wanted = due[gate.kind] or (
                 bool(gate.listeners) and any_listening(gate.listeners, step, recorder)
             )
             gate.set(wanted)
-            opened = opened or wanted
-        self.opened = opened
 
     def clear(self) -> None:
         self._gates.clear()

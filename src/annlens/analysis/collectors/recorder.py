@@ -166,7 +166,7 @@ class Recorder:
 
         self._handles: list[Any] = []
         self._gates = Gates()
-        self._at_clock: list[Any] = []
+        self._unwatch: Any = None
         self._step: int | None = None
         self._record = False
         self._record_parameters = False
@@ -202,16 +202,11 @@ class Recorder:
                 "Recorder is already attached; help: call detach() first, or use "
                 "one recorder per model"
             )
-        clock = f"{self.model.layers[0].name}.forward_pre"
-        self._handles.append(self.model.register_hook(clock, self._clock, prepend=True))
         for layer in self.model.layers:
             by_hook = listeners_by_hook(layer, self.collectors, self._selected)
             for hook_stage, table in by_hook.items():
                 fn = make_hook(self, hook_stage, table)
                 point = f"{layer.name}.{hook_stage}"
-                if point == clock:  # the clock calls it: see _clock
-                    self._at_clock.append(fn)
-                    continue
                 handle = self.model.register_hook(point, fn)
                 self._handles.append(handle)
                 listening = [c for group in table.values() for c in group]
@@ -225,6 +220,11 @@ class Recorder:
             handle = self.model.register_hook("loss", fn)
             self._handles.append(handle)
             self._gates.add(handle, "loss", loss_listeners)
+
+        # each new step (or epoch) opens the gates it needs; this one is now
+        state = self.model.state
+        self._unwatch = state.watch(self._on_state)
+        self._begin_step(state.step, state.epoch)
         logger.debug("recorder attached: %s", self)
         return self
 
@@ -232,8 +232,10 @@ class Recorder:
         """Remove every hook of this recorder; the tables stay."""
         while self._handles:
             self._handles.pop().remove()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         self._gates.clear()
-        self._at_clock.clear()
         self._step = None
 
     def __enter__(self) -> Recorder:
@@ -289,19 +291,9 @@ class Recorder:
             if record or collector.listens_at(step, self):
                 collector.observe(obs, self)
 
-    def _clock(self, layer: Any, x: Array) -> None:
-        """The first hook of a forward pass: start the step when a new one begins.
-
-        The recorder's own hooks at this point (the first layer's input) run
-        from here, so that they need no gate: a hook resumed by the clock
-        would not fire until the dispatch after the one under way.
-        """
-        state = self.model.state
-        if state.training and state.grad_enabled and state.step != self._step:
-            self._begin_step(state.step, state.epoch)
-        if self._gates.opened or self._record:
-            for fn in self._at_clock:
-                fn(layer, x)
+    def _on_state(self, state: Any) -> None:
+        """The model's step or epoch changed: begin that step (again)."""
+        self._begin_step(state.step, state.epoch)
 
     def _begin_step(self, step: int, epoch: int) -> None:
         self._step = step
