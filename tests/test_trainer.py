@@ -13,6 +13,7 @@ from annlens.errors import (
     ConfigError,
     HookError,
     InputError,
+    LabelError,
     NonFiniteError,
     ShapeError,
     UnknownNameError,
@@ -903,3 +904,33 @@ def test_a_loss_can_be_given_by_its_registered_name():
     model = Sequential([Dense(2, 1)], seed=0, dtype="float64")
     trainer = Trainer(model, "mse", SGD(model, lr=0.1), batch_size=4, epochs=1)
     assert isinstance(trainer.loss, MSE)
+
+
+# -- targets are checked before anything trains ------------------------------------
+
+
+def test_a_bad_label_in_the_last_batch_is_refused_before_the_first_step() -> None:
+    trainer = make(shuffle=False)
+    x, y = blobs()
+    y = y.copy()
+    y[57] = 7  # three classes; the last batch holds rows 56 to 59
+    before = {k: v.copy() for k, v in trainer.model.layers[0].params.items()}
+
+    with pytest.raises(LabelError, match=r"training data.*got 7 at position 57"):
+        trainer.fit(x, y)
+
+    assert trainer.model.state.step == 0
+    for name, value in trainer.model.layers[0].params.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_a_bad_validation_label_is_refused_before_training() -> None:
+    trainer = make()
+    x, y = blobs()
+    x_val, y_val = blobs(12, seed=1)
+    y_val = y_val.astype(float)
+    y_val[4] = 1.5
+
+    with pytest.raises(LabelError, match=r"validation data.*1\.5 at position 4"):
+        trainer.fit(x, y, validation_data=(x_val, y_val))
+    assert trainer.model.state.step == 0

@@ -101,6 +101,7 @@ class Sequential:
         self.state = RunState(rng=seeded_generator(self.seed, 1))
         self.loss_point = LossPoint(self.state)
         self.output_shape: tuple[int, ...] = ()
+        self.out_features = 0
 
         self._name_layers()
         self.in_features = self._chain(in_features)
@@ -139,6 +140,8 @@ class Sequential:
                 )
             layer.build(width)
             width, source = layer.out_features(width), f"layer {layer.name!r}"
+        assert width is not None, "every layer gives an output width"
+        self.out_features = width
         first = in_features if in_features is not None else self.layers[0].in_features
         assert first is not None, "the chain check fixes the input width"
         return first

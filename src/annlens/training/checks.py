@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from annlens.errors import ConfigError, InputError, ShapeError
+from annlens.errors import ConfigError, InputError, LabelError, ShapeError
 from annlens.layers.base import Array
 from annlens.layers.batchnorm import BatchNorm
 
@@ -93,6 +93,25 @@ def check_data(x: Any, y: Any, what: str) -> Pair:
             f"{'a scalar' if y.ndim == 0 else len(y)}"
         )
     return x, y
+
+
+def check_targets(model: Any, loss: Any, y: Any, what: str) -> None:
+    """Refuse a bad target before training, at its position in the whole data.
+
+    The loss checks its targets at every batch; trying it once on all of them
+    (against a zero output of the model's width) finds a label out of range,
+    a fraction or a NaN in the last batch before the first one trains, and
+    names its position in ``y`` rather than in a batch. Only the loss's
+    :class:`~annlens.errors.LabelError` is raised here: anything else a
+    custom loss does with a zero output is left to the training steps.
+    """
+    output = np.zeros((len(y), model.out_features), dtype=model.dtype)
+    try:
+        loss.value_and_grad(output, y)
+    except LabelError as error:
+        raise LabelError(f"{what}: {error}") from None
+    except Exception:  # the training steps meet it with real outputs
+        return
 
 
 def split_validation(

@@ -24,6 +24,7 @@ from annlens.training.checks import (
     check_batches,
     check_data,
     check_schedule,
+    check_targets,
     split_validation,
 )
 from annlens.training.guard import unwrap
@@ -77,6 +78,9 @@ class TrainingLoop(TrainingStep):
             x, y, validation_data, self.validation_split
         )
         check_batches(self.model, len(x), self.batch_size)
+        check_targets(self.model, self.loss, y, "training data")
+        if validation is not None:
+            check_targets(self.model, self.loss, validation[1], "validation data")
         columns = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
         check_schedule(
             self.schedule, self.schedule_monitor, columns, validation is not None
