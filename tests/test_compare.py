@@ -166,6 +166,8 @@ def test_parity_result_to_dataframe_has_one_row_per_quantity() -> None:
         "shape",
         "max_abs",
         "max_rel",
+        "error_annlens",
+        "error_torch",
     ]
     assert frame["max_rel"].max() == result.max_rel
 

@@ -6,7 +6,9 @@ statistics, diagnoses, figures and reports. See README.md and docs/.
 
 The engine (layers, model, hooks, losses, optimizers, training) needs NumPy
 alone. The experiment runner and the names that need its extras
-(``run_experiment``, ``load_config``, ``load_dataset``) are imported on first use.
+(``run_experiment``, ``load_config``, ``load_dataset``) are imported on first use,
+as are the PyTorch comparison tools (``compare_models``, ``compare_training``,
+``build_twin``, ...), which import torch only when a twin is built.
 """
 
 from typing import Any
@@ -70,6 +72,16 @@ _LAZY = {
     "load_checkpoint": "annlens.io",
     "diagnose": "annlens.analysis.diagnostics",
     "Run": "annlens.experiment",
+    "build_twin": "annlens.analysis.compare",
+    "compare_models": "annlens.analysis.compare",
+    "compare_training": "annlens.analysis.compare",
+    "verdict": "annlens.analysis.compare",
+    "Comparison": "annlens.analysis.compare",
+    "Difference": "annlens.analysis.compare",
+    "ParityResult": "annlens.analysis.compare",
+    "TrajectoryResult": "annlens.analysis.compare",
+    "TrajectoryStep": "annlens.analysis.compare",
+    "Verdict": "annlens.analysis.compare",
 }
 
 __all__ = [

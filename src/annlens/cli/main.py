@@ -24,7 +24,7 @@ else:  # pragma: no cover - Python 3.10
 from rich.console import Console
 from rich.markup import escape
 
-from annlens.errors import AnnlensError
+from annlens.errors import AnnlensError, ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -207,20 +207,91 @@ def export(
 @app.command()
 def compare(
     experiment: Annotated[
-        Path | None, typer.Argument(help="An experiment TOML file (default: built-in).")
+        Path | None,
+        typer.Argument(
+            help="An experiment TOML file, or a run directory whose report gets "
+            "the comparison (default: the built-in experiment)."
+        ),
     ] = None,
-    steps: Annotated[int, typer.Option(help="Training steps side by side.")] = 20,
+    steps: Annotated[
+        int, typer.Option(help="Training steps side by side; fewer is faster.")
+    ] = 20,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(
+            help="Relative difference counted as agreement "
+            "(default: 1e-4 in float32, 1e-10 in float64)."
+        ),
+    ] = None,
+    atol: Annotated[
+        float | None,
+        typer.Option(
+            help="Absolute difference counted as agreement whatever the relative "
+            "one (default: 1e-6 in float32, 1e-12 in float64)."
+        ),
+    ] = None,
+    rounding: Annotated[
+        float | None,
+        typer.Option(
+            help="In float32, how many times PyTorch's own distance from float64 "
+            "values annlens's may be and still agree (default 4; 0: off)."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a key: --set optimizer.lr=0.01"),
     ] = None,
 ) -> None:
-    """Run each variant through annlens and its PyTorch twin and report differences."""
-    from annlens.experiment import compare_experiment, load_config
+    """Run each variant through annlens and its PyTorch twin and report differences.
 
-    config = _guarded(lambda: load_config(experiment, list(set_ or [])))
-    for table in _guarded(lambda: compare_experiment(config, steps=steps)):
-        console.print(table)
+    Ends with one verdict line; exits with status 1 when a quantity differs
+    beyond the tolerance.
+    """
+    from annlens.analysis.compare import parity_table, trajectory_table, verdict
+
+    limits = (tolerance, atol, rounding)
+    comparisons, report_path = _guarded(
+        lambda: _compare(experiment, steps, limits, list(set_ or []))
+    )
+    for comparison in comparisons:
+        name, trajectory = comparison.name, comparison.trajectory
+        console.print(
+            parity_table(
+                comparison.parity, f"{name}: one batch, annlens against PyTorch"
+            )
+        )
+        if trajectory is not None:
+            title = f"{name}: {steps} training steps side by side"
+            console.print(trajectory_table(trajectory, title))
+    if report_path is not None:
+        _text(f"report: {report_path}")
+    judged = verdict(comparisons)
+    _text(judged.line())
+    if not judged.passed:
+        raise typer.Exit(code=1)
+
+
+def _compare(
+    source: Path | None,
+    steps: int,
+    limits: tuple[float | None, float | None, float | None],
+    overrides: list[str],
+) -> tuple[list[Any], Path | None]:
+    """The comparisons of an experiment file, or of a run directory (stored in
+    it, with its report rebuilt)."""
+    from annlens.experiment import compare_experiment, load_config
+    from annlens.experiment.compare import compare_run
+
+    if source is not None and source.is_dir():
+        if overrides:
+            raise ConfigError(
+                f"--set changes an experiment file, but {str(source)!r} is a run "
+                "directory, which is compared with the config it ran with; help: "
+                "give the experiment file instead"
+            )
+        return compare_run(source, steps, *limits)
+    config = load_config(source, overrides)
+    return compare_experiment(config, steps, *limits), None
 
 
 def main() -> None:

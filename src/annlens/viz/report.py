@@ -8,9 +8,11 @@
 2. the diagnosis table: every finding, most severe first, with what was
    measured against the threshold and what to try; a single all-clear line
    when no rule fired;
-3. the figures, under one heading per question: "Is the signal flowing?",
+3. when ``annlens compare`` was run on the run directory, "Against PyTorch":
+   its verdict and, per variant, the parity and trajectory tables;
+4. the figures, under one heading per question: "Is the signal flowing?",
    "Are units alive?", "Is the step size right?", "Did it learn?";
-4. where the run came from (versions, commit, seed, times).
+5. where the run came from (versions, commit, seed, times).
 
 Figures are embedded as base64 PNG, the style sheet is inline, and there is
 no script: the file needs no network and works with JavaScript off.
@@ -30,6 +32,7 @@ from matplotlib.figure import Figure
 
 from annlens.errors import ConfigError, DataError
 from annlens.io.atomic import write_text
+from annlens.viz.comparison import comparison_section
 from annlens.viz.findings import finding_rows, summary_line
 from annlens.viz.gallery import QUESTIONS, ReportFigure, slug, standard_figures
 from annlens.viz.rundir import RunTables, load_run
@@ -211,6 +214,7 @@ def build_report(
     figure_dir: str | os.PathLike[str] | None = None,
     config: Mapping[str, Any] | None = None,
     dpi: int = DPI,
+    comparisons: Sequence[Any] | None = None,
 ) -> Path:
     """Write one self-contained ``report.html`` and return its path.
 
@@ -220,7 +224,7 @@ def build_report(
         A run directory (read by :func:`annlens.viz.rundir.load_run`), or the
         tables themselves: a :class:`RunTables` or a mapping with any of its
         fields (``stats``, ``metrics``, ``histograms``, ``spectra``,
-        ``config``, ``manifest``, ``findings``).
+        ``config``, ``manifest``, ``findings``, ``comparisons``).
     out_path : path, optional
         Where to write; by default ``report.html`` in the run directory
         (required when ``source`` is not a folder).
@@ -248,6 +252,11 @@ def build_report(
         Pixels per inch of the embedded PNGs; they are shown at 100 CSS pixels
         per inch whatever this is, so a higher value is sharper on dense
         screens and makes a larger file.
+    comparisons : sequence of Comparison, optional
+        Each variant against its PyTorch twin
+        (:class:`~annlens.analysis.compare.Comparison`), shown in an "Against
+        PyTorch" section; default: those in ``source`` (``compare.json``),
+        and no section when there are none.
 
     Returns
     -------
@@ -264,6 +273,8 @@ def build_report(
         out_path = run_dir / "report.html"
     config = dict(config if config is not None else tables.config or {})
     findings = findings if findings is not None else tables.findings
+    if comparisons is None:
+        comparisons = tables.comparisons
 
     present = [
         t
@@ -289,10 +300,10 @@ def build_report(
             layers=layers,
         )
     entries += [as_report_figure(item) for item in figures]
-    if not entries and not findings:
+    if not entries and not findings and not comparisons:
         raise DataError(
             "nothing to report: no figure could be drawn from the tables given "
-            "and there are no findings"
+            "and there are no findings or comparisons"
         )
 
     sections = []
@@ -336,6 +347,7 @@ def build_report(
         "findings": finding_list,
         "finding_summary": summary_line(finding_list) if finding_list else "",
         "sections": sections,
+        "comparison": comparison_section(comparisons) if comparisons else None,
         "provenance": _provenance(tables.manifest),
         "version": _version(),
     }

@@ -14,7 +14,8 @@ spectra        ``spectra``
 =============  ============================================
 
 It also reads ``config.toml`` or ``config.json`` (the resolved experiment),
-``manifest.json`` and ``findings.json`` (a list of finding objects) when they
+``manifest.json``, ``findings.json`` (a list of finding objects) and
+``compare.json`` (what ``annlens compare`` found against PyTorch) when they
 are there. Tables found in a variant's folder without a ``variant`` column (or
 with an empty one) get that folder's name.
 """
@@ -63,6 +64,10 @@ class RunTables:
         The run manifest (versions, seed, git commit, times).
     findings : list or None
         Diagnostic findings; None when diagnostics were not run.
+    comparisons : list of Comparison or None
+        Each variant against its PyTorch twin
+        (:class:`~annlens.analysis.compare.Comparison`); None when no
+        comparison was made.
     """
 
     stats: pd.DataFrame | None = None
@@ -72,6 +77,7 @@ class RunTables:
     config: dict[str, Any] | None = None
     manifest: dict[str, Any] | None = None
     findings: list[Any] | None = field(default=None)
+    comparisons: list[Any] | None = field(default=None)
 
     def __repr__(self) -> str:
         parts = [
@@ -82,6 +88,8 @@ class RunTables:
         parts += [n for n in ("config", "manifest") if getattr(self, n) is not None]
         if self.findings is not None:
             parts.append(f"findings={len(self.findings)}")
+        if self.comparisons is not None:
+            parts.append(f"comparisons={len(self.comparisons)}")
         return f"RunTables({', '.join(parts) or 'empty'})"
 
 
@@ -186,5 +194,30 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunTables:
                 f"{type(findings).__name__}"
             )
         result.findings = findings
+    if (root / "compare.json").is_file():
+        result.comparisons = read_comparisons(root / "compare.json")
     logger.debug("loaded %r from %s", result, root)
     return result
+
+
+def read_comparisons(path: Path) -> list[Any]:
+    """The comparisons ``annlens compare`` stored in ``path``.
+
+    Raises
+    ------
+    DataError
+        When the file is not JSON, not a list, or a comparison in it is
+        damaged, naming the file.
+    """
+    from annlens.analysis.compare import Comparison
+
+    stored = _read_json(path)
+    if not isinstance(stored, list):
+        raise DataError(
+            f"{str(path)!r} must hold a list of comparisons, got "
+            f"{type(stored).__name__}"
+        )
+    try:
+        return [Comparison.from_dict(entry) for entry in stored]
+    except DataError as error:
+        raise DataError(f"cannot read {str(path)!r}: {error}") from error

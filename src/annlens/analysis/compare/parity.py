@@ -1,94 +1,23 @@
 """Per hook point, how far annlens and its PyTorch twin differ on one batch.
 
-:func:`compare_models` runs one batch through a copy of the model and through
-its twin, records every hook point of the annlens pass (pre-activations,
-outputs, ``x_hat``, grad_output, delta, grad_x_hat, grad_input, parameter
-gradients, the loss and its gradient, the running statistics), reads the same
-quantities from torch's autograd, and returns a :class:`ParityResult` with the
-largest absolute and relative difference of each.
+:class:`Difference` is one compared quantity at one hook point and
+:class:`ParityResult` all of them, with the tolerances they are judged by.
+They are made by :func:`~annlens.analysis.compare.one_batch.compare_models`
+and need no torch: a stored result is read back and shown without it.
 """
 
 from __future__ import annotations
 
-import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from annlens.errors import ShapeError
-from annlens.layers.base import Array
-
-# What each recorded stage keeps: (argument index after the layer, quantity).
-RECORDED: dict[str, tuple[int, str]] = {
-    "pre_activation": (0, "z"),
-    "normalized": (0, "x_hat"),
-    "mask": (0, "mask"),
-    "forward": (1, "output"),
-    "backward_pre": (0, "grad_output"),
-    "pre_activation_grad": (0, "delta"),
-    "normalized_grad": (0, "grad_x_hat"),
-    "backward": (0, "grad_input"),
-}
-
-# Where torch keeps the same quantity: (traced tensor, its value or its .grad).
-TORCH_SIDE: dict[str, tuple[str, bool]] = {
-    "z": ("z", False),
-    "x_hat": ("x_hat", False),
-    "output": ("output", False),
-    "grad_output": ("output", True),
-    "delta": ("z", True),
-    "grad_x_hat": ("x_hat", True),
-    "grad_input": ("input", True),
-}
-
-
-def default_tolerance(dtype: Any) -> float:
-    """The relative difference counted as agreement: 1e-10 in float64, 1e-4 in
-    float32."""
-    return 1e-10 if np.dtype(dtype) == np.float64 else 1e-4
-
-
-def default_atol(dtype: Any) -> float:
-    """The absolute difference always counted as agreement: a hundredth of
-    the relative tolerance, 1e-12 in float64 and 1e-6 in float32."""
-    return default_tolerance(dtype) / 100
-
-
-def difference(ours: Any, theirs: Any, where: str = "") -> tuple[float, float]:
-    """The largest absolute and relative difference of two arrays.
-
-    Parameters
-    ----------
-    ours, theirs : array-like of the same shape
-        The annlens and the torch value.
-    where : str
-        Named in the error when the shapes differ.
-
-    Returns
-    -------
-    (float, float)
-        ``max |ours - theirs|`` and that divided by the larger of
-        ``max |ours|`` and ``max |theirs|`` (0 when both are all zeros).
-
-    Notes
-    -----
-    The relative difference is taken against the scale of the whole array,
-    not element by element, so entries that are 0 in both do not divide by 0
-    and tiny entries next to large ones do not dominate.
-    """
-    a = np.asarray(ours, dtype=np.float64)
-    b = np.asarray(theirs, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ShapeError(
-            f"cannot compare {where or 'values'}: annlens has shape {a.shape}, "
-            f"torch has {b.shape}"
-        )
-    if a.size == 0:
-        return 0.0, 0.0
-    max_abs = float(np.max(np.abs(a - b)))
-    scale = float(max(np.max(np.abs(a)), np.max(np.abs(b))))
-    return max_abs, (max_abs / scale if scale > 0 else max_abs)
+from annlens.analysis.compare.measure import (
+    error_ratio,
+    excess,
+    resolve_rounding,
+    resolve_tolerances,
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +36,11 @@ class Difference:
         Its shape.
     max_abs, max_rel : float
         The largest absolute difference and the relative one (see
-        :func:`difference`).
+        :func:`~annlens.analysis.compare.measure.difference`).
+    error_annlens, error_torch : float or None
+        In float32: the largest absolute difference of annlens's value, and of
+        PyTorch's, from a float64 evaluation of the same network on the same
+        batch. None in float64, where there is no wider evaluation.
     """
 
     layer: str
@@ -116,11 +49,61 @@ class Difference:
     shape: tuple[int, ...]
     max_abs: float
     max_rel: float
+    error_annlens: float | None = None
+    error_torch: float | None = None
 
-    def within(self, tolerance: float, atol: float) -> bool:
-        """Whether the relative difference is at most ``tolerance``, or the
-        absolute one at most ``atol``; False for NaN."""
-        return self.max_rel <= tolerance or self.max_abs <= atol
+    @property
+    def error_ratio(self) -> float | None:
+        """annlens's distance from the float64 value over PyTorch's; None when
+        not measured."""
+        if self.error_annlens is None or self.error_torch is None:
+            return None
+        return error_ratio(self.error_annlens, self.error_torch)
+
+    def within(self, tolerance: float, atol: float, rounding: float = 0.0) -> bool:
+        """Whether the relative difference is at most ``tolerance``, the
+        absolute one at most ``atol``, or :attr:`error_ratio` at most
+        ``rounding``; False for NaN."""
+        return self.excess(tolerance, atol, rounding) <= 1
+
+    def excess(self, tolerance: float, atol: float, rounding: float = 0.0) -> float:
+        """How far beyond its most lenient limit this row is (see
+        :func:`~annlens.analysis.compare.measure.excess`)."""
+        return excess(
+            self.max_abs, self.max_rel, tolerance, atol, self.error_ratio, rounding
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON values."""
+        return {
+            "layer": self.layer,
+            "point": self.point,
+            "quantity": self.quantity,
+            "shape": list(self.shape),
+            "max_abs": self.max_abs,
+            "max_rel": self.max_rel,
+            "error_annlens": self.error_annlens,
+            "error_torch": self.error_torch,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Difference:
+        """The row :meth:`to_dict` wrote."""
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            str(data["layer"]),
+            str(data["point"]),
+            str(data["quantity"]),
+            tuple(int(n) for n in data["shape"]),
+            float(data["max_abs"]),
+            float(data["max_rel"]),
+            number("error_annlens"),
+            number("error_torch"),
+        )
 
 
 @dataclass
@@ -136,32 +119,59 @@ class ParityResult:
     loss_annlens, loss_torch : float
         The two loss values.
     tolerance : float
-        The relative difference counted as agreement (by dtype by default).
+        The relative difference counted as agreement; left out (or NaN), the
+        dtype's default (:func:`default_tolerance`). 0 allows no difference.
     atol : float
-        The absolute difference counted as agreement whatever the relative one
-        (by dtype by default).
+        The absolute difference counted as agreement whatever the relative one;
+        left out (or NaN), the dtype's default (:func:`default_atol`).
+    rounding : float
+        In float32, the largest :attr:`Difference.error_ratio` counted as
+        agreement whatever the difference; left out (or NaN), 4. 0 turns this
+        allowance off.
 
     Notes
     -----
-    A row agrees when its relative difference is within ``tolerance`` or its
-    absolute difference within ``atol``. The absolute floor is for values
-    that are zero in exact arithmetic and only rounding in both frameworks,
-    such as the gradient of a BatchNorm shift on a batch of two, where a
-    difference of 1e-14 between two such results is 100% of their size.
+    A row agrees when its relative difference is within ``tolerance``, its
+    absolute difference within ``atol``, or (float32) annlens is at most
+    ``rounding`` times as far as PyTorch from a float64 evaluation.
+
+    The absolute floor is for values that are zero in exact arithmetic and
+    only rounding in both frameworks, such as the gradient of a BatchNorm
+    shift on a batch of two, where a difference of 1e-14 between two such
+    results is 100% of their size.
+
+    The rounding allowance is for networks that amplify rounding: in a deep
+    network of saturated tanh units whose weights are far too large, float32
+    rounding in the first layer grows a few-fold in every layer, and both
+    frameworks end up 1e-4 away from the exact values, and from each other,
+    though neither does anything wrong. Measured against the float64 values
+    (computed by PyTorch from the same float32 weights and batch), annlens is
+    then as close as PyTorch is; a real difference, a wrong formula or a
+    missing term, puts annlens far from the float64 values while PyTorch
+    stays close, and still fails.
     """
 
     rows: list[Difference]
     dtype: str
     loss_annlens: float
     loss_torch: float
-    tolerance: float = field(default=0.0)
-    atol: float = field(default=0.0)
+    tolerance: float = field(default=math.nan)
+    atol: float = field(default=math.nan)
+    rounding: float = field(default=math.nan)
 
     def __post_init__(self) -> None:
-        if not self.tolerance:
-            self.tolerance = default_tolerance(self.dtype)
-        if not self.atol:
-            self.atol = default_atol(self.dtype)
+        self.tolerance, self.atol = resolve_tolerances(
+            self.dtype, self.tolerance, self.atol
+        )
+        self.rounding = resolve_rounding(self.rounding)
+
+    def tolerance_text(self) -> str:
+        """The limits in words: ``0.0001 relative or 1e-06 absolute``, and the
+        rounding allowance when it was measured."""
+        text = f"{self.tolerance:g} relative or {self.atol:g} absolute"
+        if any(row.error_ratio is not None for row in self.rows):
+            text += f" or {self.rounding:g}x PyTorch's own {self.dtype} error"
+        return text
 
     @property
     def max_abs(self) -> float:
@@ -180,11 +190,52 @@ class ParityResult:
 
     def failures(self) -> list[Difference]:
         """The rows beyond both tolerances, or NaN."""
-        return [r for r in self.rows if not r.within(self.tolerance, self.atol)]
+        return [
+            row
+            for row in self.rows
+            if not row.within(self.tolerance, self.atol, self.rounding)
+        ]
 
     def worst(self) -> Difference | None:
-        """The row with the largest relative difference."""
-        return max(self.rows, key=lambda row: row.max_rel, default=None)
+        """The row furthest beyond its tolerances (see :meth:`Difference.excess`).
+
+        Among rows equally far (all beyond a tolerance of 0, say), the one
+        with the largest relative difference. None when there are no rows.
+        """
+        return max(
+            self.rows,
+            key=lambda row: (self.excess(row), row.max_rel),
+            default=None,
+        )
+
+    def excess(self, row: Difference) -> float:
+        """How far beyond this result's limits ``row`` is."""
+        return row.excess(self.tolerance, self.atol, self.rounding)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON values (:meth:`from_dict` reads it back)."""
+        return {
+            "dtype": self.dtype,
+            "loss_annlens": self.loss_annlens,
+            "loss_torch": self.loss_torch,
+            "tolerance": self.tolerance,
+            "atol": self.atol,
+            "rounding": self.rounding,
+            "rows": [row.to_dict() for row in self.rows],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ParityResult:
+        """The result :meth:`to_dict` wrote."""
+        return cls(
+            [Difference.from_dict(row) for row in data["rows"]],
+            str(data["dtype"]),
+            float(data["loss_annlens"]),
+            float(data["loss_torch"]),
+            float(data["tolerance"]),
+            float(data["atol"]),
+            float(data.get("rounding", math.nan)),
+        )
 
     def to_dataframe(self) -> Any:
         """One row per compared quantity, as a pandas DataFrame."""
@@ -199,6 +250,8 @@ class ParityResult:
                     "shape": row.shape,
                     "max_abs": row.max_abs,
                     "max_rel": row.max_rel,
+                    "error_annlens": row.error_annlens,
+                    "error_torch": row.error_torch,
                 }
                 for row in self.rows
             ]
@@ -225,171 +278,3 @@ class ParityResult:
             f"ParityResult({len(self.rows)} quantities, dtype={self.dtype}, "
             f"max_rel={self.max_rel:.3g}, tolerance={self.tolerance:g}; {state})"
         )
-
-
-class HookPointLog:
-    """A hook that copies what each hook point shows, in firing order."""
-
-    def __init__(self) -> None:
-        self.values: list[tuple[str, str, str, Array]] = []
-        self.masks: dict[str, Array] = {}
-
-    def __call__(self, layer: Any, *arguments: Any, ctx: Any) -> None:
-        if ctx.stage == "gradient":
-            name, grad = arguments
-            self.values.append((layer.name, ctx.point, f"grads[{name}]", grad.copy()))
-            return
-        index, quantity = RECORDED[ctx.stage]
-        value = np.array(arguments[index], copy=True)
-        if ctx.stage == "mask":
-            self.masks[layer.name] = value
-        else:
-            self.values.append((layer.name, ctx.point, quantity, value))
-
-    def attach(self, model: Any) -> Any:
-        """Register on every recorded stage the model has; returns the scope."""
-        present = {stage for layer in model.layers for stage in layer.stages}
-        stages = [s for s in [*RECORDED, "gradient"] if s in present]
-        return model.hooks(*[(stage, self) for stage in stages])
-
-    def __repr__(self) -> str:
-        return f"HookPointLog({len(self.values)} values, {len(self.masks)} masks)"
-
-
-def detached_copy(model: Any) -> Any:
-    """A deep copy of ``model`` with no hooks, so the original is not touched.
-
-    The registered hooks are shared with the copy rather than copied (a hook
-    may hold what cannot be copied, such as an open file), then removed from
-    the copy alone.
-    """
-    memo = {
-        id(hook): hook
-        for owner in model.hook_owners()
-        for hook in owner.hook_table.hooks()
-    }
-    ours = copy.deepcopy(model, memo)
-    ours.clear_hooks()
-    return ours
-
-
-def compare_models(
-    model: Any,
-    x: Any,
-    y: Any,
-    loss: Any,
-    tolerance: float | None = None,
-    atol: float | None = None,
-) -> ParityResult:
-    """Run one batch through annlens and its PyTorch twin and compare everything.
-
-    Parameters
-    ----------
-    model : Sequential
-        The model, compared in its current mode (training or evaluation). It
-        is not changed: both passes run on a copy.
-    x : array-like, (batch, in_features)
-        The batch.
-    y : array-like
-        The targets, as ``loss`` takes them.
-    loss : Loss or str
-        A built-in annlens loss, or its registered name.
-    tolerance : float, optional
-        The relative difference counted as agreement (1e-10 in float64, 1e-4
-        in float32 by default).
-    atol : float, optional
-        The absolute difference counted as agreement whatever the relative
-        one (1e-12 in float64, 1e-6 in float32 by default).
-
-    Returns
-    -------
-    ParityResult
-        One row per hook point and quantity: ``z``, ``x_hat``, ``output``, the
-        loss and its gradient, ``grad_output``, ``delta``, ``grad_x_hat``,
-        ``grad_input``, each parameter gradient, and the running statistics
-        after the pass.
-
-    Raises
-    ------
-    ImportError
-        When torch is not installed.
-    NotImplementedError
-        For a layer, activation or loss that has no PyTorch twin.
-    """
-    from annlens.analysis.compare.twin import build_twin, loss_twin
-    from annlens.losses import get_loss
-
-    ours = detached_copy(model)
-    twin = build_twin(ours)
-    loss = get_loss(loss)
-    torch_loss = loss_twin(loss)
-    x = np.asarray(x, dtype=ours.dtype)
-
-    recorder = HookPointLog()
-    with recorder.attach(ours):
-        output = ours.forward(x)
-        value, grad = loss.value_and_grad(output, y)
-        ours.backward(grad)
-
-    twin.set_masks(recorder.masks)
-    torch_output, traced = twin.module.trace(twin.tensor(x))
-    torch_value = torch_loss(torch_output, y)
-    torch_value.backward()
-
-    rows = _hook_point_rows(recorder, traced, twin)
-    loss_rows = [
-        _row("loss", "loss", "value", np.float64(value), torch_value.item()),
-        _row("loss", "loss", "grad", grad, _numpy(torch_output, grad=True)),
-    ]
-    split = next(
-        (i for i, row in enumerate(rows) if row.quantity == "grad_output"), len(rows)
-    )
-    rows[split:split] = loss_rows
-    rows += [
-        _row(
-            pair.layer.name,
-            pair.name,
-            pair.key,
-            pair.annlens_value(),
-            pair.torch_value(),
-        )
-        for pair in twin.pairs
-        if pair.buffer
-    ]
-    return ParityResult(
-        rows,
-        ours.dtype.name,
-        float(value),
-        float(torch_value.item()),
-        tolerance or 0.0,
-        atol or 0.0,
-    )
-
-
-def _hook_point_rows(
-    recorder: HookPointLog, traced: list[dict[str, Any]], twin: Any
-) -> list[Difference]:
-    """Rows for every recorded annlens value, paired with torch's."""
-    position = {name: index for index, name in enumerate(twin.module.names)}
-    pairs = {pair.name: pair for pair in twin.pairs}
-    rows = []
-    for layer, point, quantity, value in recorder.values:
-        if quantity.startswith("grads["):
-            theirs = pairs[f"{layer}.{quantity[6:-1]}"].torch_grad()
-        else:
-            source, is_grad = TORCH_SIDE[quantity]
-            theirs = _numpy(traced[position[layer]][source], grad=is_grad)
-        rows.append(_row(layer, point, quantity, value, theirs))
-    return rows
-
-
-def _numpy(tensor: Any, grad: bool) -> Array:
-    """A tensor's value, or its gradient, as a NumPy copy."""
-    value = tensor.grad if grad else tensor
-    assert value is not None, "backward reaches every traced tensor"
-    return np.array(value.detach().numpy(), copy=True)
-
-
-def _row(layer: str, point: str, quantity: str, ours: Any, theirs: Any) -> Difference:
-    max_abs, max_rel = difference(ours, theirs, f"{point} {quantity}")
-    return Difference(layer, point, quantity, np.shape(ours), max_abs, max_rel)

@@ -1,40 +1,19 @@
-"""N training steps side by side: how far annlens and PyTorch drift apart.
+"""How two training runs drift apart, step by step: the result of a side-by-side run.
 
-:func:`compare_training` trains a copy of the model and its PyTorch twin with
-the same optimizer (an annlens optimizer and the ``torch.optim`` class of the
-same rule, given the same hyperparameters), the same batches in the same
-order and, for Dropout, the same masks. After every step it records the two
-losses and the largest difference over every parameter and buffer.
+:class:`TrajectoryStep` is the state of the two runs after one optimizer step
+(both losses, and the difference of every parameter and buffer);
+:class:`TrajectoryResult` holds the steps, says whether they stayed within a
+tolerance, and shows them as a table. The run itself is
+:func:`~annlens.analysis.compare.lockstep.compare_training`.
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from annlens.analysis.compare.parity import (
-    HookPointLog,
-    default_atol,
-    default_tolerance,
-    detached_copy,
-    difference,
-)
-from annlens.errors import ConfigError
-
-# annlens optimizer class name -> torch.optim class name (same rule, same keys).
-TORCH_OPTIMIZERS: dict[str, str] = {
-    "SGD": "SGD",
-    "Adam": "Adam",
-    "AdamW": "AdamW",
-    "NAdam": "NAdam",
-    "Adamax": "Adamax",
-    "Adagrad": "Adagrad",
-    "RMSProp": "RMSprop",
-    "Adadelta": "Adadelta",
-}
+from annlens.analysis.compare.measure import excess, resolve_tolerances
 
 
 @dataclass(frozen=True)
@@ -46,14 +25,21 @@ class TrajectoryStep:
     step : int
         The step number, from 1.
     loss_annlens, loss_torch : float
-        The loss each computed on this step's batch (before its update).
+        The data loss each computed on this step's batch (before its update;
+        penalties are not part of it).
     loss_abs, loss_rel : float
         Their absolute and relative difference.
     param_max_abs, param_max_rel : float
-        The largest difference over every parameter and buffer after the
-        update (see :func:`~annlens.analysis.compare.difference`).
+        The largest absolute and the largest relative difference over every
+        parameter and buffer after the update, each taken separately (see
+        :func:`~annlens.analysis.compare.measure.difference`).
     worst : str
-        The parameter or buffer where the relative difference is largest.
+        The parameter or buffer furthest beyond the result's tolerances
+        (see :func:`~annlens.analysis.compare.measure.excess`).
+    worst_abs, worst_rel : float
+        Its absolute and relative difference.
+    differences : dict of str to (float, float)
+        ``(max_abs, max_rel)`` of every parameter and buffer, by name.
     """
 
     step: int
@@ -64,6 +50,57 @@ class TrajectoryStep:
     param_max_abs: float
     param_max_rel: float
     worst: str
+    worst_abs: float = 0.0
+    worst_rel: float = 0.0
+    differences: dict[str, tuple[float, float]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def excess(self, tolerance: float, atol: float) -> float:
+        """How far beyond its tolerances the step is: the larger of the loss's
+        and the worst parameter's :func:`~annlens.analysis.compare.measure.excess`
+        (every parameter's, when ``tolerance`` and ``atol`` are not the ones
+        ``worst`` was chosen by)."""
+        pairs = self.differences.values() or [(self.worst_abs, self.worst_rel)]
+        return max(
+            excess(self.loss_abs, self.loss_rel, tolerance, atol),
+            *(excess(a, r, tolerance, atol) for a, r in pairs),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step as plain JSON values."""
+        data = {key: getattr(self, key) for key in STEP_NUMBERS}
+        data["worst"] = self.worst
+        data["differences"] = {k: list(v) for k, v in self.differences.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TrajectoryStep:
+        """The step :meth:`to_dict` wrote."""
+        numbers = {key: float(data[key]) for key in STEP_NUMBERS if key != "step"}
+        differences = {
+            str(name): (float(pair[0]), float(pair[1]))
+            for name, pair in dict(data.get("differences") or {}).items()
+        }
+        return cls(
+            step=int(data["step"]),
+            worst=str(data["worst"]),
+            differences=differences,
+            **numbers,
+        )
+
+
+STEP_NUMBERS = (
+    "step",
+    "loss_annlens",
+    "loss_torch",
+    "loss_abs",
+    "loss_rel",
+    "param_max_abs",
+    "param_max_rel",
+    "worst_abs",
+    "worst_rel",
+)
 
 
 @dataclass
@@ -73,16 +110,45 @@ class TrajectoryResult:
     Attributes
     ----------
     steps : list of TrajectoryStep
-        One entry per optimizer step.
+        One entry per optimizer step both runs took.
     optimizer : str
         The annlens optimizer and its hyperparameters.
     dtype : str
         The dtype both trained in.
+    tolerance, atol : float
+        The relative and absolute difference counted as agreement; left out
+        (or NaN), the dtype's defaults, as for
+        :class:`~annlens.analysis.compare.ParityResult`.
+    stopped : str or None
+        Why the run ended before the steps asked for: annlens's NaN guard
+        found a NaN or Inf (the message names the step, layer and stage).
+        None when every step was taken.
+    recipe : str
+        What else each step did besides the optimizer's update: penalties,
+        clipping, constraints, schedule ("" when nothing).
+
+    Notes
+    -----
+    In float32 two runs that agree step by step still drift: each step's
+    rounding differences (a few 1e-7, relative) feed the next step, and a
+    network that amplifies small changes (saturated units, a large learning
+    rate, a loss that explodes) amplifies them too. The drift is reported,
+    not judged, by the ``annlens compare`` verdict; :meth:`agrees` judges it
+    when asked.
     """
 
     steps: list[TrajectoryStep]
     optimizer: str
     dtype: str
+    tolerance: float = field(default=math.nan)
+    atol: float = field(default=math.nan)
+    stopped: str | None = None
+    recipe: str = ""
+
+    def __post_init__(self) -> None:
+        self.tolerance, self.atol = resolve_tolerances(
+            self.dtype, self.tolerance, self.atol
+        )
 
     @property
     def max_param_rel(self) -> float:
@@ -94,22 +160,70 @@ class TrajectoryResult:
         """The largest relative loss difference over every step."""
         return max((s.loss_rel for s in self.steps), default=0.0)
 
+    def worst_step(self) -> TrajectoryStep | None:
+        """The step furthest beyond the tolerances; the last of equals, so
+        that a drift that only grows is shown where it ended."""
+        best: TrajectoryStep | None = None
+        for step in self.steps:
+            if best is None or (
+                step.excess(self.tolerance, self.atol),
+                step.worst_rel,
+            ) >= (best.excess(self.tolerance, self.atol), best.worst_rel):
+                best = step
+        return best
+
     def agrees(self, tolerance: float | None = None, atol: float | None = None) -> bool:
-        """Whether every step stays within ``tolerance`` relative or ``atol``
-        absolute, for the loss and for the parameters (by dtype by default)."""
-        rel = tolerance if tolerance is not None else default_tolerance(self.dtype)
-        absolute = atol if atol is not None else default_atol(self.dtype)
-        return all(
-            (s.loss_rel <= rel or s.loss_abs <= absolute)
-            and (s.param_max_rel <= rel or s.param_max_abs <= absolute)
-            for s in self.steps
+        """Whether every step's loss and every parameter and buffer stay within
+        ``tolerance`` relative or ``atol`` absolute (the result's by default).
+
+        A run stopped by a NaN or Inf does not agree.
+        """
+        rel, absolute = resolve_tolerances(
+            self.dtype,
+            self.tolerance if tolerance is None else tolerance,
+            self.atol if atol is None else atol,
+        )
+        return self.stopped is None and all(
+            step.excess(rel, absolute) <= 1 for step in self.steps
         )
 
     def to_dataframe(self) -> Any:
-        """One row per step, as a pandas DataFrame."""
+        """One row per step, as a pandas DataFrame (without the per-parameter
+        differences)."""
         import pandas as pd
 
-        return pd.DataFrame([vars(step) for step in self.steps])
+        return pd.DataFrame(
+            [
+                {key: getattr(step, key) for key in (*STEP_NUMBERS, "worst")}
+                for step in self.steps
+            ]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON values (:meth:`from_dict` reads it back)."""
+        return {
+            "optimizer": self.optimizer,
+            "dtype": self.dtype,
+            "tolerance": self.tolerance,
+            "atol": self.atol,
+            "stopped": self.stopped,
+            "recipe": self.recipe,
+            "steps": [step.to_dict() for step in self.steps],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TrajectoryResult:
+        """The result :meth:`to_dict` wrote."""
+        stopped = data.get("stopped")
+        return cls(
+            [TrajectoryStep.from_dict(step) for step in data["steps"]],
+            str(data["optimizer"]),
+            str(data["dtype"]),
+            float(data["tolerance"]),
+            float(data["atol"]),
+            None if stopped is None else str(stopped),
+            str(data.get("recipe") or ""),
+        )
 
     def table(self) -> Any:
         """A rich Table for the terminal."""
@@ -127,166 +241,9 @@ class TrajectoryResult:
         return self.table()
 
     def __repr__(self) -> str:
+        stopped = f", stopped after {len(self.steps)}" if self.stopped else ""
         return (
-            f"TrajectoryResult({len(self.steps)} steps, {self.optimizer}, "
+            f"TrajectoryResult({len(self.steps)} steps{stopped}, {self.optimizer}, "
             f"dtype={self.dtype}, max_param_rel={self.max_param_rel:.3g}, "
             f"max_loss_rel={self.max_loss_rel:.3g})"
         )
-
-
-def build_optimizer(name: str | type, model: Any, hyper: dict[str, Any]) -> Any:
-    """The annlens optimizer ``name`` ("sgd", "adam", ... or a class) for ``model``."""
-    from annlens.optim import get_optimizer
-
-    if isinstance(name, type):
-        return name(model, **hyper)
-    return get_optimizer(name, model, **hyper)
-
-
-def torch_optimizer(optimizer: Any, parameters: list[Any]) -> Any:
-    """The ``torch.optim`` optimizer with the same rule and hyperparameters."""
-    from annlens.analysis.compare.twin import require_torch
-
-    torch = require_torch()
-    name = type(optimizer).__name__
-    if name not in TORCH_OPTIMIZERS:
-        raise NotImplementedError(
-            f"optimizer {name} has no torch.optim twin; twins exist for "
-            f"{', '.join(TORCH_OPTIMIZERS)}"
-        )
-    torch_cls = getattr(torch.optim, TORCH_OPTIMIZERS[name])
-    accepted = inspect.signature(torch_cls).parameters
-    missing = [key for key in optimizer.base if key not in accepted]
-    if missing:
-        raise NotImplementedError(
-            f"torch.optim.{torch_cls.__name__} has no hyperparameter {missing}, "
-            f"which annlens {name} uses"
-        )
-    return torch_cls(parameters, **optimizer.base)
-
-
-def compare_training(
-    model: Any,
-    optimizer_name: str | type,
-    hyper: dict[str, Any],
-    x: Any,
-    y: Any,
-    loss: Any,
-    steps: int,
-    batch_size: int,
-    seed: int = 0,
-) -> TrajectoryResult:
-    """Train annlens and its PyTorch twin side by side for ``steps`` steps.
-
-    Parameters
-    ----------
-    model : Sequential
-        The starting point; it is not changed (both train a copy), and both
-        train in training mode.
-    optimizer_name : str or Optimizer subclass
-        An annlens optimizer ("sgd", "adam", ...); torch gets the
-        ``torch.optim`` class of the same rule.
-    hyper : dict
-        Hyperparameters for the annlens optimizer; torch receives the resolved
-        set (the defaults included), so both use the same values.
-    x : array-like, (samples, in_features)
-        Training inputs.
-    y : array-like
-        Training targets, as ``loss`` takes them.
-    loss : Loss or str
-        A built-in annlens loss, or its registered name.
-    steps : int
-        Optimizer steps to take.
-    batch_size : int
-        Samples per step; each epoch visits full batches of one permutation
-        drawn from ``seed``, the same for both.
-    seed : int
-        Fixes the data order.
-
-    Returns
-    -------
-    TrajectoryResult
-        Per step: both losses, their difference, and the largest parameter
-        and buffer difference after the update.
-    """
-    from annlens.analysis.compare.twin import build_twin, loss_twin
-    from annlens.losses import get_loss
-
-    ours = detached_copy(model)
-    ours.train()
-    twin = build_twin(ours)
-    loss = get_loss(loss)
-    torch_loss = loss_twin(loss)
-    optimizer = build_optimizer(optimizer_name, ours, hyper)
-    torch_opt = torch_optimizer(optimizer, twin.parameters())
-
-    x = np.asarray(x, dtype=ours.dtype)
-    y = np.asarray(y)
-    recorder = HookPointLog()
-    masks = recorder.attach(ours) if _has_dropout(ours) else None
-
-    records = []
-    for step, rows in enumerate(_batches(len(x), batch_size, steps, seed), start=1):
-        output = ours.forward(x[rows])
-        value, grad = loss.value_and_grad(output, y[rows])
-        ours.backward(grad)
-        optimizer.step()
-
-        twin.set_masks(recorder.masks)
-        with twin.default_dtype():
-            torch_opt.zero_grad()
-            torch_value = torch_loss(twin.module(twin.tensor(x[rows])), y[rows])
-            torch_value.backward()
-            torch_opt.step()
-
-        records.append(_step_record(step, float(value), torch_value.item(), twin))
-        recorder.values.clear()
-    if masks is not None:
-        masks.remove()
-    return TrajectoryResult(records, repr(optimizer), ours.dtype.name)
-
-
-def _has_dropout(model: Any) -> bool:
-    return any("mask" in layer.stages for layer in model.layers)
-
-
-def _batches(samples: int, batch_size: int, steps: int, seed: int) -> Any:
-    """Row indices of each step: full batches of a fresh permutation per epoch."""
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= samples:
-        raise ConfigError(
-            f"compare_training batch_size must be in [1, {samples}] (the number "
-            f"of samples), got {batch_size!r}"
-        )
-    if not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"compare_training steps must be >= 1, got {steps!r}")
-    rng = np.random.default_rng(seed)
-    per_epoch = samples // batch_size
-    order = rng.permutation(samples)
-    for step in range(steps):
-        position = step % per_epoch
-        if position == 0 and step > 0:
-            order = rng.permutation(samples)
-        yield order[position * batch_size : (position + 1) * batch_size]
-
-
-def _step_record(
-    step: int, value: float, torch_value: float, twin: Any
-) -> TrajectoryStep:
-    """Both losses and the largest parameter or buffer difference after a step."""
-    loss_abs, loss_rel = difference(value, torch_value)
-    worst, worst_abs, worst_rel = "", 0.0, -1.0
-    for pair in twin.pairs:
-        max_abs, max_rel = difference(pair.annlens_value(), pair.torch_value())
-        worst_abs = max(worst_abs, max_abs)
-        if max_rel > worst_rel or np.isnan(max_rel):
-            worst, worst_rel = pair.name, max_rel
-    return TrajectoryStep(
-        step,
-        value,
-        torch_value,
-        loss_abs,
-        loss_rel,
-        worst_abs,
-        max(worst_rel, 0.0),
-        worst,
-    )

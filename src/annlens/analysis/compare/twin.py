@@ -18,7 +18,10 @@ raises an ImportError naming the ``annlens[torch]`` extra.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import importlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -169,6 +172,32 @@ class Twin:
             yield
         finally:
             torch.set_default_dtype(previous)
+
+    def widened(self) -> Twin:
+        """A float64 copy of this twin, holding exactly the same weights.
+
+        Every float32 value is a float64 value too, so the copy computes what
+        the twin computes, with float64 rounding: the values float32 results
+        are measured against. Take it before the twin runs in training mode,
+        whose forward pass moves the BatchNorm running statistics.
+        """
+        torch = require_torch()
+        module = copy.deepcopy(self.module).to(torch.float64)
+        named = itertools.chain(
+            self.module.named_parameters(), self.module.named_buffers()
+        )
+        names = {id(tensor): name for name, tensor in named}
+        tensors = dict(
+            itertools.chain(module.named_parameters(), module.named_buffers())
+        )
+        wide = copy.copy(self)
+        wide.module = module
+        wide.dtype = torch.float64
+        wide.pairs = [
+            dataclasses.replace(pair, tensor=tensors[names[id(pair.tensor)]])
+            for pair in self.pairs
+        ]
+        return wide
 
     def parameters(self) -> list[Any]:
         """The twin's trainable tensors, in the order of :attr:`pairs`."""
