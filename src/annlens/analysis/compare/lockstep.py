@@ -1,12 +1,12 @@
 """N training steps side by side: how far annlens and PyTorch drift apart.
 
 :func:`compare_training` trains a copy of the model with the annlens Trainer's
-own step and its PyTorch twin with :class:`~annlens.analysis.compare.
-torch_training.TorchSteps`: the same optimizer rule and hyperparameters (its
-groups included), the same penalties, clipping, constraints and learning-rate
-schedule, the same batches in the same order and, for Dropout, the same
-masks. After every step it records the two losses and the difference of every
-parameter and buffer.
+own step, and its PyTorch twin with
+:class:`~annlens.analysis.compare.torch_training.TorchSteps`: the same
+optimizer rule and hyperparameters (its groups included), the same
+penalties, clipping, constraints and learning-rate schedule, the same batches
+in the same order and, for Dropout, the same masks. After every step it
+records the two losses and the difference of every parameter and buffer.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ def compare_training(
     batch_size`` steps (one epoch of full batches); one that follows a metric
     (``plateau``) is given the epoch's mean training loss, there being no
     validation pass here. torch's learning rate is set from annlens's at
-    every step (see :class:`~annlens.analysis.compare.torch_training.
-    TorchSteps`).
+    every step (see
+    :class:`~annlens.analysis.compare.torch_training.TorchSteps`).
     """
     from annlens.analysis.compare.torch_training import TorchSteps
     from annlens.analysis.compare.twin import build_twin, loss_twin

@@ -11,6 +11,9 @@ annlens stores a Dense weight as ``W`` of shape (in, out), so that
 computes ``x weightᵀ + bias``. The twin's weight is therefore ``Wᵀ``, and its
 gradient is compared with ``grads["W"]`` after transposing back.
 
+:meth:`Twin.widened` copies a float32 twin into float64 with exactly the same
+weights: the values float32 results of both frameworks are measured against.
+
 torch is imported only when a twin is built; without it, :func:`require_torch`
 raises an ImportError naming the ``annlens[torch]`` extra.
 """
