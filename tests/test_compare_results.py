@@ -197,6 +197,14 @@ def test_report_has_an_against_pytorch_section_with_both_tables(tmp_path: Path) 
     assert page.index('id="diagnosis"') < page.index('id="pytorch"')
 
 
+def test_a_drifting_step_is_marked_as_drift_not_as_a_difference() -> None:
+    assert AGREEING.trajectory is not None
+    page = AGREEING.trajectory.to_html()
+    assert page.count('<tr class="agrees">') == 1
+    assert page.count('<tr class="drifts">') == 1
+    assert "differs" not in page
+
+
 def test_report_has_no_such_section_without_a_comparison(tmp_path: Path) -> None:
     figure = ("Did it learn?", "empty", Figure(figsize=(2, 1)))
     path = build_report({}, tmp_path / "report.html", findings=[], figures=[figure])

@@ -1,9 +1,10 @@
 """Comparison results as a rich table for the terminal and as HTML for the report.
 
-Both show the same columns. A parity row beyond both of the result's
-tolerances is marked "differs" (red in the terminal, class ``differs`` in
-HTML); a trajectory shows one row per step, with the parameter or buffer
-furthest beyond the tolerances, and is marked the same way. rich is imported
+Both show the same columns. A parity row beyond the result's limits is marked
+"differs" (red in the terminal, class ``differs`` in HTML); a trajectory shows
+one row per step, with the parameter or buffer furthest beyond the
+tolerances, and a step beyond them is marked as drifting (yellow, class
+``drifts``), not as a difference: drift is reported, not judged. rich is imported
 only when a terminal table is asked for.
 """
 
@@ -102,8 +103,8 @@ def _trajectory_caption(result: Any) -> str:
 def parity_table(result: Any, title: str | None = None) -> Any:
     """A rich Table of a :class:`~annlens.analysis.compare.ParityResult`.
 
-    ``title`` goes before the verdict (``"base: annlens vs PyTorch, float32:
-    agrees"``); by default the title is the verdict alone.
+    ``title``, when given, comes before the verdict: ``"<title>; annlens vs
+    PyTorch, float32: agrees"``.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -127,7 +128,8 @@ def parity_table(result: Any, title: str | None = None) -> Any:
 def trajectory_table(result: Any, title: str | None = None) -> Any:
     """A rich Table of a :class:`~annlens.analysis.compare.TrajectoryResult`.
 
-    ``title`` goes before the optimizer and what else each step does.
+    ``title``, when given, comes before the optimizer and what else each step
+    does. Steps beyond the tolerances are yellow: drift is reported, not judged.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -148,11 +150,16 @@ def trajectory_table(result: Any, title: str | None = None) -> Any:
 
 
 def _html_table(
-    css: str, caption: str, columns: tuple[str, ...], rows: list[tuple[list[str], bool]]
+    css: str,
+    caption: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[list[str], bool]],
+    beyond: str = "differs",
 ) -> str:
+    """A ``<table>``; each row's class is ``agrees``, or ``beyond`` when not ok."""
     head = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
     body = "\n".join(
-        f'<tr class="{"agrees" if ok else "differs"}">'
+        f'<tr class="{"agrees" if ok else beyond}">'
         + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
         + "</tr>"
         for cells, ok in rows
@@ -176,4 +183,6 @@ def trajectory_html(result: Any) -> str:
     """An HTML ``<table>`` fragment of a trajectory result, for the report."""
     caption = f"{_trajectory_title(result)} ({_trajectory_caption(result)})"
     rows = _trajectory_cells(result)
-    return _html_table("annlens-trajectory", caption, TRAJECTORY_COLUMNS, rows)
+    return _html_table(
+        "annlens-trajectory", caption, TRAJECTORY_COLUMNS, rows, beyond="drifts"
+    )
