@@ -183,6 +183,9 @@ def hooks_table(results: list[CaseResult]) -> list[str]:
     ]
     for r in results:
         removed, control = r.overhead("dispatch"), r.overhead("control")
+        sampled = (
+            "n/a" if "sampled" not in r.paired else _percent(r.overhead("sampled"))
+        )
         dispatch = "n/a"
         if removed is not None and control is not None:
             dispatch = f"{removed:+.1%} (control {control:+.1%})"
@@ -190,7 +193,7 @@ def hooks_table(results: list[CaseResult]) -> list[str]:
             f"| {r.case.name} | {r.dtype} | {_ms(r.timings['annlens'].median)} | "
             f"{dispatch} | {_percent(r.overhead('stat'))} | "
             f"{_percent(r.overhead('collectors'))} | "
-            f"{_percent(r.overhead('sampled'))} | "
+            f"{sampled} | "
             f"{_percent(r.overhead('input_grad')) if r.dtype == 'float32' else 'n/a'} |"
         )
     lines += [
@@ -201,7 +204,8 @@ def hooks_table(results: list[CaseResult]) -> list[str]:
         "by call in alternation (float32 only). The control is the same step "
         "against an identical copy of itself, timed the same way: the noise "
         "floor of that comparison. The collector columns time blocks of ten "
-        "calls against ten plain calls (the large case call by call), so that "
+        "calls against ten plain calls (the large case call by call, and not "
+        "sampled), so that "
         "the steps that write rows count with the others; the default set writes "
         "parameter rows one recorded step in ten. The last column is the step with "
         "`model.backward`, which also computes dL/d input at the first layer, "
@@ -457,17 +461,22 @@ def collectors_reason(r: CaseResult, variant: str) -> str:
     text = (
         f"- {r.case.name} {r.dtype}, default collectors "
         f"{'every step' if variant == 'collectors' else 'every 10 steps'}: "
-        f"{overhead:+.1%}. A step that writes rows costs {every_step:+.1%} "
-        f"({per_layer * 1e6:.0f} µs per layer: the hook dispatch, the summary "
-        "reductions of z, a and delta and the rows they write)."
+        f"{overhead:+.1%}. Recording at every step costs {every_step:+.1%} on "
+        f"average ({per_layer * 1e6:.0f} µs per layer and step: the hook "
+        "dispatch, the summary reductions of z, a and delta, the per-unit and "
+        "per-sample passes of the other collectors, the rows they write, and one "
+        "step in ten the parameter-level rows). Each of these is a NumPy call "
+        "run on one thread, beside a step whose products use two."
     )
     if variant == "sampled":
         rest = overhead - every_step / 10
         text += (
             f" One step in ten of that is {every_step / 10:+.1%}; the other nine "
-            f"steps, where the recorder's hooks are paused and only its clock "
-            f"runs, add {rest:+.1%}. On layers this small each observed array "
-            "costs Python work that the step's own arithmetic cannot hide."
+            f"steps, where the recorder's hooks are paused, add {rest:+.1%} (its "
+            "watcher opening and closing the gates, and the gradient cosine "
+            "reading the gradient of the step before each recorded one). On "
+            "layers this small each observed array costs Python work that the "
+            "step's own arithmetic cannot hide."
         )
     return text
 
