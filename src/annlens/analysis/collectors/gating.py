@@ -30,17 +30,17 @@ from annlens.analysis.collectors.wiring import any_listening
 if TYPE_CHECKING:
     from annlens.analysis.collectors.recorder import Recorder
 
-#: The gate kind of each hook stage; ``None``: never paused.
+#: The gate kind of the per-parameter hook stages; every other stage is "record".
 GATE_KIND = {"gradient": "parameters", "update": "parameters"}
 
 
 class Gate:
-    """Hooks that open and close together, and the collectors behind them."""
+    """Hooks that open and close together, and the collectors that may ask for
+    a step off the grid (those that define ``listens_at`` or set ``every_step``).
+    """
 
     def __init__(self, kind: str, collectors: list[Collector]) -> None:
         self.kind = kind
-        self.collectors = collectors
-        # only collectors that define listens_at can ask for a step off the grid
         self.listeners = [
             c
             for c in collectors
