@@ -934,3 +934,51 @@ def test_a_bad_validation_label_is_refused_before_training() -> None:
     with pytest.raises(LabelError, match=r"validation data.*1\.5 at position 4"):
         trainer.fit(x, y, validation_data=(x_val, y_val))
     assert trainer.model.state.step == 0
+
+
+# -- checks of x before the first step ---------------------------------------------
+
+
+def test_a_nan_in_training_x_is_refused_at_its_data_row_before_any_step() -> None:
+    trainer = make()
+    x, y = blobs(400)
+    x[300, 1] = np.nan
+    before = {k: v.copy() for k, v in trainer.model.parameters().items()}
+    with pytest.raises(
+        InputError, match=r"training data: .*1 NaN.*first at row 300, column 1"
+    ):
+        trainer.fit(x, y)
+    after = trainer.model.parameters()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_an_inf_in_validation_x_is_refused_naming_validation_data() -> None:
+    trainer = make()
+    x, y = blobs()
+    x_val, y_val = blobs(10, seed=1)
+    x_val[7, 3] = np.inf
+    with pytest.raises(InputError, match=r"validation data: .*row 7, column 3"):
+        trainer.fit(x, y, validation_data=(x_val, y_val))
+
+
+def test_validation_x_of_the_wrong_width_is_refused_before_any_step() -> None:
+    trainer = make()
+    x, y = blobs()
+    x_val, y_val = blobs(10, seed=1)
+    before = {k: v.copy() for k, v in trainer.model.parameters().items()}
+    with pytest.raises(ShapeError, match=r"validation data: x must have 4 columns"):
+        trainer.fit(x, y, validation_data=(x_val[:, :3], y_val))
+    after = trainer.model.parameters()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_training_x_of_the_wrong_width_is_refused() -> None:
+    x, y = blobs()
+    with pytest.raises(ShapeError, match=r"training data: x must have 4 columns"):
+        make().fit(np.hstack([x, x]), y)
+
+
+def test_non_numeric_training_x_is_refused() -> None:
+    x, y = blobs()
+    with pytest.raises(InputError, match=r"training data: x must be numeric"):
+        make().fit(x.astype(str), y)

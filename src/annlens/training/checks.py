@@ -95,6 +95,32 @@ def check_data(x: Any, y: Any, what: str) -> Pair:
     return x, y
 
 
+def check_inputs(model: Any, x: Array, what: str) -> None:
+    """Refuse an input the model cannot take, at its position in the whole data.
+
+    The model checks each batch as it runs; checking all of ``x`` once before
+    the first step refuses a wrong width, a non-numeric dtype or a NaN/Inf in
+    any row before a step has changed the weights, and names its row in
+    ``x`` rather than in a batch.
+    """
+    width = model.in_features
+    if x.shape[1] != width:
+        raise ShapeError(
+            f"{what}: x must have {width} columns (the model's in_features), "
+            f"got shape {x.shape}"
+        )
+    if x.dtype.kind not in "fiub":
+        raise InputError(f"{what}: x must be numeric, got dtype {x.dtype}")
+    finite = np.isfinite(x)
+    if not finite.all():
+        nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+        row, column = np.argwhere(~finite)[0]
+        raise InputError(
+            f"{what}: x holds {nan} NaN and {inf} Inf values "
+            f"(first at row {row}, column {column})"
+        )
+
+
 def check_targets(model: Any, loss: Any, y: Any, what: str) -> None:
     """Refuse a bad target before training, at its position in the whole data.
 

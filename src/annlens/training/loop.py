@@ -23,6 +23,7 @@ from annlens.training.callbacks import Logs
 from annlens.training.checks import (
     check_batches,
     check_data,
+    check_inputs,
     check_schedule,
     check_targets,
     split_validation,
@@ -78,8 +79,10 @@ class TrainingLoop(TrainingStep):
             x, y, validation_data, self.validation_split
         )
         check_batches(self.model, len(x), self.batch_size)
+        check_inputs(self.model, x, "training data")
         check_targets(self.model, self.loss, y, "training data")
         if validation is not None:
+            check_inputs(self.model, validation[0], "validation data")
             check_targets(self.model, self.loss, validation[1], "validation data")
         columns = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
         check_schedule(
