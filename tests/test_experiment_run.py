@@ -341,3 +341,12 @@ def test_run_directories_of_the_same_second_do_not_collide(tmp_path: Path):
     second = run_experiment(tiny(training={"epochs": 1}), out=tmp_path)
     assert first.directory != second.directory
     assert first.directory.parent == second.directory.parent == tmp_path
+
+
+def test_a_run_without_a_config_file_records_the_commit_of_annlens_itself(tmp_path):
+    from annlens.io.manifest import git_state, project_root
+
+    result = run_experiment(tiny(), out=tmp_path)
+    recorded = json.loads((result.directory / "manifest.json").read_text())["git"]
+    assert recorded is not None  # the tests run from a git checkout
+    assert recorded == git_state(project_root())

@@ -38,7 +38,7 @@ from annlens.experiment.targets import (
 )
 from annlens.io import RunDir, restore
 from annlens.io.atomic import write_json
-from annlens.io.manifest import now_utc
+from annlens.io.manifest import now_utc, project_root
 from annlens.training import EarlyStopping, Trainer
 
 logger = logging.getLogger("annlens")
@@ -285,7 +285,9 @@ def run_experiment(
     with run_dir.lock():
         run_dir.write_config(experiment.model_dump(mode="json", exclude_none=True))
         write_scaling(run_dir, parts)
-        source_dir = Path(source).resolve().parent if source is not None else None
+        source_dir = (
+            Path(source).resolve().parent if source is not None else project_root()
+        )
         run_dir.start(experiment.seed, command, source_dir)
         with _stopping(run_dir):
             results = [_train_variant(p, run_dir, progress) for p in parts]
