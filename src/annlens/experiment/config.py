@@ -255,10 +255,35 @@ def load_config(
     checked when the experiment is built, still before anything trains.
     """
     source = str(path) if path is not None else "the default experiment"
-    raw = apply_overrides(read_toml(path), overrides or [])
+    raw = read_toml(path)
+    if path is not None:
+        raw = resolve_data_paths(raw, Path(path).resolve().parent)
+    raw = resolve_data_paths(apply_overrides(raw, overrides or []), Path.cwd())
     experiment = validate(raw, source)
     resolve_variants(experiment)  # a bad key inside a variant is refused now too
     return experiment
+
+
+def resolve_data_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A copy of ``raw`` whose relative ``data.path`` values are absolute.
+
+    A relative path is taken against ``folder``: the experiment file's folder
+    for the file's own paths, the working directory for a ``--set`` value.
+    The absolute path goes into the run's config.toml, so that the run
+    resumes from any directory. Variants' ``data.path`` values are resolved
+    too; anything that is not a string is left for validation to refuse.
+    """
+    result = copy.deepcopy(raw)
+    sections = [result.get("data")]
+    variants = result.get("variants")
+    if isinstance(variants, list):
+        sections += [v.get("data") for v in variants if isinstance(v, dict)]
+    for section in sections:
+        if isinstance(section, dict) and isinstance(section.get("path"), str):
+            file = Path(section["path"]).expanduser()
+            if not file.is_absolute():
+                section["path"] = str((folder / file).resolve())
+    return result
 
 
 def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
