@@ -982,3 +982,14 @@ def test_non_numeric_training_x_is_refused() -> None:
     x, y = blobs()
     with pytest.raises(InputError, match=r"training data: x must be numeric"):
         make().fit(x.astype(str), y)
+
+
+def test_accuracy_is_recorded_by_default_only_for_classification_losses() -> None:
+    model = Sequential([Dense(4, 1)], seed=0, dtype="float64")
+    regression = Trainer(model, MSE(), SGD(model, lr=0.01), epochs=1)
+    assert list(regression.metrics) == []
+    x = np.random.default_rng(0).normal(size=(16, 4))
+    history = regression.fit(x, x.sum(axis=1, keepdims=True))
+    assert "accuracy" not in history.rows[0]
+
+    assert list(make().metrics) == ["accuracy"]

@@ -19,7 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from annlens.errors import ConfigError
-from annlens.losses import get_loss
+from annlens.losses import (
+    BinaryCrossEntropy,
+    NLLLoss,
+    SoftmaxCrossEntropy,
+    get_loss,
+)
 from annlens.model import Sequential, seeded_generator
 from annlens.optim import Optimizer
 from annlens.training.callbacks import Callback, CallbackList
@@ -29,6 +34,9 @@ from annlens.training.history import History
 from annlens.training.loop import TrainingLoop
 from annlens.training.metrics import Metric, get_metric
 from annlens.training.resume import TrainerState
+
+#: Losses whose targets are classes, for which accuracy is recorded by default.
+CLASSIFICATION_LOSSES = (SoftmaxCrossEntropy, BinaryCrossEntropy, NLLLoss)
 
 MetricSpec = str | tuple[str, Metric]
 
@@ -70,9 +78,12 @@ class Trainer(TrainingLoop, TrainerState):
     constraints : sequence of Constraint
         Projections of :mod:`annlens.optim.constraints` (``apply(model)``),
         applied after every optimizer step.
-    metrics : sequence of names or (name, fn) pairs
+    metrics : sequence of names or (name, fn) pairs, optional
         Recorded for training and validation besides the loss, which is always
-        recorded. A function is ``fn(output, target) -> float``.
+        recorded. A function is ``fn(output, target) -> float``. By default
+        ``accuracy`` for the classification losses (softmax cross-entropy,
+        binary cross-entropy, NLL) and none for the others, whose targets
+        have no class to be right about.
     callbacks : sequence of Callback
         Called at the training events, in this order.
     seed : int, optional
@@ -132,7 +143,7 @@ class Trainer(TrainingLoop, TrainerState):
         clip_norm: float | None = None,
         clip_value: float | None = None,
         constraints: Sequence[Any] = (),
-        metrics: Iterable[MetricSpec] | Mapping[str, Metric] = ("loss", "accuracy"),
+        metrics: Iterable[MetricSpec] | Mapping[str, Metric] | None = None,
         callbacks: Iterable[Callback] = (),
         seed: int | None = None,
         nan_guard: bool = True,
@@ -169,6 +180,9 @@ class Trainer(TrainingLoop, TrainerState):
         self.clip_value = clip_value
         self.constraints = tuple(constraints)
         self.metrics: dict[str, Metric] = {}
+        if metrics is None:
+            classifies = isinstance(loss, CLASSIFICATION_LOSSES)
+            metrics = ("loss", "accuracy") if classifies else ("loss",)
         entries = metrics.items() if isinstance(metrics, Mapping) else metrics
         for entry in entries:
             if isinstance(entry, str):
