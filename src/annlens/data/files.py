@@ -59,12 +59,14 @@ def read_data_file(
         raise DataError(f"data file {str(file)!r} does not exist")
     if not file.is_file():
         raise DataError(f"data file {str(file)!r} is not a file")
+    named = kind
     kind = kind or SUFFIXES.get(file.suffix.lower())
     if kind not in ("csv", "npy", "npz"):
         raise DataError(
             f"data file {str(file)!r}: unknown format {file.suffix!r}; "
             f"known suffixes: {', '.join(SUFFIXES)}"
         )
+    _check_format(file, kind, named)
     readers = {"csv": _read_csv, "npy": _read_npy, "npz": _read_npz}
     raw = readers[kind](file, target)
     raw.task = task
@@ -136,6 +138,53 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
         target_name=name,
         description=f"Read from {file}.",
         source=Source(str(file), separator, len(frame)),
+    )
+
+
+FORMATS = {
+    "csv": "CSV text",
+    "npy": "a NumPy .npy array",
+    "npz": "a NumPy .npz archive",
+    "binary": "neither text nor a NumPy file",
+}
+
+
+def _sniff(file: Path) -> str:
+    """``"npy"``, ``"npz"``, ``"csv"`` (text) or ``"binary"``: what the
+    file's first bytes say."""
+    with file.open("rb") as handle:
+        start = handle.read(512)
+    if start.startswith(b"\x93NUMPY"):
+        return "npy"
+    if start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "npz"
+    return "binary" if b"\x00" in start else "csv"
+
+
+def _check_format(file: Path, kind: str, named: str | None) -> None:
+    """Refuse a file whose content is not the format ``kind`` reads.
+
+    ``named`` is the format the data section named (None when the suffix
+    chose it). A text file is only refused where a NumPy file was wanted:
+    whether it is valid CSV is for the CSV reader to say.
+    """
+    found = _sniff(file)
+    if found == kind or (kind == "csv" and found not in ("npy", "npz")):
+        return
+    wanted = (
+        f"[data] name={named!r} expects {FORMATS[kind]}"
+        if named is not None
+        else f"its suffix {file.suffix!r} means {FORMATS[kind]}"
+    )
+    if found == "binary":
+        remedy = "check that path names the data file"
+    elif named is not None:
+        remedy = f"set name={found!r}, or name='file' to go by the suffix"
+    else:
+        remedy = "rename the file to match its content"
+    raise DataError(
+        f"data file {str(file)!r}: {wanted}, but the file appears to be "
+        f"{FORMATS[found]}; help: {remedy}"
     )
 
 
