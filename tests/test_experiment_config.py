@@ -20,7 +20,7 @@ from annlens.experiment import (
     run_experiment,
     validate,
 )
-from annlens.experiment.build import build_all, schedule_monitor
+from annlens.experiment.build import build_all, build_model, schedule_monitor
 from annlens.experiment.config import parse_override
 from experiment_support import tiny, two_variants, write_experiment
 
@@ -113,6 +113,107 @@ def test_a_value_of_a_union_is_one_line_naming_both_forms():
 def test_a_wrong_key_inside_an_explicit_layer_names_its_position():
     message = problems({"model": {"layers": [{"type": "dense"}, {"type": "conv"}]}})
     assert "model.layers.1.type: Input should be 'dense', 'activation'" in message
+
+
+def layers_problem(*layers: dict) -> str:
+    """The message validation gives a model of these explicit ``layers``."""
+    return problems({"model": {"layers": list(layers)}})
+
+
+def test_a_dense_layer_refuses_the_keys_of_other_types_naming_what_it_accepts():
+    message = layers_problem(
+        {"type": "dense", "units": 16, "rate": 0.5, "momentum": 0.3}
+    )
+    assert (
+        "model.layers.0: a dense layer does not take 'rate', 'momentum'; "
+        "it accepts type, units, activation, init, bias, name"
+    ) in message
+
+
+def test_a_dropout_layer_refuses_units_activation_and_init():
+    message = layers_problem(
+        {"type": "dense"},
+        {
+            "type": "dropout",
+            "rate": 0.5,
+            "units": 3,
+            "activation": "relu",
+            "init": "he",
+        },
+    )
+    assert (
+        "model.layers.1: a dropout layer does not take 'units', 'activation', "
+        "'init'; it accepts type, rate, name"
+    ) in message
+
+
+def test_an_unknown_layer_key_is_refused_with_did_you_mean():
+    message = layers_problem({"type": "dense", "unit": 3})
+    assert "a dense layer does not take 'unit' (did you mean 'units'?)" in message
+
+
+def test_a_dropout_layer_without_rate_is_refused():
+    message = layers_problem({"type": "dropout"}, {"type": "dense"})
+    assert "model.layers.0: a dropout layer needs rate=" in message
+
+
+def test_an_activation_layer_without_activation_is_refused():
+    message = layers_problem({"type": "activation"}, {"type": "dense"})
+    assert "model.layers.0: an activation layer needs activation=" in message
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("hidden", [8]), ("activation", "tanh"), ("dropout", 0.5), ("batchnorm", True)],
+)
+def test_stack_keys_beside_explicit_layers_are_refused(key, value):
+    message = problems({"model": {key: value, "layers": [{"type": "dense"}]}})
+    assert f"model: model.layers describes the whole model, so {key} would" in message
+
+
+def test_empty_explicit_layers_are_refused():
+    message = problems({"model": {"layers": []}})
+    assert "model: model.layers is empty" in message
+
+
+def test_a_variant_setting_a_stack_key_beside_explicit_layers_is_refused():
+    experiment = validate(
+        {
+            "model": {"layers": [{"type": "dense"}]},
+            "variants": [{"name": "wide", "model": {"hidden": [8]}}],
+        }
+    )
+    with pytest.raises(ConfigError, match="variants.0.model: model.layers describes"):
+        resolve_variants(experiment)
+
+
+def test_variants_of_explicit_layers_keep_them():
+    experiment = validate(
+        {
+            "model": {"layers": [{"type": "dense", "units": 8}, {"type": "dense"}]},
+            "variants": [{"name": "float64", "model": {"dtype": "float64"}}],
+        }
+    )
+    [(_, variant)] = resolve_variants(experiment)
+    assert variant.model.layers is not None and len(variant.model.layers) == 2
+
+
+@pytest.mark.parametrize(
+    "first", [{"type": "batchnorm"}, {"type": "dropout", "rate": 0.2}]
+)
+def test_explicit_layers_may_start_with_batchnorm_or_dropout(first):
+    config = {
+        "model": {
+            "layers": [
+                first,
+                {"type": "dense", "units": 8, "name": "h"},
+                {"type": "dense"},
+            ]
+        }
+    }
+    model = build_model(validate(config).model, n_in=5, n_out=3, seed=0)
+    assert model.in_features == 5
+    assert model.layers[1].name == "h"
 
 
 def test_every_problem_is_listed_at_once():

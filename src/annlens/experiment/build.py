@@ -26,16 +26,18 @@ def initializer(spec: str | Named | None) -> str | Initializer | None:
     return get_initializer(spec.name, **spec.settings())
 
 
-def _batchnorm(momentum: float | None = None) -> Layer:
+def _batchnorm(momentum: float | None = None, name: str | None = None) -> Layer:
     from annlens.layers.batchnorm import BatchNorm
 
-    return BatchNorm() if momentum is None else BatchNorm(momentum=momentum)
+    if momentum is None:
+        return BatchNorm(name=name)
+    return BatchNorm(momentum=momentum, name=name)
 
 
-def _dropout(rate: float) -> Layer:
+def _dropout(rate: float, name: str | None = None) -> Layer:
     from annlens.layers.dropout import Dropout
 
-    return Dropout(rate)
+    return Dropout(rate, name=name)
 
 
 def _stacked_layers(section: ModelSection, n_in: int, n_out: int) -> list[Layer]:
@@ -57,10 +59,14 @@ def _stacked_layers(section: ModelSection, n_in: int, n_out: int) -> list[Layer]
 
 
 def _explicit_layers(specs: list[LayerSpec], n_in: int, n_out: int) -> list[Layer]:
-    """The layers of ``model.layers``; a dense layer without units is the output."""
+    """The layers of ``model.layers``; a dense layer without units is the output.
+
+    The schema has refused keys a layer's type does not take, and a missing
+    ``activation`` or ``rate``.
+    """
     layers: list[Layer] = []
     width = n_in
-    for position, spec in enumerate(specs):
+    for spec in specs:
         if spec.type == "dense":
             units = spec.units if spec.units is not None else n_out
             init = initializer(spec.init)
@@ -69,15 +75,13 @@ def _explicit_layers(specs: list[LayerSpec], n_in: int, n_out: int) -> list[Laye
             )
             width = units
         elif spec.type == "activation":
-            if spec.activation is None:
-                raise ConfigError(
-                    f"model.layers[{position}]: an activation layer needs activation="
-                )
+            assert spec.activation is not None  # required by the schema
             layers.append(Activation(spec.activation, name=spec.name))
         elif spec.type == "batchnorm":
-            layers.append(_batchnorm(spec.momentum))
+            layers.append(_batchnorm(spec.momentum, spec.name))
         else:
-            layers.append(_dropout(spec.rate or 0.0))
+            assert spec.rate is not None  # required by the schema
+            layers.append(_dropout(spec.rate, spec.name))
     if width != n_out:
         raise ConfigError(
             f"model.layers ends with width {width}, but the data has {n_out} outputs; "
@@ -92,7 +96,7 @@ def build_model(section: ModelSection, n_in: int, n_out: int, seed: int) -> Sequ
         layers = _explicit_layers(section.layers, n_in, n_out)
     else:
         layers = _stacked_layers(section, n_in, n_out)
-    return Sequential(layers, seed=seed, dtype=section.dtype)
+    return Sequential(layers, seed=seed, dtype=section.dtype, in_features=n_in)
 
 
 @dataclass

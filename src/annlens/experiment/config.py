@@ -301,7 +301,9 @@ def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
 
 def resolve_variants(experiment: Experiment) -> list[tuple[str, Experiment]]:
     """One complete experiment per variant (just the base when there are none)."""
-    base = experiment.model_dump(exclude={"variants"})
+    # only the keys the file set, so that the schema still tells them from
+    # defaults (model.layers refuses the stack keys only when they are set)
+    base = experiment.model_dump(exclude={"variants"}, exclude_unset=True)
     if not experiment.variants:
         return [("base", experiment)]
     resolved = []

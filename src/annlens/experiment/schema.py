@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from annlens.errors import did_you_mean
 
 NonNegative = Annotated[int, Field(ge=0)]
 
@@ -61,7 +63,14 @@ class DataSection(Section):
 
 
 class LayerSpec(Section):
-    """One explicit layer of ``model.layers``."""
+    """One explicit layer of ``model.layers``.
+
+    Each type takes only its own keys (:data:`LAYER_KEYS`); any other key,
+    known to another type or to none, is refused rather than ignored.
+    """
+
+    # every key is checked against the type's own list in _keys_of_its_type
+    model_config = ConfigDict(extra="allow", validate_assignment=True, strict=True)
 
     type: Literal["dense", "activation", "batchnorm", "dropout"]
     units: int | None = Field(default=None, gt=0)
@@ -71,6 +80,51 @@ class LayerSpec(Section):
     rate: float | None = Field(default=None, ge=0.0, lt=1.0)
     momentum: float | None = Field(default=None, ge=0.0, le=1.0)
     name: str | None = None
+
+    @model_validator(mode="after")
+    def _keys_of_its_type(self) -> LayerSpec:
+        accepted = LAYER_KEYS[self.type]
+        article = "an" if self.type == "activation" else "a"
+        fields = [
+            key for key in type(self).model_fields if key in self.model_fields_set
+        ]
+        given = [*fields, *(self.model_extra or {})]
+        refused = [key for key in given if key not in accepted]
+        if refused:
+            keys = ", ".join(f"{key!r}{did_you_mean(key, accepted)}" for key in refused)
+            raise ValueError(
+                f"{article} {self.type} layer does not take {keys}; "
+                f"it accepts {', '.join(accepted)}"
+            )
+        for key in REQUIRED_KEYS[self.type]:
+            if key not in given:
+                raise ValueError(f"{article} {self.type} layer needs {key}=")
+        return self
+
+
+# the keys each layer type of model.layers takes, and those it needs
+LAYER_KEYS = {
+    "dense": ("type", "units", "activation", "init", "bias", "name"),
+    "activation": ("type", "activation", "name"),
+    "batchnorm": ("type", "momentum", "name"),
+    "dropout": ("type", "rate", "name"),
+}
+REQUIRED_KEYS = {
+    "dense": (),
+    "activation": ("activation",),
+    "batchnorm": (),
+    "dropout": ("rate",),
+}
+
+# the model keys that describe the stack of hidden widths, unused with layers
+STACK_KEYS = (
+    "hidden",
+    "activation",
+    "init",
+    "output_activation",
+    "batchnorm",
+    "dropout",
+)
 
 
 class ModelSection(Section):
@@ -91,6 +145,23 @@ class ModelSection(Section):
         if any(width < 1 for width in widths):
             raise ValueError("every hidden width must be >= 1")
         return widths
+
+    @model_validator(mode="after")
+    def _layers_or_stack(self) -> ModelSection:
+        if self.layers is None:
+            return self
+        if not self.layers:
+            raise ValueError(
+                "model.layers is empty; help: list at least one layer, "
+                "or leave layers out to build the stack of hidden widths"
+            )
+        unused = [key for key in STACK_KEYS if key in self.model_fields_set]
+        if unused:
+            raise ValueError(
+                f"model.layers describes the whole model, so {', '.join(unused)} "
+                "would be ignored; help: remove them, or set them on each layer"
+            )
+        return self
 
 
 class LossSection(Named):
