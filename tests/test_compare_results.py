@@ -122,6 +122,23 @@ def test_a_row_within_the_rounding_allowance_agrees() -> None:
     assert not parity(amplified, rounding=1.0).agrees
 
 
+def test_agrees_is_a_property_on_both_results_so_a_drifting_run_is_falsy() -> None:
+    drifting = trajectory(step(1, 1e-8, 1e-7), step(2, 3e-6, 2e-3))
+    differing = parity(row("dense_0.forward", 2e-3, 5e-3))
+    assert isinstance(TrajectoryResult.agrees, property)
+    assert isinstance(ParityResult.agrees, property)
+    assert drifting.agrees is False
+    assert differing.agrees is False
+    assert trajectory(step(1, 1e-8, 1e-7)).agrees is True
+
+
+def test_a_trajectory_is_judged_within_other_tolerances_when_asked() -> None:
+    drifting = trajectory(step(1, 1e-8, 1e-7), step(2, 3e-6, 2e-3))
+    assert drifting.agrees_within(tolerance=1e-2)
+    assert not drifting.agrees_within(tolerance=1e-4, atol=1e-9)
+    assert not trajectory(step(1, 0.0, 0.0), stopped="NaN").agrees_within(1.0)
+
+
 def test_worst_is_the_row_furthest_beyond_its_limits() -> None:
     # the first is 100% off relatively but far inside the absolute floor
     tiny = row("dense_0.forward", 1e-9, 1.0)

@@ -52,7 +52,7 @@ def train(**settings: object) -> object:
 def test_optimizer_groups_hold_in_torch_too() -> None:
     hyper = {"lr": 0.01, "weight_decay": 1.0, "groups": {"*.b": {"weight_decay": 0.0}}}
     result = train(optimizer="adamw", hyper=hyper)
-    assert result.agrees(TOLERANCE), result.to_dataframe()
+    assert result.agrees_within(TOLERANCE), result.to_dataframe()
     assert result.steps[-1].differences["dense_0.b"][1] < TOLERANCE
 
 
@@ -61,7 +61,7 @@ def test_optimizer_groups_hold_in_torch_too() -> None:
 )
 def test_penalties_join_the_loss_in_torch_too(penalty: object) -> None:
     result = train(penalties=[penalty])
-    assert result.agrees(TOLERANCE), result.to_dataframe()
+    assert result.agrees_within(TOLERANCE), result.to_dataframe()
     assert repr(penalty) in result.recipe
 
 
@@ -75,7 +75,7 @@ def test_penalties_join_the_loss_in_torch_too(penalty: object) -> None:
 )
 def test_clipping_matches_torch(clipping: dict[str, float]) -> None:
     result = train(**clipping)
-    assert result.agrees(TOLERANCE), result.to_dataframe()
+    assert result.agrees_within(TOLERANCE), result.to_dataframe()
 
 
 def test_clipping_changes_the_trajectory() -> None:
@@ -88,7 +88,7 @@ def test_clipping_changes_the_trajectory() -> None:
 )
 def test_constraints_are_applied_in_torch_too(constraint: object) -> None:
     result = train(constraints=[constraint], hyper={"lr": 0.5})
-    assert result.agrees(TOLERANCE), result.to_dataframe()
+    assert result.agrees_within(TOLERANCE), result.to_dataframe()
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_a_schedule_sets_the_same_learning_rate_in_torch(
     name: str, settings: dict[str, object], kind: str
 ) -> None:
     result = train(schedule=name, schedule_settings=settings, steps=12)
-    assert result.agrees(TOLERANCE), result.to_dataframe()
+    assert result.agrees_within(TOLERANCE), result.to_dataframe()
     assert result.recipe.startswith(kind)
 
 
@@ -122,7 +122,7 @@ def test_a_diverging_run_stops_where_the_nan_guard_stops_it() -> None:
     assert result.stopped is not None
     assert result.stopped.startswith(f"annlens stopped at step {len(result.steps) + 1}")
     assert len(result.steps) < 6
-    assert not result.agrees()
+    assert not result.agrees
 
 
 def test_a_penalty_without_a_torch_twin_is_refused_naming_it() -> None:

@@ -133,7 +133,7 @@ class TrajectoryResult:
     rounding differences (a few 1e-7, relative) feed the next step, and a
     network that amplifies small changes (saturated units, a large learning
     rate, a loss that explodes) amplifies them too. The drift is reported,
-    not judged, by the ``annlens compare`` verdict; :meth:`agrees` judges it
+    not judged, by the ``annlens compare`` verdict; :attr:`agrees` judges it
     when asked.
     """
 
@@ -172,7 +172,16 @@ class TrajectoryResult:
                 best = step
         return best
 
-    def agrees(self, tolerance: float | None = None, atol: float | None = None) -> bool:
+    @property
+    def agrees(self) -> bool:
+        """Whether every step stays within :attr:`tolerance` or :attr:`atol`
+        (a property, as :attr:`ParityResult.agrees` is); a run stopped by a NaN
+        or Inf does not agree. :meth:`agrees_within` takes other tolerances."""
+        return self.agrees_within()
+
+    def agrees_within(
+        self, tolerance: float | None = None, atol: float | None = None
+    ) -> bool:
         """Whether every step's loss and every parameter and buffer stay within
         ``tolerance`` relative or ``atol`` absolute (the result's by default).
 
