@@ -150,14 +150,27 @@ def resume(
     """Continue an interrupted run from its last checkpoints.
 
     A run that already completed is left exactly as it is: the command says
-    so, shows its summary and writes nothing.
+    so, shows its summary and writes nothing. A completed run that was
+    stopped before its findings or report were written gets them now.
     """
-    from annlens.experiment import resume_experiment, run_is_complete
+    from annlens.experiment import (
+        resume_experiment,
+        run_is_complete,
+        run_lacks_outputs,
+    )
 
     _logging(verbose)
     complete = _guarded(lambda: run_is_complete(run_dir))
+    lacking = complete and _guarded(lambda: run_lacks_outputs(run_dir))
     result = _guarded(lambda: resume_experiment(run_dir, progress=not quiet))
-    if complete:
+    if lacking:
+        _text(
+            f"run {result.directory} had completed training but lacked its "
+            "findings or report; they were written now"
+        )
+        if result.report_path is not None:
+            _text(f"report: {result.report_path}")
+    elif complete:
         _text(f"run {result.directory} is already complete; nothing was changed")
     console.print(result.summary_table())
     _text(f"run directory: {result.directory}")

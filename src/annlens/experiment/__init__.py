@@ -17,6 +17,7 @@ from annlens.experiment.runner import (
     resume_experiment,
     run_experiment,
     run_is_complete,
+    run_lacks_outputs,
 )
 from annlens.experiment.schema import Experiment
 
@@ -32,5 +33,6 @@ __all__ = [
     "resume_experiment",
     "run_experiment",
     "run_is_complete",
+    "run_lacks_outputs",
     "validate",
 ]

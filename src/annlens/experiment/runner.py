@@ -239,7 +239,15 @@ def _finish(
         run_dir.path, experiment, {r.name: r for r in results}, metrics, statistics
     )
     run_dir.finish("completed")  # before the report, which shows the manifest
-    write_outputs(run, run_dir)
+    try:
+        write_outputs(run, run_dir)
+    except KeyboardInterrupt:
+        logger.warning(
+            "interrupted before the report was written; write it with: "
+            "annlens resume %s",
+            run_dir.path,
+        )
+        raise
     return run
 
 
@@ -340,8 +348,9 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
 
     A run whose manifest says ``completed`` has nothing to continue: it is
     read back (models from the last checkpoints, the stored tables and
-    findings) and nothing in the directory is written; see
-    :func:`run_is_complete`.
+    findings) and nothing in the directory is written, except the findings
+    and report.html when a stop after training left them unwritten; see
+    :func:`run_is_complete` and :func:`run_lacks_outputs`.
 
     The run directory is locked from first to last (see
     :meth:`annlens.io.RunDir.lock`): while another process runs or resumes
@@ -368,7 +377,10 @@ def _resume(run_dir: RunDir, path: str | Path, progress: bool) -> Run:
     check_scaling(run_dir, parts)
     manifest = run_dir.read_manifest()
     if manifest.get("status") == "completed":
-        return _stored_run(experiment, run_dir, parts)
+        run = _stored_run(experiment, run_dir, parts)
+        if _outputs_missing(run_dir, experiment):
+            write_outputs(run, run_dir)
+        return run
     resumed = [*manifest.get("resumed", []), now_utc().isoformat()]
     write_json(run_dir.manifest_path, {**manifest, "resumed": resumed})
     with _stopping(run_dir):
@@ -379,6 +391,26 @@ def _resume(run_dir: RunDir, path: str | Path, progress: bool) -> Run:
 def run_is_complete(path: str | Path) -> bool:
     """Whether the run directory's manifest says the run completed."""
     return RunDir.open(path).read_manifest().get("status") == "completed"
+
+
+def run_lacks_outputs(path: str | Path) -> bool:
+    """Whether a completed run lacks findings.json, or report.html it asks for.
+
+    The manifest says ``completed`` before the findings and the report are
+    written (the report shows the manifest), so a run stopped meanwhile
+    lacks them; :func:`resume_experiment` writes them.
+    """
+    run_dir = RunDir.open(path)
+    if run_dir.read_manifest().get("status") != "completed":
+        return False
+    experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
+    return _outputs_missing(run_dir, experiment)
+
+
+def _outputs_missing(run_dir: RunDir, experiment: Experiment) -> bool:
+    if not (run_dir.path / "findings.json").exists():
+        return True
+    return experiment.output.report and not run_dir.report_path.exists()
 
 
 def _stored_run(experiment: Experiment, run_dir: RunDir, parts: list[Parts]) -> Run:
