@@ -106,21 +106,34 @@ def compare_run(
 
     The arguments are those of :func:`compare_experiment`.
 
+    The run directory is locked while the comparison runs and is stored
+    (see :meth:`annlens.io.RunDir.lock`).
+
     Returns
     -------
     (list of Comparison, Path or None)
         The comparisons, and the rebuilt ``report.html`` (None when the run's
         config turns the report off).
+
+    Raises
+    ------
+    RunLockedError
+        Another process runs or resumes the run directory.
+    ConfigError
+        The run has not completed; nothing is written then.
     """
     from annlens.experiment.config import validate
-    from annlens.experiment.reporting import rebuild_report
+    from annlens.experiment.reporting import rebuild_locked
     from annlens.io import RunDir
     from annlens.io.atomic import write_json
 
     run_dir = RunDir.open(path)
-    experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
-    comparisons = compare_experiment(experiment, steps, tolerance, atol, rounding)
-    write_json(run_dir.path / COMPARE_FILE, [c.to_dict() for c in comparisons])
-    if not experiment.output.report:
-        return comparisons, None
-    return comparisons, rebuild_report(run_dir.path)
+    with run_dir.lock():
+        run_dir.require_completed("compare")
+        where = f"the config of {str(path)!r}"
+        experiment = validate(run_dir.read_config(), where)
+        comparisons = compare_experiment(experiment, steps, tolerance, atol, rounding)
+        write_json(run_dir.path / COMPARE_FILE, [c.to_dict() for c in comparisons])
+        if not experiment.output.report:
+            return comparisons, None
+        return comparisons, rebuild_locked(run_dir)

@@ -98,11 +98,27 @@ def rebuild_report(path: str | Path) -> Path:
 
     The figures are saved in ``figures/`` when the run's config asks for them
     (``output.figures``); decision boundaries are drawn from each variant's
-    last checkpoint.
+    last checkpoint. The run directory is locked meanwhile (see
+    :meth:`annlens.io.RunDir.lock`).
+
+    Raises
+    ------
+    RunLockedError
+        Another process runs or resumes the run directory.
+    ConfigError
+        The run has not completed (its tables are not written yet).
     """
+    run_dir = RunDir.open(path)
+    with run_dir.lock():
+        run_dir.require_completed("rebuild the report of")
+        return rebuild_locked(run_dir)
+
+
+def rebuild_locked(run_dir: RunDir) -> Path:
+    """:func:`rebuild_report` for a completed run whose lock the caller holds."""
     from annlens.experiment.config import validate
 
-    run_dir = RunDir.open(path)
-    experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
+    where = f"the config of {str(run_dir.path)!r}"
+    experiment = validate(run_dir.read_config(), where)
     figures = _stored_boundaries(run_dir, experiment)
     return build(run_dir.path, figures, experiment.output.figures)

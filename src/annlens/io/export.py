@@ -3,7 +3,8 @@
 Each ``<table>.parquet`` of a run directory (metrics, statistics, and any
 other) becomes ``export/<table>.<format>``: CSV with a header row and no
 index; JSON as a list of row objects (NaN written as null); Parquet as a copy.
-Files are written atomically.
+Files are written atomically, with the run directory locked (see
+:mod:`annlens.io.lock`); a run that has not completed is refused.
 """
 
 from __future__ import annotations
@@ -41,12 +42,27 @@ def export(
     Raises
     ------
     ConfigError
-        An unknown format, a run directory holding no tables, or an unknown
-        table name.
+        An unknown format, a run whose manifest says it has not completed, a
+        run directory holding no tables, or an unknown table name.
+    RunLockedError
+        Another process runs or resumes the run directory.
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if format not in FORMATS:
         raise ConfigError(f"export format must be one of {FORMATS}, got {format!r}")
+    with run.lock():
+        if run.manifest_path.is_file():
+            run.require_completed("export")
+        return _export(run, format, out_dir, tables)
+
+
+def _export(
+    run: RunDir,
+    format: str,
+    out_dir: str | os.PathLike[str] | None,
+    tables: list[str] | None,
+) -> list[Path]:
+    """The body of :func:`export`, with the run directory locked."""
     stored = run.tables()
     chosen = stored if tables is None else list(tables)
     unknown = sorted(set(chosen) - set(stored))

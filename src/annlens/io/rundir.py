@@ -115,6 +115,34 @@ class RunDir:
             )
         return run
 
+    def require_completed(self, action: str) -> None:
+        """Refuse a run whose manifest does not say it completed.
+
+        A run that is still running, was interrupted or failed has no final
+        tables yet; ``action`` (``"compare"``, ``"export"``...) names what
+        was asked, for the message.
+
+        Raises
+        ------
+        ConfigError
+            The manifest's status is not ``"completed"``; the message says how
+            to finish the run.
+        """
+        status = self.read_manifest().get("status")
+        if status == "completed":
+            return
+        state = {
+            "running": "is still running (or was killed before it could say so)",
+            "interrupted": "was interrupted",
+            "failed": "failed",
+        }.get(str(status), "has not completed")
+        raise ConfigError(
+            f"cannot {action} run directory {str(self.path)!r}: it {state} "
+            f"({MANIFEST} says status {status!r}, expected 'completed'), so its "
+            f"tables are not written yet; help: finish it with `annlens resume "
+            f"{self.path}`, then {action} it"
+        )
+
     def lock(self) -> RunLock:
         """The directory's exclusive lock, to hold in a ``with`` block.
 
