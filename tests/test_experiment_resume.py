@@ -145,6 +145,35 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     assert_same_run(first.directory, copy.directory, ["base"])
 
 
+def test_resume_refuses_a_config_edited_after_the_run_started(tmp_path, monkeypatch):
+    stop_at(monkeypatch, "base", 3, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny(), out=tmp_path)
+    monkeypatch.undo()
+    stopped = only_run_dir(tmp_path)
+    config = stopped / "config.toml"
+    config.write_text(config.read_text().replace("lr = 0.1", "lr = 0.5"))
+    before = {p: p.read_bytes() for p in stopped.rglob("*") if p.is_file()}
+
+    result = CliRunner().invoke(app, ["resume", str(stopped)])
+
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert f"{str(config)!r} was edited after the run started" in message
+    assert "start a new run: `annlens run" in message
+    after = {p: p.read_bytes() for p in stopped.rglob("*") if p.is_file()}
+    assert after == before
+    assert manifest(stopped)["status"] == "interrupted"
+
+
+def test_the_manifest_records_the_sha256_of_the_config(tmp_path):
+    import hashlib
+
+    directory = run_experiment(tiny(), out=tmp_path).directory
+    digest = hashlib.sha256((directory / "config.toml").read_bytes()).hexdigest()
+    assert manifest(directory)["config_sha256"] == digest
+
+
 def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(ConfigError, match="is not an annlens run directory"):
         resume_experiment(tmp_path)

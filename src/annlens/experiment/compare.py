@@ -120,7 +120,8 @@ def compare_run(
     RunLockedError
         Another process runs or resumes the run directory.
     ConfigError
-        The run has not completed; nothing is written then.
+        The run has not completed, or its config file was edited since it
+        started; nothing is written then.
     """
     from annlens.experiment.config import validate
     from annlens.experiment.reporting import rebuild_locked
@@ -130,6 +131,7 @@ def compare_run(
     run_dir = RunDir.open(path)
     with run_dir.lock():
         run_dir.require_completed("compare")
+        run_dir.check_config_unchanged()
         where = f"the config of {str(path)!r}"
         experiment = validate(run_dir.read_config(), where)
         comparisons = compare_experiment(experiment, steps, tolerance, atol, rounding)

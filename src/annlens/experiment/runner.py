@@ -361,9 +361,11 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
     RunLockedError
         Another process runs or resumes this run directory.
     ConfigError
-        The data no longer gives the scaling stored in ``scaling.json`` (it
-        changed since the run started), or a completed run lacks a variant's
-        final checkpoint.
+        The run directory's config file was edited since the run started
+        (its sha256 differs from the manifest's ``config_sha256``), the data
+        no longer gives the scaling stored in ``scaling.json`` (it changed
+        since the run started), or a completed run lacks a variant's final
+        checkpoint.
     """
     run_dir = RunDir.open(path)
     with run_dir.lock():
@@ -372,6 +374,7 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
 
 def _resume(run_dir: RunDir, path: str | Path, progress: bool) -> Run:
     """The body of :func:`resume_experiment`, with the run directory locked."""
+    run_dir.check_config_unchanged()
     experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
     parts = build_all(experiment)
     check_scaling(run_dir, parts)
@@ -403,6 +406,7 @@ def run_lacks_outputs(path: str | Path) -> bool:
     run_dir = RunDir.open(path)
     if run_dir.read_manifest().get("status") != "completed":
         return False
+    run_dir.check_config_unchanged()
     experiment = validate(run_dir.read_config(), f"the config of {str(path)!r}")
     return _outputs_missing(run_dir, experiment)
 

@@ -4,7 +4,8 @@ Layout::
 
     <root>/<YYYYmmdd-HHMMSS>-<name>/
       config.toml          the resolved config (config.json without tomli-w)
-      manifest.json        versions, host, seed, git commit, times, command
+      manifest.json        versions, host, seed, git commit, times, command,
+                           the sha256 of config.toml
       metrics.parquet      one row per epoch
       statistics.parquet   the long table: step, epoch, variant, layer, stage,
                            quantity, value
@@ -26,6 +27,7 @@ back as "not set", the meaning None has in a resolved config.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -50,6 +52,7 @@ REPORT = "report.html"
 CHECKPOINTS = "checkpoints"
 FIGURES = "figures"
 EXPORT = "export"
+CONFIG_SHA256 = "config_sha256"
 
 
 def _tomli_w() -> Any:
@@ -247,7 +250,12 @@ class RunDir:
         """Write the manifest of a run starting now; return it.
 
         See :func:`annlens.io.manifest.build_manifest` for the arguments.
+        When the config is written already, its sha256 is recorded as
+        ``config_sha256``, for :meth:`check_config_unchanged`.
         """
+        extra = dict(extra or {})
+        if self.config_path.is_file():
+            extra[CONFIG_SHA256] = self.config_digest()
         manifest = build_manifest(seed, command, source_dir, extra)
         write_json(self.manifest_path, manifest)
         return manifest
@@ -257,6 +265,38 @@ class RunDir:
         manifest = finish_manifest(self.read_manifest(), status)
         write_json(self.manifest_path, manifest)
         return manifest
+
+    def config_digest(self) -> str:
+        """The sha256 of the config file as it is now, in hex."""
+        return hashlib.sha256(self.config_path.read_bytes()).hexdigest()
+
+    def check_config_unchanged(self) -> None:
+        """Refuse a config file that changed since the run started.
+
+        A run continues only with the config it started with: checkpoints,
+        tables and the manifest all describe that one. Runs made before the
+        manifest recorded ``config_sha256`` are not checked.
+
+        Raises
+        ------
+        ConfigError
+            The config file's sha256 differs from the one in the manifest.
+        """
+        recorded = self.read_manifest().get(CONFIG_SHA256)
+        if recorded is None:
+            return
+        now = self.config_digest()
+        if now == recorded:
+            return
+        path = self.config_path
+        raise ConfigError(
+            f"{str(path)!r} was edited after the run started (its sha256 is "
+            f"{now[:12]}..., {MANIFEST} recorded {recorded[:12]}...): a run "
+            "continues only with the config it started with, which its "
+            "checkpoints and tables were made by; help: to train with the "
+            f"edited config, start a new run: `annlens run {path}`; to continue "
+            "this one, put the file back as it was"
+        )
 
     def read_manifest(self) -> dict[str, Any]:
         """The manifest as a dict."""
