@@ -496,6 +496,37 @@ def test_a_direction_of_the_wrong_shape_is_refused(rng) -> None:
         hessian_vector_product(model, x, y, loss, v)
 
 
+def test_k_equal_to_the_size_with_repeated_eigenvalues_points_to_the_dense_route(
+    rng,
+) -> None:
+    # a linear layer under MSE has H = kron(X^T X, I_2): every eigenvalue twice
+    model = Sequential([Dense(3, 2)], dtype="float64", seed=0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    size = 8
+
+    with pytest.raises(ConfigError) as caught:
+        hessian_eigenvalues(model, x, y, "mse", k=size)
+
+    message = str(caught.value)
+    assert "Lanczos found 4 eigenvalues, fewer than k=8" in message
+    assert "k <= 4" in message and "method='power'" in message
+    assert "numpy.linalg.eigvalsh(" in message
+    everything = np.linalg.eigvalsh(hessian(model, x, y, "mse"))
+    found = hessian_eigenvalues(model, x, y, "mse", k=4).eigenvalues
+    assert np.allclose(np.sort(found), everything[::2], rtol=1e-8)
+
+
+def test_k_beyond_the_number_of_parameters_says_what_k_may_be(rng) -> None:
+    model = Sequential([Dense(3, 2)], dtype="float64", seed=0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+
+    with pytest.raises(
+        ConfigError,
+        match=r"from 1 to the number of parameters \(8\), got 9; help: .*eigvalsh",
+    ):
+        hessian_eigenvalues(model, x, y, "mse", k=9)
+
+
 def test_the_dense_hessian_of_a_large_model_is_refused(rng) -> None:
     model, x, y, loss = case("mse_tanh", rng)
 

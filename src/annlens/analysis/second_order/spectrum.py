@@ -91,11 +91,19 @@ def _generator(seed: int | np.random.Generator) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+# Every eigenvalue of a small model is cheaper and exact from the dense matrix.
+DENSE_ROUTE = (
+    "for every eigenvalue of a small model, use the dense Hessian: "
+    "numpy.linalg.eigvalsh(annlens.analysis.second_order.hessian(model, x, y, "
+    "loss))"
+)
+
+
 def _check_k(k: int, size: int) -> None:
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= size:
         raise ConfigError(
             f"k must be an integer from 1 to the number of parameters ({size}), "
-            f"got {k!r}"
+            f"got {k!r}; help: {DENSE_ROUTE}"
         )
 
 
@@ -273,9 +281,16 @@ def lanczos(
     theta, s = np.linalg.eigh(tridiagonal)
     chosen = np.argsort(-np.abs(theta), kind="stable")[:k]
     if len(chosen) < k:
+        # In exact arithmetic the Krylov space of a random start vector holds
+        # one eigenvector per distinct eigenvalue, so a repeated eigenvalue
+        # (an exactly linear layer, a unit with no curvature) shrinks it,
+        # whatever the seed.
         raise ConfigError(
-            f"the start vector spans an invariant space of dimension {used} < "
-            f"k={k}; help: try another seed"
+            f"Lanczos found {used} eigenvalues, fewer than k={k}: the Krylov "
+            f"space of the start vector stopped growing at dimension {used} "
+            f"(of {size}), as it does when eigenvalues repeat, since it holds "
+            "one copy of each; another seed does not help; help: ask for "
+            f"k <= {used}, or use method='power', or {DENSE_ROUTE}"
         )
     residuals = beta[used - 1] * np.abs(s[used - 1, chosen])
     values = theta[chosen]
@@ -313,7 +328,10 @@ def hessian_eigenvalues(
     loss : str or Loss
         MSE, SoftmaxCrossEntropy or BinaryCrossEntropy.
     k : int
-        How many eigenpairs.
+        How many eigenpairs, from 1 to the number of parameters. Lanczos finds
+        at most one copy of each distinct eigenvalue; for every eigenvalue of
+        a small model, ``numpy.linalg.eigvalsh(hessian(model, x, y, loss))``
+        is exact and no slower.
     method : {"lanczos", "power"}
         :func:`lanczos` or :func:`power_iteration`.
     seed : int or numpy.random.Generator
