@@ -130,7 +130,7 @@ def test_a_point_matching_nothing_is_refused_listing_the_hook_points() -> None:
 
     with pytest.raises(HookError, match=r"no hook point matches 'dense_9\.forward'.*"):
         model.register_hook("dense_9.forward", noop)
-    with pytest.raises(HookError, match="with layers=<class"):
+    with pytest.raises(HookError, match="but layers=<class"):
         model.register_hook("forward", noop, layers=np.ndarray)
 
 
@@ -139,6 +139,70 @@ def test_a_hook_that_is_not_callable_is_refused() -> None:
 
     with pytest.raises(HookError, match="must be callable"):
         model.register_hook("forward", 42)  # type: ignore[arg-type]
+
+
+def test_a_layer_filter_that_excludes_every_layer_says_so_not_did_you_mean() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError) as caught:
+        model.register_hook("forward", noop, layers="encoder_*")
+    message = str(caught.value)
+    assert (
+        "hook point 'forward' is at dense_0, dense_1, activation_0, dense_2" in message
+    )
+    assert "layers='encoder_*' selects none of them" in message
+    assert "did you mean" not in message
+
+
+def test_a_parameter_stage_at_a_layer_without_parameters_names_the_reason() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError) as caught:
+        model.register_hook("activation_0.gradient", noop)
+    message = str(caught.value)
+    assert "exists only at layers with parameters, and activation_0 has none" in message
+    assert "layers with parameters: dense_0, dense_1, dense_2" in message
+
+
+def test_a_hook_that_cannot_take_the_stage_arguments_is_refused_at_registration() -> (
+    None
+):
+    model = make_model()
+
+    def two(layer: Any, z: Any) -> None:
+        return None
+
+    with pytest.raises(HookError) as caught:
+        model.register_hook("dense_0.forward", two)
+    message = str(caught.value)
+    assert "cannot be called at dense_0.forward" in message
+    assert "fn(layer, input, output)" in message
+    assert "too many positional arguments" in message
+    assert model.list_hooks() == []
+
+
+def test_a_hook_refused_at_one_point_is_registered_at_none() -> None:
+    model = make_model()
+
+    def one_value(layer: Any, value: Any) -> None:
+        return None
+
+    # forward_pre takes (layer, input), but forward takes (layer, input, output)
+    with pytest.raises(HookError, match="cannot be called at dense_0.forward "):
+        model.register_hook("dense_0.forward*", one_value)
+    assert model.list_hooks() == []
+
+
+def test_hooks_taking_ctx_or_any_arguments_pass_the_registration_check() -> None:
+    model = make_model()
+
+    def with_ctx(layer: Any, input: Any, output: Any, ctx: Any) -> None:
+        return None
+
+    model.register_hook("forward", with_ctx)
+    model.register_hook("*.*", noop)
+    model.register_hook("gradient", lambda layer, *rest, **options: None)
+    model.forward(make_batch()[0])
 
 
 # -- handles ---------------------------------------------------------------------------

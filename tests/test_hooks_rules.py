@@ -83,6 +83,20 @@ def test_a_replacement_of_the_wrong_shape_is_refused_naming_hook_point_shapes() 
     assert "(2, 7)" in message and "expected (2, 4)" in message
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+@pytest.mark.parametrize(
+    "subclass", [np.asmatrix, np.ma.masked_array], ids=["matrix", "masked"]
+)
+def test_a_replacement_of_an_ndarray_subclass_is_refused(subclass: Any) -> None:
+    model = make_model()
+    x, _ = make_batch()
+    model.register_hook("dense_0.pre_activation", lambda layer, z: subclass(z))
+
+    with pytest.raises(HookError, match="a subclass of ndarray") as caught:
+        model.forward(x)
+    assert "help: return numpy.asarray(value)" in str(caught.value)
+
+
 def test_a_replacement_of_the_wrong_dtype_is_refused_naming_both_dtypes() -> None:
     model = make_model()
     model.register_hook(

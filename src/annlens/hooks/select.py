@@ -98,6 +98,7 @@ def resolve_points(
             chosen += [(owner, stage) for stage in stages]
 
     if not chosen:
+        _explain_miss(owners, point, pattern, layers)
         known = [
             f"{owner.name}.{stage}" for owner in owners for stage in hook_points(owner)
         ]
@@ -107,3 +108,43 @@ def resolve_points(
             + f"{did_you_mean(point, known)}; hook points: {', '.join(known)}"
         )
     return chosen
+
+
+def _explain_miss(
+    owners: Sequence[Any], point: str, pattern: str, layers: LayerFilter
+) -> None:
+    """Raise a precise HookError for the two misses a did-you-mean misreads.
+
+    The point exists but the layer filter excludes every layer that has it;
+    or the point names a per-parameter stage at a layer without parameters.
+    """
+    having = [
+        owner.name
+        for owner in owners
+        if any(
+            fnmatch.fnmatchcase(f"{owner.name}.{stage}", pattern)
+            for stage in hook_points(owner)
+        )
+    ]
+    if having and layers is not None:
+        names = ", ".join(owner.name for owner in owners)
+        raise HookError(
+            f"hook point {point!r} is at {', '.join(having)}, but layers={layers!r} "
+            f"selects none of them; layers: {names}"
+        )
+    stage = point.rpartition(".")[2]
+    if stage in STAGES and STAGES[stage].per_parameter:
+        bare = [
+            owner.name
+            for owner in owners
+            if stage in owner.stages
+            and fnmatch.fnmatchcase(f"{owner.name}.{stage}", pattern)
+            and stage not in hook_points(owner)
+        ]
+        if bare:
+            with_params = [o.name for o in owners if stage in hook_points(o)]
+            raise HookError(
+                f"no hook point matches {point!r}: the {stage!r} stage exists only "
+                f"at layers with parameters, and {', '.join(bare)} has none; "
+                f"layers with parameters: {', '.join(with_params) or 'none'}"
+            )

@@ -47,6 +47,33 @@ def wants_context(fn: HookFn) -> bool:
     return any(p.name == "ctx" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
+def check_callable(fn: HookFn, stage: Stage, point: str, context: bool) -> None:
+    """Refuse ``fn`` when it cannot be called as the hooks of ``stage`` are.
+
+    Checked once at registration, so that a hook of the wrong signature fails
+    where it is registered rather than in the middle of a pass. A callable
+    whose signature Python cannot read (some builtins) is let through.
+    """
+    if not callable(fn):
+        raise HookError(f"a hook must be callable, got {fn!r}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    arguments = ("layer", *stage.arguments)
+    try:
+        if context:
+            signature.bind(*arguments, ctx=None)
+        else:
+            signature.bind(*arguments)
+    except TypeError as error:
+        raise HookError(
+            f"hook {hook_label(fn)}{signature} cannot be called at {point} as "
+            f"{stage.signature}: {error}; help: give it the parameters "
+            f"({', '.join(arguments)}), or (*args) to take any"
+        ) from None
+
+
 def hook_label(fn: HookFn) -> str:
     """A readable name for a hook function, for messages and listings."""
     return getattr(fn, "__qualname__", None) or repr(fn)
@@ -121,7 +148,9 @@ class HookTable:
             raise HookError(f"a hook must be callable, got {fn!r}")
         if context is None:
             context = wants_context(fn)
-        hook = Hook(fn, STAGES[stage], f"{self.owner.name}.{stage}", context)
+        point = f"{self.owner.name}.{stage}"
+        check_callable(fn, STAGES[stage], point, context)
+        hook = Hook(fn, STAGES[stage], point, context)
         current = self._hooks.get(stage, ())
         self._hooks[stage] = (hook, *current) if prepend else (*current, hook)
         self._sync(stage)
@@ -275,6 +304,15 @@ def _check_replacement(result: Any, original: Any, hook: Hook) -> Any:
         raise HookError(
             f"hook {hook.label} at {hook.point} returned {type(result).__name__}, "
             "but this value cannot be replaced; help: return None to observe"
+        )
+    if isinstance(result, np.ndarray) and type(result) is not np.ndarray:
+        # A subclass (np.matrix, a masked array) keeps its own arithmetic, so
+        # the layer would compute something else with it, or fail far away.
+        raise HookError(
+            f"hook {hook.label} at {hook.point} returned {type(result).__name__}, "
+            f"a subclass of ndarray; expected a plain ndarray of shape "
+            f"{original.shape} and dtype {original.dtype}; help: return "
+            "numpy.asarray(value)"
         )
     if not isinstance(result, np.ndarray):
         raise HookError(

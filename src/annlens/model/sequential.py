@@ -17,7 +17,8 @@ import numpy as np
 from annlens.errors import ConfigError, HookError, ShapeError, StateError
 from annlens.hooks import HookHandle, HookScope, HookTable, RunState, resolve_points
 from annlens.hooks.select import LayerFilter
-from annlens.hooks.table import wants_context
+from annlens.hooks.stages import STAGES
+from annlens.hooks.table import check_callable, wants_context
 from annlens.layers.base import Array, Layer
 from annlens.model.capture import Capture, capture
 from annlens.model.inputs import prepare_input
@@ -388,6 +389,9 @@ class Sequential:
             raise HookError(f"a hook must be callable, got {fn!r}")
         chosen = resolve_points(self.hook_owners(), point, layers)
         context = wants_context(fn)
+        # Check every point first, so that a refused hook leaves none behind.
+        for owner, stage in chosen:
+            check_callable(fn, STAGES[stage], f"{owner.name}.{stage}", context)
         entries = [
             (
                 owner.hook_table,
@@ -410,7 +414,8 @@ class Sequential:
 
         Examples
         --------
-        >>> with model.hooks(("forward", seen.append)) as scope:  # doctest: +SKIP
+        >>> keep = lambda layer, input, output: seen.append(output)
+        >>> with model.hooks(("forward", keep)) as scope:  # doctest: +SKIP
         ...     scope.register("dense_0.backward", other)
         ...     model.forward(x)
         """
