@@ -190,3 +190,19 @@ def test_dense_matches_pytorch(name, settings, bias, rng, torch_activation) -> N
     np.testing.assert_allclose(layer.grads["W"], linear.weight.grad.numpy().T, **close)
     if bias:
         np.testing.assert_allclose(layer.grads["b"], linear.bias.grad.numpy(), **close)
+
+
+def test_config_keeps_an_initialisers_name_and_settings():
+    from annlens.io.architecture import build_model, describe_model
+    from annlens.layers import get_initializer
+    from annlens.model import Sequential
+
+    init = get_initializer("normal", std=0.01)
+    model = Sequential([Dense(4, 3, "relu", init)], seed=0, in_features=4)
+    layer = model.layers[0]
+    assert isinstance(layer, Dense)
+    assert layer.config()["init"] == {"name": "normal", "std": 0.01}
+    rebuilt = build_model(describe_model(model)).layers[0]
+    assert isinstance(rebuilt, Dense)
+    assert rebuilt.describe()["init"] == "normal(std=0.01)"
+    assert rebuilt.weight_init.std == 0.01

@@ -13,7 +13,7 @@ import numpy as np
 from annlens.activations import Activation, get_activation
 from annlens.errors import ConfigError
 from annlens.layers.base import Array, Layer
-from annlens.layers.init import Initializer, get_initializer
+from annlens.layers.init import Initializer, get_initializer, initializer_names
 
 
 def _default_init(activation: Activation) -> str:
@@ -36,9 +36,11 @@ class Dense(Layer):
         Output width, the number of units.
     activation : str, Activation or None
         The nonlinearity ``f``; None is the identity.
-    init : str or Initializer, optional
+    init : str, dict, or Initializer, optional
         The weight initialiser (default: He normal for ReLU-like, Glorot
-        uniform otherwise). Biases start at zero unless ``bias_init`` says.
+        uniform otherwise): a name, a dict of a name and settings
+        (``{"name": "normal", "std": 0.01}``, as :meth:`config` stores it),
+        or an object. Biases start at zero unless ``bias_init`` says.
     bias : bool
         Whether to add ``b``.
     bias_init : str or Initializer
@@ -83,7 +85,7 @@ class Dense(Layer):
         in_features: int,
         out_features: int,
         activation: str | dict[str, Any] | Activation | None = None,
-        init: str | Initializer | None = None,
+        init: str | dict[str, Any] | Initializer | None = None,
         bias: bool = True,
         bias_init: str | Initializer = "zeros",
         name: str | None = None,
@@ -101,6 +103,9 @@ class Dense(Layer):
                 )
         self.n_in, self.n_out = int(in_features), int(out_features)
         self.activation = get_activation(activation)
+        if isinstance(init, dict):  # {"name": ..., **settings}, as config() gives
+            settings = dict(init)
+            init = get_initializer(settings.pop("name", None), **settings)
         self.init_spec = init if init is not None else _default_init(self.activation)
         self.weight_init = get_initializer(self.init_spec)
         self.bias = bias
@@ -168,14 +173,28 @@ class Dense(Layer):
         self.parameter_gradients(grad_output)
 
     def describe(self) -> dict[str, str]:
-        return {"activation": self.activation.name, "init": str(self.init_spec)}
+        spec = self.init_spec
+        init = spec if isinstance(spec, str) else spec.describe()
+        return {"activation": self.activation.name, "init": init}
+
+    def _init_config(self) -> str | dict[str, Any] | None:
+        """The initialiser as a name, or a name with settings.
+
+        None for an initialiser annlens has no name for (a user's own
+        class): a rebuilt layer then draws the default one, and the stored
+        weights are what count.
+        """
+        if isinstance(self.init_spec, str):
+            return self.init_spec
+        config = self.init_spec.config()
+        return config if config["name"] in initializer_names() else None
 
     def config(self) -> dict[str, Any]:
         return {
             "in_features": self.n_in,
             "out_features": self.n_out,
             "activation": self.activation.config(),
-            "init": self.init_spec if isinstance(self.init_spec, str) else None,
+            "init": self._init_config(),
             "bias": self.bias,
             "name": self.name,
         }

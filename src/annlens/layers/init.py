@@ -53,6 +53,8 @@ class Initializer:
     """Base class: ``init(shape, rng, dtype)`` returns a new array."""
 
     name = "initializer"
+    #: The name and settings :func:`get_initializer` made it from, if it did.
+    made_as: dict[str, Any] | None = None
 
     def __call__(
         self, shape: Shape, rng: np.random.Generator, dtype: DTypeLike
@@ -63,8 +65,28 @@ class Initializer:
         raise NotImplementedError(f"{type(self).__name__} does not define sample")
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        inner = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "made_as")
         return f"{type(self).__name__}({inner})"
+
+    def config(self) -> dict[str, Any]:
+        """The name and settings that rebuild it with :func:`get_initializer`.
+
+        The name it was asked for (``"he_normal"``, with the settings given)
+        when :func:`get_initializer` made it; otherwise its class's name and
+        its attributes.
+        """
+        made_as = getattr(self, "made_as", None)
+        if made_as is not None:
+            return dict(made_as)
+        settings = {k: v for k, v in vars(self).items() if k != "made_as"}
+        return {"name": self.name, **settings}
+
+    def describe(self) -> str:
+        """``"normal(std=0.01)"``: the name and settings, for summaries."""
+        config = self.config()
+        name = config.pop("name")
+        inner = ", ".join(f"{k}={v!r}" for k, v in config.items())
+        return f"{name}({inner})" if inner else str(name)
 
 
 def _fans(shape: Shape) -> tuple[int, int]:
@@ -249,4 +271,5 @@ def get_initializer(spec: str | Initializer, **settings: Any) -> Initializer:
         made: Initializer = _FACTORIES[spec](**settings)
     except TypeError as error:
         raise ConfigError(f"initialiser {spec!r}: {error}") from error
+    made.made_as = {"name": spec, **settings}
     return made
