@@ -150,7 +150,11 @@ def _few(folder: Path) -> dict:
     [
         (_missing, "data file '{folder}/missing.csv' does not exist"),
         (_no_target, "no target column 'z'; columns: 'a', 'b', 'y'"),
-        (_text, "feature column 'b' is not numeric (value 'x' at data row 3)"),
+        (
+            _text,
+            "feature column 'b' is not numeric (value 'x' at data row 3 "
+            "(line 5 of d.csv))",
+        ),
         (_nan, "9 of 60 rows hold NaN"),
         (_one_class, "target 'y' holds a single class"),
         (_few, "training.batch_size: 18 samples are fewer than one batch of 32"),

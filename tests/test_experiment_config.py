@@ -112,7 +112,10 @@ def test_a_value_of_a_union_is_one_line_naming_both_forms():
 
 def test_a_wrong_key_inside_an_explicit_layer_names_its_position():
     message = problems({"model": {"layers": [{"type": "dense"}, {"type": "conv"}]}})
-    assert "model.layers.1.type: Input should be 'dense', 'activation'" in message
+    assert (
+        "model.layers.1.type: unknown layer type; allowed: dense, activation" in message
+    )
+    assert "(got 'conv')" in message
 
 
 def layers_problem(*layers: dict) -> str:
@@ -310,7 +313,7 @@ def test_no_variants_resolve_to_the_base_alone():
         ({"model": {"init": "he_norm"}}, "unknown initialiser 'he_norm'"),
         ({"model": {"init": {"name": "normal", "sd": 1.0}}}, "'sd'"),
         ({"data": {"name": "irsi"}}, "unknown data set 'irsi' (did you mean 'iris'?)"),
-        ({"optimizer": {"lr": -1.0}}, "lr must be in"),
+        ({"optimizer": {"lr": -1.0}}, "optimizer.lr = -1.0: the learning rate must"),
         ({"collect": {"stats": ["grad_norm", "bogus"]}}, "unknown collector 'bogus'"),
         ({"collect": {"layers": "conv*"}}, "collect.layers 'conv*' matches no layer"),
         (
@@ -321,7 +324,10 @@ def test_no_variants_resolve_to_the_base_alone():
             {"data": {"val_fraction": 0.0}, "training": {"early_stopping": {}}},
             "help: hold out validation data (data.val_fraction > 0)",
         ),
-        ({"loss": {"name": "mse"}}, "the loss does not fit the data (classification"),
+        (
+            {"loss": {"name": "mse"}},
+            "loss 'mse' does not fit the data (classification, 3 classes)",
+        ),
     ],
 )
 def test_a_bad_name_or_setting_in_the_last_variant_is_refused_before_training(
@@ -416,7 +422,7 @@ def test_set_refuses_text_without_an_equals_sign():
 
 def test_set_refuses_to_go_inside_a_value(tmp_path):
     path = write_experiment(tmp_path / "e.toml", tiny())
-    with pytest.raises(ConfigError, match="'name' is not a section"):
+    with pytest.raises(ConfigError, match="name is 'tiny' here, a single str value"):
         load_config(path, ["name.first=x"])
 
 
@@ -448,3 +454,71 @@ def test_a_softmax_output_under_softmax_cross_entropy_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="applies softmax twice"):
         run_experiment(config, out=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.init.name=he_normal", "he_normal"),
+        ("model.init.gain=2.0", {"name": "glorot_uniform", "gain": 2.0}),
+    ],
+)
+def test_set_inside_an_init_given_by_name_treats_it_as_a_table(
+    tmp_path, override, expected
+):
+    path = write_experiment(tmp_path / "e.toml", tiny(model={"init": "glorot_uniform"}))
+    init = load_config(path, [override]).model.init
+    got = init if isinstance(init, str) else {"name": init.name, **init.settings()}
+    assert got == (expected if isinstance(expected, dict) else {"name": expected})
+
+
+def test_set_enters_a_list_by_position(tmp_path):
+    layers = [{"type": "dense", "units": 8}, {"type": "dense"}]
+    config = tiny()
+    config["model"] = {"layers": layers}
+    path = write_experiment(tmp_path / "e.toml", config)
+    config = load_config(path, ["model.layers.0.units=5"])
+    assert config.model.layers is not None and config.model.layers[0].units == 5
+    with pytest.raises(ConfigError, match="a list of 2; .* position 0..1, got '7'"):
+        load_config(path, ["model.layers.7.units=5"])
+
+
+@pytest.mark.parametrize(
+    "optimizer, expected",
+    [
+        ({"lr": float("inf")}, "optimizer.lr = inf: must be a finite number, >= 0"),
+        ({"lr": float("nan")}, "optimizer.lr = nan: must be a finite number"),
+        ({"lr": -0.1}, "optimizer.lr = -0.1: the learning rate must be >= 0"),
+    ],
+)
+def test_a_bad_learning_rate_is_named_by_its_key(optimizer, expected):
+    with pytest.raises(ConfigError) as caught:
+        build_all(validate(tiny(optimizer=optimizer)))
+    assert str(caught.value).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ({"name": "warmup"}, "schedule 'warmup' needs schedule.warmup_steps = an"),
+        (
+            {"name": "warmup", "warmup_steps": -3},
+            "schedule.warmup_steps = -3: must be an integer >= 1",
+        ),
+        (
+            {"name": "warmup", "warmup_steps": 2, "after": "cosine"},
+            "schedule.after = 'cosine' cannot be set in a config",
+        ),
+    ],
+)
+def test_a_bad_warmup_setting_is_named_by_its_key(schedule, expected):
+    with pytest.raises(ConfigError) as caught:
+        build_all(validate(tiny(schedule=schedule)))
+    assert str(caught.value).startswith(expected)
+
+
+def test_a_misspelt_layer_type_or_type_key_gets_a_suggestion():
+    misspelt = problems({"model": {"layers": [{"type": "dens"}]}})
+    assert "model.layers.0.type: unknown layer type (did you mean 'dense'?)" in misspelt
+    missing = problems({"model": {"layers": [{"typ": "dense"}]}})
+    assert "('typ' given: did you mean 'type'?)" in missing

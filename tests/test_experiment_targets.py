@@ -242,7 +242,6 @@ def _bce(path, **data):
     return regression(
         data={"name": "csv", "path": str(path), "target": "y", **data},
         loss={"name": "bce"},
-        model={"output_activation": "sigmoid"},
     )
 
 
@@ -255,7 +254,10 @@ def test_a_target_the_loss_refuses_is_named_before_training(tmp_path):
         run_experiment(config, out=out)
 
     message = str(caught.value)
-    assert message.startswith("the loss does not fit the data (regression, 1 outputs)")
+    assert message.startswith(
+        "loss 'binary_cross_entropy' does not fit the data (regression, 1 target "
+        "column)"
+    )
     assert "must lie in [0, 1]; got 1.5" in message
     split = build_data(validate(config))
     where = next(s for s in ("train", "val", "test") if 57 in split.source_rows[s])
@@ -275,3 +277,54 @@ def test_standardised_targets_under_a_loss_for_0_1_targets_get_a_help_line(tmp_p
 
     assert "help: the targets are standardised" in str(caught.value)
     assert "data.standardize_target = false" in str(caught.value)
+
+
+def test_binary_cross_entropy_trains_on_two_classes_with_one_output(tmp_path):
+    from annlens.experiment.build import build_all
+
+    config = tiny(data={"name": "breast_cancer"}, loss={"name": "bce"})
+    parts = build_all(validate(config))[0]
+    assert parts.model.layers[-1].n_out == 1
+    result = run_experiment(config, out=tmp_path / "runs")
+    assert result is not None
+    assert (only_run_dir(tmp_path / "runs") / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        (
+            {"loss": {"name": "bce"}},
+            "loss 'binary_cross_entropy' scores one yes/no output (the probability "
+            "of the second class), but data 'iris' has 3 classes",
+        ),
+        (
+            {
+                "loss": {"name": "bce"},
+                "data": {"name": "breast_cancer"},
+                "model": {"output_activation": "sigmoid"},
+            },
+            "model.output_activation = 'sigmoid' under binary_cross_entropy "
+            "applies sigmoid twice",
+        ),
+    ],
+)
+def test_binary_cross_entropy_that_cannot_fit_says_why(changes, expected):
+    from annlens.experiment.build import build_all
+
+    with pytest.raises(ConfigError) as caught:
+        build_all(validate(tiny(**changes)))
+    assert str(caught.value).startswith(expected)
+
+
+def test_a_loss_of_the_wrong_kind_speaks_of_outputs_and_classes():
+    from annlens.experiment.build import build_all
+
+    with pytest.raises(LabelError) as caught:
+        build_all(validate(tiny(loss={"name": "mse"})))
+    message = str(caught.value)
+    assert message.startswith(
+        "loss 'mse' does not fit the data (classification, 3 classes): it "
+        "compares each of the model's 3 outputs with a number"
+    )
+    assert "shape (1, 3)" not in message

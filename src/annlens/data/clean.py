@@ -87,7 +87,8 @@ def drop_missing(
     kept, for messages about it later.
     """
     in_x = np.isnan(x)
-    in_y = missing_mask(y.reshape(len(y), -1)[:, 0]) if len(y) else np.zeros(0, bool)
+    y_columns = y.reshape(len(y), -1).T if len(y) else np.zeros((1, 0))
+    in_y = np.logical_or.reduce([missing_mask(column) for column in y_columns])
     bad = in_x.any(axis=1) | in_y
     count = int(bad.sum())
     if not count:
@@ -114,20 +115,78 @@ def _column_counts(flags: NDArray[np.bool_], names: tuple[str, ...]) -> str:
     return ", ".join(f"{names[j]!r}: {int(counts[j])}" for j in np.flatnonzero(counts))
 
 
+def is_one_hot(y: Array) -> bool:
+    """Whether every row of a 2-D ``y`` is 0 but for a single 1."""
+    if y.ndim != 2 or y.dtype.kind not in "biuf" or y.shape[1] < 2:
+        return False
+    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+
+
+def one_hot_labels(
+    y: Array, raw: RawData, rows: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], tuple[str, ...]]:
+    """Class indices from one-hot rows; the classes are named ``"0" .. "k-1"``.
+
+    A row that is not one 1 among 0s is refused, named by its data row.
+    """
+    k = y.shape[1]
+    if y.dtype.kind not in "biuf":
+        raise DataError(
+            f"{raw.name}: a target of shape {y.shape} for classification must "
+            f"hold one-hot rows of numbers, got dtype {y.dtype}"
+        )
+    bad = ~(np.all((y == 0) | (y == 1), axis=1) & (y.sum(axis=1) == 1))
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise DataError(
+            f"{raw.name}: a target of {k} columns for classification must hold "
+            f"one-hot rows (a single 1 among 0s); {int(bad.sum())} of {len(y)} "
+            f"rows are not, the first {y[first].tolist()} at "
+            f"{describe_row(int(rows[first]), raw.source)}; help: fix those "
+            "rows, or set task='regression' (data.task) for several outputs"
+        )
+    return y.argmax(axis=1).astype(np.int64), tuple(str(j) for j in range(k))
+
+
 def infer_task(y: Array) -> str:
     """Guess the task from the targets.
 
-    Text and booleans are class labels; numbers are class labels when they are
-    all whole and take at most :data:`MAX_INFERRED_CLASSES` distinct values;
-    anything else is a regression target. Pass ``task=`` to overrule.
+    Text and booleans are class labels; numbers are class labels when they
+    take at most :data:`MAX_INFERRED_CLASSES` distinct values and are whole,
+    or all but a few are (the few are then refused as labels by
+    :func:`encode_labels`, naming the first, rather than silently making the
+    target continuous); anything else is a regression target. A 2-D target
+    is class labels when its rows are one-hot, else several regression
+    outputs. Pass ``task=`` to overrule.
     """
+    if y.ndim == 2:
+        return "classification" if is_one_hot(y) else "regression"
     if y.dtype.kind in "bOUST":
         return "classification"
     if y.dtype.kind in "iuf":
-        whole = bool(np.all(np.mod(y, 1) == 0))
-        if whole and len(np.unique(y)) <= MAX_INFERRED_CLASSES:
+        whole = np.mod(y, 1) == 0
+        if whole.all() and len(np.unique(y)) <= MAX_INFERRED_CLASSES:
+            return "classification"
+        if _labels_with_strays(y, whole):
             return "classification"
     return "regression"
+
+
+#: At most this share of fractional values among whole-number labels is taken
+#: for mistakes in class labels rather than a continuous target.
+MAX_STRAY_SHARE = 0.05
+
+
+def _labels_with_strays(y: Array, whole: NDArray[np.bool_]) -> bool:
+    """Few whole values, and a few (at most 5%) fractional ones among them.
+
+    Such a target is class labels with typos far more often than a
+    continuous one: a continuous target is rarely whole in 95% of its rows.
+    """
+    strays = int((~whole).sum())
+    if strays == 0 or strays > MAX_STRAY_SHARE * len(y):
+        return False
+    return len(np.unique(y[whole])) <= min(MAX_INFERRED_CLASSES, len(y) // 2)
 
 
 def encode_labels(

@@ -10,8 +10,9 @@ statistics fitted on the training part only. The result is a frozen
 :class:`Dataset`.
 
 Shapes, everywhere in annlens: ``x`` is (samples, features) float64; ``y`` is
-(samples,) int64 class indices for classification and (samples, 1) float64 for
-regression, the shape a one-output model produces.
+(samples,) int64 class indices for classification (one-hot rows become
+indices) and (samples, outputs) float64 for regression, the shape the model's
+output has.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from annlens.data.clean import check_features, drop_missing, encode_labels, infer_task
+from annlens.data.clean import (
+    check_features,
+    drop_missing,
+    encode_labels,
+    infer_task,
+    one_hot_labels,
+)
 from annlens.data.labels import check_finite_targets
 from annlens.data.locate import Source, describe_row
 from annlens.data.splits import SPLIT_STREAM, Standardizer, split_indices
@@ -275,6 +282,13 @@ def build_dataset(
         CSV line), before anything is split.
     """
     x, y = check_features(raw), np.asarray(raw.y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim not in (1, 2) or len(y) != len(x):
+        raise DataError(
+            f"{raw.name}: expected targets of shape ({len(x)},) or ({len(x)}, "
+            f"outputs), one row per row of features, got {y.shape}"
+        )
     x, y, rows = drop_missing(x, y, raw, drop_nan)
     check_finite_targets(y, raw, rows)
     task = raw.task or infer_task(y)
@@ -283,7 +297,10 @@ def build_dataset(
 
     class_names: tuple[str, ...] | None = None
     n_classes: int | None = None
-    if task == "classification":
+    if task == "classification" and y.ndim == 2:
+        y, class_names = one_hot_labels(y, raw, rows)
+        n_classes = len(class_names)
+    elif task == "classification":
         y, class_names = encode_labels(y, raw, rows)
         n_classes = len(class_names)
     else:

@@ -9,10 +9,14 @@ What each format must hold:
   names a field), or a plain 2-D numeric array whose column ``target`` (an
   int, negative counts from the end) is the target. A plain array's features
   are called ``column_<index>`` after their position in the file.
-- **NPZ**: either arrays ``x`` (samples, features) and ``y`` (samples,), with
-  optional ``feature_names`` and ``class_names`` string arrays (``target`` may
-  be omitted), or one 1-D array per column, all of one length, ``target``
-  naming one of them.
+- **NPZ**: either arrays ``x`` (samples, features) and ``y`` (samples,) or
+  (samples, outputs), with optional ``feature_names`` and ``class_names``
+  string arrays (``target`` may be omitted), or one 1-D array per column, all
+  of one length, ``target`` naming one of them.
+- **Two NPY files** (``target_path``): features from a plain 2-D ``path``
+  array, every column a feature, and targets from the plain array at
+  ``target_path``, of shape (samples,) or (samples, outputs): one-hot rows or
+  several regression outputs. ``target`` is not given then.
 
 Files are read without unpickling (``allow_pickle=False``): a file that holds
 Python objects is refused. Every problem raises a
@@ -29,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from annlens.data.dataset import RawData
-from annlens.data.locate import Source
+from annlens.data.locate import Source, describe_row
 from annlens.errors import DataError, did_you_mean
 
 SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npy": "npy", ".npz": "npz"}
@@ -40,8 +44,9 @@ def read_data_file(
     target: str | int | None,
     kind: str | None = None,
     task: str | None = None,
+    target_path: str | os.PathLike[str] | None = None,
 ) -> RawData:
-    """Read a data file into :class:`RawData`.
+    """Read a data file (and, with ``target_path``, a targets file) into RawData.
 
     Parameters
     ----------
@@ -53,12 +58,15 @@ def read_data_file(
         The format; inferred from the suffix when omitted.
     task : str, optional
         ``"classification"`` or ``"regression"``; inferred when omitted.
+    target_path : path-like, optional
+        A plain .npy array of targets, (samples,) or (samples, outputs); then
+        ``path`` holds only features and ``target`` must be None.
     """
-    file = Path(path)
-    if not file.exists():
-        raise DataError(f"data file {str(file)!r} does not exist")
-    if not file.is_file():
-        raise DataError(f"data file {str(file)!r} is not a file")
+    file = _existing(path)
+    if target_path is not None:
+        raw = _read_pair(file, _existing(target_path), target, kind)
+        raw.task = task
+        return raw
     named = kind
     kind = kind or SUFFIXES.get(file.suffix.lower())
     if kind not in ("csv", "npy", "npz"):
@@ -73,6 +81,73 @@ def read_data_file(
     if raw.source is None:  # a NumPy file: rows, but no lines
         raw.source = Source(str(file))
     return raw
+
+
+def _existing(path: str | os.PathLike[str]) -> Path:
+    file = Path(path)
+    if not file.exists():
+        raise DataError(f"data file {str(file)!r} does not exist")
+    if not file.is_file():
+        raise DataError(f"data file {str(file)!r} is not a file")
+    return file
+
+
+def _plain_array(file: Path, role: str, ndims: tuple[int, ...]) -> Any:
+    """A plain numeric array from a .npy file, with ``ndim`` in ``ndims``."""
+    if file.suffix.lower() != ".npy":
+        raise DataError(
+            f"{role} file {str(file)!r}: with target_path, both files must be "
+            f".npy arrays, got suffix {file.suffix!r}"
+        )
+    _check_format(file, "npy", None)
+    array = _load_numpy(file)
+    shapes = " or ".join({1: "(samples,)", 2: "(samples, columns)"}[n] for n in ndims)
+    if not isinstance(array, np.ndarray) or array.dtype.names:
+        raise DataError(f"{file.name}: expected one plain array of shape {shapes}")
+    if array.ndim not in ndims:
+        raise DataError(
+            f"{file.name}: the {role} array must have shape {shapes}, got {array.shape}"
+        )
+    return array
+
+
+def _read_pair(
+    file: Path, target_file: Path, target: str | int | None, kind: str | None
+) -> RawData:
+    """Features from ``file``, targets from ``target_file``: two .npy arrays."""
+    if target is not None:
+        raise DataError(
+            f"data: target={target!r} names a column, but target_path "
+            f"{target_file.name!r} holds the targets; help: leave target out"
+        )
+    if kind not in (None, "npy"):
+        raise DataError(
+            f"data: target_path reads two .npy arrays, so [data] name must be "
+            f"'npy' or 'file', got {kind!r}"
+        )
+    x = _plain_array(file, "feature", (2,))
+    y = _plain_array(target_file, "target", (1, 2))
+    if len(y) != len(x):
+        raise DataError(
+            f"{target_file.name}: holds {len(y)} targets, but {file.name} holds "
+            f"{len(x)} rows of features; the two files must have one row per sample"
+        )
+    if x.dtype.kind not in "biuf":
+        raise DataError(
+            f"{file.name}: features must be numbers, got dtype {x.dtype}; "
+            "help: encode them as numbers"
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    return RawData(
+        name=file.name,
+        x=x.astype(np.float64),
+        y=y,
+        feature_names=tuple(f"column_{j}" for j in range(x.shape[1])),
+        target_name=target_file.name,
+        description=f"Features from {file}, targets from {target_file}.",
+        source=Source(str(target_file)),
+    )
 
 
 def _pick_column(columns: list[str], target: str | int | None, file: Path) -> str:
@@ -104,13 +179,19 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
     separator = "\t" if file.suffix.lower() == ".tsv" else ","
     try:
         frame = pd.read_csv(file, sep=separator)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except pd.errors.ParserError as e:
+        _refuse_ragged(file, separator)
+        raise DataError(f"{file.name}: cannot be read as CSV: {e}") from e
+    except (pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataError(f"{file.name}: cannot be read as CSV: {e}") from e
     if frame.shape[0] == 0:
         raise DataError(f"{file.name}: has a header but no data rows")
+    if frame.isna().to_numpy().any():  # a short row reads as NaN: say so instead
+        _refuse_ragged(file, separator)
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     name = _pick_column(columns, target, file)
+    source = Source(str(file), separator, len(frame))
 
     features = [c for c in columns if c != name]
     for column in features:
@@ -118,7 +199,9 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
         if not pd.api.types.is_numeric_dtype(series):
             converted = pd.to_numeric(series, errors="coerce")
             bad = series[converted.isna() & series.notna()]
-            example = f" (value {bad.iloc[0]!r} at data row {bad.index[0]})"
+            example = (
+                f" (value {bad.iloc[0]!r} at {describe_row(int(bad.index[0]), source)})"
+            )
             raise DataError(
                 f"{file.name}: feature column {column!r} is not numeric"
                 f"{example if len(bad) else ''}; help: encode it as numbers, "
@@ -129,6 +212,7 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
     if pd.api.types.is_numeric_dtype(y_series):
         y = y_series.to_numpy()
     else:
+        _refuse_stray_text(file, y_series, name, source)
         y = y_series.to_numpy(dtype=object, na_value=np.nan)
     return RawData(
         name=file.name,
@@ -137,7 +221,54 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
         feature_names=tuple(features),
         target_name=name,
         description=f"Read from {file}.",
-        source=Source(str(file), separator, len(frame)),
+        source=source,
+    )
+
+
+def _refuse_ragged(file: Path, separator: str) -> None:
+    """Refuse the first row whose number of fields differs from the header's."""
+    import csv
+
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, delimiter=separator)
+            header: list[str] | None = None
+            start = 1
+            for record in reader:
+                line, start = start, reader.line_num + 1
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue  # a blank line, which pandas skips too
+                if header is None:
+                    header = record
+                elif len(record) != len(header):
+                    raise DataError(
+                        f"{file.name}: line {line} has {len(record)} fields, but "
+                        f"the header (line 1) names {len(header)} columns; help: "
+                        "give every row one value per column (an empty value "
+                        "for a missing one)"
+                    )
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # the caller says what pandas found
+
+
+def _refuse_stray_text(file: Path, y: Any, name: str, source: Source) -> None:
+    """Refuse a target of numbers with a few words among them.
+
+    Text labels make every distinct word a class; a number column with a
+    stray word (a typo, ``"n/a"``) would silently become text classes.
+    """
+    import pandas as pd
+
+    numbers = pd.to_numeric(y, errors="coerce")
+    text = numbers.isna() & y.notna()
+    if not text.any() or numbers.notna().sum() <= len(y) / 2:
+        return
+    first = int(np.argmax(text.to_numpy()))
+    raise DataError(
+        f"{file.name}: target column {name!r} holds numbers, but "
+        f"{int(text.sum())} of {len(y)} values are not; the first, "
+        f"{y.iloc[first]!r}, at {describe_row(int(y.index[first]), source)}; "
+        "help: fix those values, or leave them empty and set drop_nan = true"
     )
 
 
@@ -241,10 +372,10 @@ def _from_xy(file: Path, arrays: dict[str, Any], target: str | int | None) -> Ra
     x, y = arrays["x"], arrays["y"]
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+    if x.ndim != 2 or y.ndim not in (1, 2) or len(x) != len(y):
         raise DataError(
             f"{file.name}: expected x of shape (samples, features) and y of "
-            f"shape (samples,), got {x.shape} and {y.shape}"
+            f"shape (samples,) or (samples, outputs), got {x.shape} and {y.shape}"
         )
     names = arrays.get("feature_names")
     feature_names = (

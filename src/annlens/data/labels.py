@@ -60,12 +60,14 @@ def check_whole_labels(y: Array, raw: RawData, rows: NDArray[np.int64]) -> None:
         return
     fractional = np.mod(y, 1) != 0
     if fractional.any():
+        whole = len(np.unique(y[~fractional]))
         raise DataError(
             f"{raw.name}: class labels of target {raw.target_name!r} must be "
             f"whole numbers or text; {int(fractional.sum())} of {len(y)} are not, "
             f"the first {_value(y[int(np.argmax(fractional))])!r} at "
-            f"{_first(fractional, rows, raw)}; help: fix those labels, or pass "
-            "task='regression' (data.task) for a continuous target"
+            f"{_first(fractional, rows, raw)} (the others take {whole} whole "
+            "values); help: fix those labels, or pass task='regression' "
+            "(data.task) for a continuous target"
         )
 
 

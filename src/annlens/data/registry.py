@@ -121,6 +121,7 @@ def load_dataset(
     task: str | None = None,
     drop_nan: bool = False,
     standardize_target: bool = False,
+    target_path: str | os.PathLike[str] | None = None,
 ) -> Dataset:
     """Load a data set by name, split and standardised.
 
@@ -157,6 +158,11 @@ def load_dataset(
         the target's units with ``inverse_transform_target``). Off here, so
         that ``y`` is as the source holds it; experiments turn it on by
         default (``data.standardize_target``). Class labels are never scaled.
+    target_path : path-like, optional
+        A .npy array of targets, (samples,) or (samples, outputs), for
+        features in the plain 2-D .npy array at ``path`` (``target`` is then
+        not given). Its one-hot rows are class labels; other 2-D targets are
+        several regression outputs.
 
     Returns
     -------
@@ -174,7 +180,7 @@ def load_dataset(
     >>> data.x_train.shape, data.n_classes  # doctest: +SKIP
     ((106, 4), 3)
     """
-    raw = _load_raw(name, seed, n_samples, noise, path, target, task)
+    raw = _load_raw(name, seed, n_samples, noise, path, target, task, target_path)
     return build_dataset(
         raw,
         seed=seed,
@@ -194,17 +200,22 @@ def _load_raw(
     path: str | os.PathLike[str] | None,
     target: str | int | None,
     task: str | None,
+    target_path: str | os.PathLike[str] | None = None,
 ) -> RawData:
     if name in FILE_KINDS:
         _refuse(name, n_samples=n_samples, noise=noise)
         if path is None:
             raise DataError(f"data set {name!r} reads a file; help: pass path=")
         return read_data_file(
-            path, target, kind=None if name == "file" else name, task=task
+            path,
+            target,
+            kind=None if name == "file" else name,
+            task=task,
+            target_path=target_path,
         )
 
     dataset_info(name)  # refuses an unknown name, listing the known ones
-    _refuse(name, path=path, target=target, task=task)
+    _refuse(name, path=path, target=target, task=task, target_path=target_path)
     if name in _BUNDLED:
         _refuse(name, n_samples=n_samples, noise=noise)
         return load_bundled(name)
@@ -225,5 +236,5 @@ def _refuse(name: str, **options: Any) -> None:
         raise DataError(
             f"data set {name!r} does not take {', '.join(given)}; "
             "n_samples applies to generated sets, noise to moons, circles and "
-            "spirals, path/target/task to files"
+            "spirals, path/target/target_path/task to files"
         )

@@ -115,8 +115,54 @@ class Parts:
     recorder: Any = None
 
 
+def _task_of_loss(experiment: Experiment) -> str | None:
+    """``"classification"`` when the configured loss takes class labels only.
+
+    Softmax cross-entropy and NLL score class indices, so a file's target is
+    read as class labels under them, and a label such as 2.5 is refused
+    rather than turning the task into regression. Binary cross-entropy also
+    takes probabilities in [0, 1], so it implies nothing.
+    """
+    from annlens.losses import NLLLoss, SoftmaxCrossEntropy, get_loss
+
+    if experiment.loss.name == "auto":
+        return None
+    try:
+        loss = get_loss(experiment.loss.name, **experiment.loss.settings())
+    except AnnlensError:
+        return None  # refused with its own message by build_loss
+    if isinstance(loss, (SoftmaxCrossEntropy, NLLLoss)):
+        return "classification"
+    return None
+
+
 def build_data(experiment: Experiment) -> Any:
-    """The data set of the ``[data]`` section, split with the experiment's seed."""
+    """The data set of the ``[data]`` section, split with the experiment's seed.
+
+    A data file's task is ``data.task`` when given, else classification
+    under a loss that takes class labels only (see :func:`_task_of_loss`),
+    else inferred from the targets.
+    """
+    from annlens.data.registry import FILE_KINDS
+
+    section = experiment.data
+    task: str | None = section.task
+    implied = None
+    if task is None and section.name in FILE_KINDS:
+        task = implied = _task_of_loss(experiment)
+    try:
+        return _load(experiment, task)
+    except AnnlensError as error:
+        if implied and error.args:
+            error.args = (
+                f"{error.args[0]} (the target is read as class labels because "
+                f"loss.name = {experiment.loss.name!r} takes class labels)",
+                *error.args[1:],
+            )
+        raise
+
+
+def _load(experiment: Experiment, task: str | None) -> Any:
     from annlens.data import load_dataset
 
     section = experiment.data
@@ -130,9 +176,10 @@ def build_data(experiment: Experiment) -> Any:
         noise=section.noise,
         path=section.path,
         target=section.target,
-        task=section.task,
+        task=task,
         drop_nan=section.drop_nan,
         standardize_target=section.standardize_target,
+        target_path=section.target_path,
     )
 
 
@@ -161,15 +208,96 @@ def build_regularization(experiment: Experiment) -> tuple[list[Any], list[Any]]:
 
 
 def _refuse_double_softmax(model: Sequential, loss: Any) -> None:
-    """A softmax output under a loss that applies softmax itself is a mistake."""
-    from annlens.losses import SoftmaxCrossEntropy
+    """A softmax (sigmoid) output under a loss that applies it itself is a mistake."""
+    from annlens.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 
-    last = getattr(model.layers[-1], "activation", None)
-    if isinstance(loss, SoftmaxCrossEntropy) and getattr(last, "name", "") == "softmax":
+    last = getattr(getattr(model.layers[-1], "activation", None), "name", "")
+    name = getattr(loss, "name", "the loss")
+    fused = {SoftmaxCrossEntropy: "softmax", BinaryCrossEntropy: "sigmoid"}
+    for kind, squash in fused.items():
+        if isinstance(loss, kind) and last == squash:
+            raise ConfigError(
+                f"model.output_activation = {squash!r} under {name} "
+                f"applies {squash} twice: the loss applies it to the model's "
+                "output itself; help: keep output_activation = 'identity', "
+                "the loss takes logits"
+            )
+
+
+def output_width(loss: Any, data: Any) -> int:
+    """The model's output width: one per class or target column.
+
+    Binary cross-entropy on two classes has one output, the logit of class
+    1 (the second class name); the sigmoid is part of the loss.
+    """
+    from annlens.losses import BinaryCrossEntropy
+
+    if not isinstance(loss, BinaryCrossEntropy) or data.task != "classification":
+        return int(data.n_outputs)
+    if data.n_classes == 2:
+        return 1
+    raise ConfigError(
+        f"loss {loss.name!r} scores one yes/no output (the probability of "
+        f"the second class), but data {data.name!r} has {data.n_classes} "
+        "classes; help: use loss.name = 'softmax_cross_entropy' (or 'auto') "
+        "for more than two classes"
+    )
+
+
+def check_numbers(section: str, settings: dict[str, Any]) -> None:
+    """Refuse NaN and infinite settings, and a negative ``lr``, naming the key.
+
+    The objects check their own ranges; these mistakes (``lr = inf`` or
+    ``nan`` in TOML, a sign typed wrong) get a message in the config's terms.
+    """
+    import math
+
+    for key, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(
+                f"{section}.{key} = {value!r}: must be a finite number"
+                f"{', >= 0' if key == 'lr' else ''}, got {value!r}"
+                f"{_LR_HELP if key == 'lr' else ''}"
+            )
+        if key == "lr" and value < 0:
+            raise ConfigError(
+                f"{section}.lr = {value!r}: the learning rate must be >= 0 (a "
+                f"negative one climbs the loss), got {value!r}{_LR_HELP}"
+            )
+
+
+_LR_HELP = "; help: learning rates are usually between 1e-4 and 1"
+
+
+def check_warmup(section: Named) -> None:
+    """Refuse warm-up settings the config cannot mean, saying what is allowed.
+
+    ``warmup_steps`` (on any schedule, or on ``name = "warmup"``, which
+    needs it) is the whole number of steps, counted in the schedule's unit,
+    over which the rate rises from ``start_factor`` times ``lr`` to ``lr``.
+    """
+    settings = section.settings()
+    steps = settings.get("warmup_steps")
+    what = (
+        "an integer >= 1, the number of steps (in the schedule's unit: "
+        "epochs, or batches with unit = 'batch') over which lr rises to its value"
+    )
+    if section.name == "warmup" and steps is None:
         raise ConfigError(
-            "model.output_activation = 'softmax' under softmax cross-entropy "
-            "applies softmax twice; help: keep output_activation = 'identity', "
-            "the loss takes logits"
+            f"schedule 'warmup' needs schedule.warmup_steps = {what}; got none"
+        )
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+    ):
+        floor = " (0 means no warm-up: leave the key out)" if steps == 0 else ""
+        raise ConfigError(f"schedule.warmup_steps = {steps!r}: must be {what}{floor}")
+    if "after" in settings:
+        raise ConfigError(
+            f"schedule.after = {settings['after']!r} cannot be set in a config; "
+            "help: name the schedule to follow (name = 'cosine', ...) and add "
+            "warmup_steps = N to warm up before it"
         )
 
 
@@ -182,16 +310,19 @@ def build_parts(name: str, experiment: Experiment) -> Parts:
     check_batch_size(
         len(data.y_train), experiment.training.batch_size, "training.batch_size"
     )
-    model = build_model(
-        experiment.model, data.n_features, data.n_outputs, experiment.seed
-    )
     loss = build_loss(experiment, data.task)
+    model = build_model(
+        experiment.model, data.n_features, output_width(loss, data), experiment.seed
+    )
     _refuse_double_softmax(model, loss)
+    check_numbers("optimizer", experiment.optimizer.settings())
     optimizer = get_optimizer(
         experiment.optimizer.name, model, **experiment.optimizer.settings()
     )
     schedule = None
     if experiment.schedule.name != "constant" or experiment.schedule.settings():
+        check_numbers("schedule", experiment.schedule.settings())
+        check_warmup(experiment.schedule)
         schedule = get_schedule(
             experiment.schedule.name, optimizer, **experiment.schedule.settings()
         )
@@ -321,4 +452,5 @@ def check_parts(parts: Parts) -> None:
                 f"column of the history{did_you_mean(stopping.monitor, known)}; "
                 f"it has {', '.join(known)}{hint}"
             )
-    check_loss_targets(parts.loss, parts.data, parts.model.dtype)
+    width = output_width(parts.loss, parts.data)
+    check_loss_targets(parts.loss, parts.data, parts.model.dtype, width)

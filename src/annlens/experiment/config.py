@@ -96,18 +96,54 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     result = copy.deepcopy(raw)
     for text in overrides:
         path, value = parse_override(text)
-        node = result
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: {part!r} is not a section")
-            node = child
+        node: Any = result
+        for depth, part in enumerate(path[:-1]):
+            node = _step(node, part, path[: depth + 1], text)
         key = path[-1]
-        if isinstance(value, dict) and isinstance(node.get(key), dict):
+        if isinstance(node, list):
+            node[_index(node, key, path, text)] = value
+        elif isinstance(value, dict) and isinstance(node.get(key), dict):
             node[key] = _deep_merge({key: node[key]}, {key: value})[key]
         else:
             node[key] = value
     return result
+
+
+#: Keys whose value is an object's name or a table with its name and settings.
+NAMED_KEYS = ("init",)
+
+
+def _step(node: Any, part: str, where: list[str], text: str) -> Any:
+    """The child ``part`` of ``node`` for ``--set``, made a table when needed.
+
+    An initialiser given by name (``init = "glorot_uniform"``) becomes the
+    table ``{name = "glorot_uniform"}``, so that ``init.name`` replaces the
+    name and ``init.std`` adds a setting to it.
+    """
+    key = ".".join(where)
+    if isinstance(node, list):
+        return node[_index(node, part, where, text)]
+    child = node.setdefault(part, {})
+    if isinstance(child, str) and part in NAMED_KEYS:
+        child = node[part] = {"name": child}
+    if isinstance(child, (dict, list)):
+        return child
+    raise ConfigError(
+        f"--set {text!r}: {key} is {child!r} here, a single "
+        f"{type(child).__name__} value, not a table with keys of its own; "
+        f"help: set it whole, --set {key}=..."
+    )
+
+
+def _index(node: list[Any], part: str, where: list[str], text: str) -> int:
+    """A list position of a dotted key (``model.layers.0.units``)."""
+    key = ".".join(where[:-1])
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(
+            f"--set {text!r}: {key} is a list of {len(node)}; the part after it "
+            f"must be a position 0..{len(node) - 1}, got {part!r}"
+        )
+    return int(part)
 
 
 def validate(
@@ -265,7 +301,8 @@ def load_config(
 
 
 def resolve_data_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """A copy of ``raw`` whose relative ``data.path`` values are absolute.
+    """A copy of ``raw`` whose relative ``data.path`` (and ``target_path``)
+    values are absolute.
 
     A relative path is taken against ``folder``: the experiment file's folder
     for the file's own paths, the working directory for a ``--set`` value.
@@ -279,10 +316,11 @@ def resolve_data_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
     if isinstance(variants, list):
         sections += [v.get("data") for v in variants if isinstance(v, dict)]
     for section in sections:
-        if isinstance(section, dict) and isinstance(section.get("path"), str):
-            file = Path(section["path"]).expanduser()
-            if not file.is_absolute():
-                section["path"] = str((folder / file).resolve())
+        for key in ("path", "target_path"):
+            if isinstance(section, dict) and isinstance(section.get(key), str):
+                file = Path(section[key]).expanduser()
+                if not file.is_absolute():
+                    section[key] = str((folder / file).resolve())
     return result
 
 

@@ -50,6 +50,9 @@ class DataSection(Section):
     name: str = "digits"
     path: str | None = None
     target: str | None = None
+    # a .npy file of targets, (samples,) or (samples, outputs), for the
+    # features in path
+    target_path: str | None = None
     drop_nan: bool = False
     n_samples: int | None = Field(default=None, gt=0)
     noise: float | None = Field(default=None, ge=0.0)
@@ -80,6 +83,29 @@ class LayerSpec(Section):
     rate: float | None = Field(default=None, ge=0.0, lt=1.0)
     momentum: float | None = Field(default=None, ge=0.0, le=1.0)
     name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_type(cls, given: Any) -> Any:
+        if not isinstance(given, dict):
+            return given
+        types = list(LAYER_KEYS)
+        if "type" not in given:
+            close = [key for key in given if did_you_mean(str(key), ["type"])]
+            hint = f" ({close[0]!r} given: did you mean 'type'?)" if close else ""
+            raise ValueError(f"a layer needs type = one of {', '.join(types)}{hint}")
+        return given
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_named(cls, kind: Any) -> Any:
+        types = list(LAYER_KEYS)
+        if isinstance(kind, str) and kind not in types:
+            raise ValueError(
+                f"unknown layer type{did_you_mean(kind, types)}; "
+                f"allowed: {', '.join(types)}"
+            )
+        return kind
 
     @model_validator(mode="after")
     def _keys_of_its_type(self) -> LayerSpec:

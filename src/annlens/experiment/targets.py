@@ -186,25 +186,32 @@ def _first_refused(loss: Any, y: Array, outputs: int, dtype: Any) -> int:
     return high - 1
 
 
-def check_loss_targets(loss: Any, data: Any, dtype: Any) -> None:
+def check_loss_targets(
+    loss: Any, data: Any, dtype: Any, outputs: int | None = None
+) -> None:
     """Refuse, before training, targets of any split that the loss would refuse.
 
-    Each split is tried whole, as :meth:`~annlens.training.Trainer.evaluate`
-    takes it. A loss that refuses the first target already does not fit the
-    data at all (wrong shape, wrong kind of target); otherwise the first
-    refused target is named by split, data row and CSV line.
+    ``outputs`` is the model's output width (default: the data's
+    ``n_outputs``). Each split is tried whole, as
+    :meth:`~annlens.training.Trainer.evaluate` takes it. A loss that refuses
+    the first target already does not fit the data at all (wrong kind of
+    target): the message then speaks of the output width and the number of
+    classes or target columns. Otherwise the first refused target is named
+    by split, data row and CSV line.
 
     Raises
     ------
     AnnlensError
         The loss's own error, its message extended with where the target is.
     """
-    outputs = data.n_outputs
-    where = f"the loss does not fit the data ({data.task}, {outputs} outputs)"
+    outputs = data.n_outputs if outputs is None else outputs
+    where = f"loss {loss.name!r} does not fit the data ({_kind(data)})"
     error = _fits(loss, data.y_train[:1], outputs, dtype)
     if error is not None:
         _raise_reworded(
-            error, f"{where}: {error}{_hint(loss, data, data.y_train[:1], dtype)}"
+            error,
+            f"{where}: {_mismatch(loss, data, outputs) or error}"
+            f"{_hint(loss, data, data.y_train[:1], dtype)}",
         )
     for split in ("train", "val", "test"):
         y = data.split(split)[1]
@@ -218,6 +225,54 @@ def check_loss_targets(loss: Any, data: Any, dtype: Any) -> None:
             f"{position} of the {split} split, is {data.locate(split, position)}"
             f"{_hint(loss, data, y[position : position + 1], dtype)}",
         )
+
+
+def _kind(data: Any) -> str:
+    """``"classification, 3 classes"`` or ``"regression, 1 target column"``."""
+    if data.task == "classification":
+        return f"classification, {data.n_classes} classes"
+    columns = data.n_outputs
+    return f"regression, {columns} target column{'s' if columns != 1 else ''}"
+
+
+def _mismatch(loss: Any, data: Any, outputs: int) -> str:
+    """Why a loss cannot take this kind of target, in a user's terms ('' if unknown)."""
+    from annlens.losses import (
+        MAE,
+        MSE,
+        BinaryCrossEntropy,
+        Huber,
+        NLLLoss,
+        SoftmaxCrossEntropy,
+    )
+
+    labels = (SoftmaxCrossEntropy, NLLLoss)
+    numbers = (MSE, MAE, Huber)
+    from_file = data.source is not None  # data.task applies to files only
+    if isinstance(loss, labels) and data.task == "regression":
+        task = "set data.task = 'classification' if the target holds classes, or "
+        return (
+            "it takes class labels, one output per class, but the target is a "
+            f"continuous number ({outputs} output{'s' if outputs != 1 else ''}); "
+            f"help: {task if from_file else ''}use loss.name = 'mse' (or 'auto') "
+            "for a continuous target"
+        )
+    if isinstance(loss, numbers) and data.task == "classification":
+        task = ", or set data.task = 'regression' if the target is a number"
+        return (
+            f"it compares each of the model's {outputs} outputs with a number, "
+            f"but the target is one class label out of {data.n_classes}; help: "
+            "use loss.name = 'auto' (softmax cross-entropy) for class labels"
+            f"{task if from_file else ''}"
+        )
+    if isinstance(loss, BinaryCrossEntropy) and data.task == "classification":
+        return (
+            f"it takes one yes/no output per target, but the model's output "
+            f"width is {outputs} for {data.n_classes} classes; help: use "
+            "loss.name = 'softmax_cross_entropy' (or 'auto') for more than two "
+            "classes"
+        )
+    return ""
 
 
 def _hint(loss: Any, data: Any, y: Array, dtype: Any) -> str:
