@@ -1,6 +1,7 @@
-"""Command-line edges: ``--set`` with a table, ``--out`` that is a file, an
-empty experiment file, regression sets in ``annlens datasets``, and
-``annlens resume`` of a run that already completed."""
+"""Command-line edges: ``--set`` with a table or a value that is not TOML,
+``--out`` that is a file or cannot be made, an empty experiment file,
+regression sets in ``annlens datasets``, and ``annlens resume`` of a run that
+already completed."""
 
 from __future__ import annotations
 
@@ -98,6 +99,68 @@ def test_out_inside_a_file_is_refused_naming_the_file(tmp_path, experiment_file)
         run_experiment(load_config(experiment_file), out=blocker / "runs")
 
     assert f"inside '{blocker}', which is an existing file" in str(caught.value)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_out_where_no_folder_can_be_made_is_one_line_naming_it(experiment_file):
+    result = invoke("run", experiment_file, "--out", "/proc/x", "--quiet")
+
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    message = " ".join(result.stderr.split())
+    assert len(lines) == 1, result.stderr
+    assert "cannot write a run directory into the output folder '/proc/x'" in message
+    assert "No such file or directory" in message
+    assert "help: choose another --out" in message
+
+
+def test_out_under_a_read_only_folder_is_refused_before_anything_is_built(
+    tmp_path, experiment_file, monkeypatch
+):
+    # os.access stands in for a read-only folder: root may write anywhere
+    monkeypatch.setattr("annlens.experiment.runner.os.access", lambda path, mode: False)
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(load_config(experiment_file), out=tmp_path / "runs")
+
+    message = str(caught.value)
+    assert f"output folder '{tmp_path / 'runs'}'" in message
+    assert f"Permission denied at '{tmp_path}'" in message
+    assert not (tmp_path / "runs").exists()
+
+
+# -- --set with a value that is not TOML -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expects"),
+    [
+        ("training.epochs=5x", "training.epochs expects an integer"),
+        ("regularization.l2=1e-3.", "regularization.l2 expects a number"),
+        ("output.report=True", "output.report expects true or false"),
+        ("model.hidden=[8,", "model.hidden expects a list"),
+        ("optimizer.lr=.5", "it looks like a number or true or false"),
+        ("model.init={name='normal'", "it looks like a table"),
+    ],
+)
+def test_set_with_a_value_that_is_not_toml_is_refused_naming_what_the_key_expects(
+    tmp_path, experiment_file, value, expects
+):
+    result = invoke("run", experiment_file, "--set", value, "--out", tmp_path / "r")
+
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    raw = value.split("=", 1)[1]
+    assert f"{raw!r} is not a valid TOML value" in message
+    assert expects in message
+    assert "help: write it in TOML" in message
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value", ["optimizer.name=sgd", "name=plain words"])
+def test_set_with_bare_text_where_text_is_meant_still_works(value):
+    from annlens.cli.overrides import check_set_values
+
+    check_set_values([value])  # no error: a name needs no quotes
 
 
 # -- an empty experiment file ----------------------------------------------------------

@@ -12,8 +12,10 @@ completed run is read back as it is, and nothing in it is written again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -289,7 +291,10 @@ def run_experiment(
     root = Path(out if out is not None else experiment.output.dir)
     check_output_folder(root)
     parts = build_all(experiment)
-    run_dir = RunDir.create(root, experiment.name)
+    try:
+        run_dir = RunDir.create(root, experiment.name)
+    except OSError as error:
+        raise ConfigError(_unwritable(root, error)) from None
     with run_dir.lock():
         run_dir.write_config(experiment.model_dump(mode="json", exclude_none=True))
         write_scaling(run_dir, parts)
@@ -303,15 +308,20 @@ def run_experiment(
 
 
 def check_output_folder(root: Path) -> None:
-    """Refuse an output folder that is a file, or lies inside one.
+    """Refuse an output folder that is a file, lies inside one, or is read-only.
 
     Run directories are made inside ``root`` (created when missing), so it
-    must be a folder or a path where one can be made.
+    must be a folder or a path where one can be made: its nearest existing
+    folder must be writable. A folder that cannot be made for another reason
+    (``/proc/x``) is refused when the run directory is made, before training.
     """
     for folder in (root, *root.parents):
         if not folder.exists():
             continue
         if folder.is_dir():
+            if not os.access(folder, os.W_OK | os.X_OK):
+                error = PermissionError(errno.EACCES, "Permission denied", folder)
+                raise ConfigError(_unwritable(root, error))
             return
         inside = "" if folder == root else f", inside {str(folder)!r}, which"
         raise ConfigError(
@@ -320,6 +330,18 @@ def check_output_folder(root: Path) -> None:
             "folder to hold run directories, or a path where one can be made; "
             "help: choose another --out"
         )
+
+
+def _unwritable(root: Path, error: OSError) -> str:
+    """Why no run directory can be made under ``root``, in one line."""
+    reason = error.strerror or str(error)
+    at = f" at {str(error.filename)!r}" if error.filename else ""
+    return (
+        f"cannot write a run directory into the output folder {str(root)!r} "
+        f"(--out, or output.dir in the config): {reason}{at}; expected a "
+        "folder this user may write, or a path where one can be made; help: "
+        "choose another --out"
+    )
 
 
 @contextlib.contextmanager
