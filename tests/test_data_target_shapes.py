@@ -107,7 +107,7 @@ def test_a_fractional_label_is_still_a_target_under_task_regression(tmp_path):
     assert data.task == "regression"
 
 
-def test_a_classification_loss_reads_a_file_target_as_labels(tmp_path):
+def test_a_classification_loss_reads_a_file_target_as_labels(tmp_path, caplog):
     # 10% fractional: too many to be taken for typos, unless the loss says
     rng = np.random.default_rng(0)
     lines = ["a,y"] + [
@@ -117,6 +117,8 @@ def test_a_classification_loss_reads_a_file_target_as_labels(tmp_path):
     (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
     data = {"name": "csv", "path": str(tmp_path / "d.csv"), "target": "y"}
     assert build_data(validate(tiny(data=data))).task == "regression"
+    assert "the first 0.5 at data row 3 (line 5 of d.csv)" in caplog.text
+    assert "set task='classification' or task='regression'" in caplog.text
     with pytest.raises(DataError) as caught:
         build_data(validate(tiny(data=data, loss={"name": "cross_entropy"})))
     assert "the first 0.5 at data row 3 (line 5 of d.csv)" in str(caught.value)

@@ -328,3 +328,18 @@ def test_a_loss_of_the_wrong_kind_speaks_of_outputs_and_classes():
         "compares each of the model's 3 outputs with a number"
     )
     assert "shape (1, 3)" not in message
+
+
+def test_a_shape_refusal_says_what_the_width_is():
+    from annlens.data import load_dataset
+    from annlens.experiment.targets import check_loss_targets
+    from annlens.losses import get_loss
+
+    data = load_dataset("diabetes")
+    with pytest.raises(LabelError) as caught:
+        check_loss_targets(get_loss("mse"), data, np.float64, 3)
+    message = str(caught.value)
+    assert message.startswith(
+        "loss 'mse' does not fit the data (regression, 1 target column): "
+    )
+    assert "the model's output width is 3)" in message

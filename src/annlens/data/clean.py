@@ -177,6 +177,35 @@ def infer_task(y: Array) -> str:
 MAX_STRAY_SHARE = 0.05
 
 
+def warn_if_label_like(y: Array, raw: RawData, rows: NDArray[np.int64]) -> None:
+    """Warn when a target inferred continuous looks mostly like class labels.
+
+    Most values whole, taking few distinct values, with more fractional ones
+    than :data:`MAX_STRAY_SHARE` allows for typos: either reading may be
+    meant, so the warning names the first fractional value and the key that
+    decides.
+    """
+    if y.ndim != 1 or y.dtype.kind != "f" or not len(y):
+        return
+    whole = np.mod(y, 1) == 0
+    if whole.mean() < 0.5 or len(np.unique(y[whole])) > MAX_INFERRED_CLASSES:
+        return
+    first = int(np.argmax(~whole))
+    logger.warning(
+        "%s: target %r is read as continuous (regression): %d of %d values are "
+        "not whole, the first %r at %s, though the others take only %d whole "
+        "values, like class labels; set task='classification' or "
+        "task='regression' (data.task) to say which",
+        raw.name,
+        raw.target_name,
+        int((~whole).sum()),
+        len(y),
+        y[first].item(),
+        describe_row(int(rows[first]), raw.source),
+        len(np.unique(y[whole])),
+    )
+
+
 def _labels_with_strays(y: Array, whole: NDArray[np.bool_]) -> bool:
     """Few whole values, and a few (at most 5%) fractional ones among them.
 

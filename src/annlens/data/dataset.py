@@ -30,6 +30,7 @@ from annlens.data.clean import (
     encode_labels,
     infer_task,
     one_hot_labels,
+    warn_if_label_like,
 )
 from annlens.data.labels import check_finite_targets
 from annlens.data.locate import Source, describe_row
@@ -292,6 +293,8 @@ def build_dataset(
     x, y, rows = drop_missing(x, y, raw, drop_nan)
     check_finite_targets(y, raw, rows)
     task = raw.task or infer_task(y)
+    if raw.task is None and task == "regression":
+        warn_if_label_like(y, raw, rows)
     if task not in TASKS:
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
 

@@ -210,7 +210,7 @@ def check_loss_targets(
     if error is not None:
         _raise_reworded(
             error,
-            f"{where}: {_mismatch(loss, data, outputs) or error}"
+            f"{where}: {_mismatch(loss, data, outputs) or _shaped(error, outputs)}"
             f"{_hint(loss, data, data.y_train[:1], dtype)}",
         )
     for split in ("train", "val", "test"):
@@ -225,6 +225,16 @@ def check_loss_targets(
             f"{position} of the {split} split, is {data.locate(split, position)}"
             f"{_hint(loss, data, y[position : position + 1], dtype)}",
         )
+
+
+def _shaped(error: AnnlensError, outputs: int) -> str:
+    """The loss's own message, with what its shapes mean for the model."""
+    if "shape" not in str(error):
+        return str(error)
+    return (
+        f"{error} (tried on one target; shapes are (samples, width), and the "
+        f"model's output width is {outputs})"
+    )
 
 
 def _kind(data: Any) -> str:
