@@ -119,6 +119,38 @@ def test_layers_that_do_not_chain_are_refused_at_construction() -> None:
     assert "'first' gives 6" in message
 
 
+def test_one_layer_object_at_two_positions_is_refused_naming_both() -> None:
+    shared = Dense(4, 4, "tanh")
+
+    with pytest.raises(ConfigError) as caught:
+        Sequential([shared, Dense(4, 4), shared])
+    message = str(caught.value)
+    assert "the same Dense object is Sequential layer 0 and layer 2" in message
+    assert "help: build a second Dense" in message
+
+
+def test_a_layer_of_another_model_is_refused_and_that_model_keeps_its_weights() -> None:
+    model = make_model()
+    trained = weights(model)
+
+    with pytest.raises(ConfigError) as caught:
+        Sequential(model.layers[:1], seed=5, dtype="float32")
+    assert "layer 0 ('hidden') already belongs to a model" in str(caught.value)
+    assert "load_state_dict" in str(caught.value)
+    for name, value in model.parameters().items():
+        assert value.dtype == np.float64
+        np.testing.assert_array_equal(value, trained[name])
+
+
+def test_one_list_of_layers_builds_one_model_only() -> None:
+    layers = [Dense(4, 3)]
+    first = Sequential(layers, seed=0)
+
+    with pytest.raises(ConfigError, match="already belongs to a model"):
+        Sequential(layers, seed=1)
+    assert first.layers[0].state is first.state
+
+
 def test_an_unknown_activation_lists_the_known_ones() -> None:
     with pytest.raises(UnknownNameError) as caught:
         Dense(4, 2, activation="sigmod")

@@ -8,6 +8,7 @@ values and gradients agree to ``rtol=1e-10, atol=1e-12``.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -140,7 +141,7 @@ def test_mixed_networks_match_pytorch(
     architecture, loss_name, rng, torch_activation
 ) -> None:
     torch = pytest.importorskip("torch")
-    model = Sequential(MIXED[architecture], seed=11, dtype="float64")
+    model = Sequential(copy.deepcopy(MIXED[architecture]), seed=11, dtype="float64")
     x = rng.normal(size=(6, 5))
     y = target_for(loss_name, 6, 4, rng)
     for layer in model.layers:  # non-zero biases, so that they are tested too

@@ -51,6 +51,8 @@ class Layer:
         Mode, step and noise generator, shared with the model.
     hook_table : HookTable
         The hooks registered at this layer's hook points.
+    in_model : bool
+        Whether a model has built this layer; a layer belongs to one model.
     """
 
     kind: ClassVar[str] = "layer"
@@ -75,6 +77,7 @@ class Layer:
         self.hooked = False
         self.hook_table = HookTable(self)
         self.cache: tuple[Any, ...] | None = None
+        self.in_model = False
 
     # -- shape and initialisation -------------------------------------------
 

@@ -57,7 +57,9 @@ class Sequential:
     Parameters
     ----------
     layers : sequence of Layer
-        The layers, input side first.
+        The layers, input side first. Building the model draws their weights,
+        so a layer belongs to one model: several models of one architecture
+        each need their own layers (a function that returns the list).
     seed : int
         Fixes the weights and the noise (dropout masks); the trainer derives
         the data order from it too.
@@ -89,6 +91,7 @@ class Sequential:
                 raise ConfigError(
                     f"Sequential layer {position} must be a Layer, got {layer!r}"
                 )
+        _check_fresh(self.layers)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ConfigError(f"model dtype must be float32 or float64, got {dtype!r}")
@@ -110,6 +113,7 @@ class Sequential:
         for layer in self.layers:
             layer.state = self.state
             layer.initialize(rng, self.dtype)
+            layer.in_model = True
 
     def _name_layers(self) -> None:
         counts: dict[str, int] = {}
@@ -483,3 +487,31 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}], seed={self.seed}, dtype={self.dtype.name!r})"
+
+
+def _check_fresh(layers: Sequence[Layer]) -> None:
+    """Refuse a layer listed twice, or one that another model already built.
+
+    Building a model draws every layer's weights afresh and gives it the
+    model's run state, so taking in a layer of another model would overwrite
+    that model's (perhaps trained) weights and tie the two together.
+    """
+    first: dict[int, int] = {}
+    for position, layer in enumerate(layers):
+        if id(layer) in first:
+            raise ConfigError(
+                f"the same {type(layer).__name__} object is Sequential layer "
+                f"{first[id(layer)]} and layer {position}; each position needs a "
+                "layer of its own, since a layer keeps its own weights and what "
+                f"its backward needs; help: build a second {type(layer).__name__}"
+            )
+        first[id(layer)] = position
+        if getattr(layer, "in_model", False):
+            raise ConfigError(
+                f"Sequential layer {position} ({layer.name!r}) already belongs to a "
+                "model; building this one would draw its weights afresh, "
+                "overwriting that model's, and tie the two models' state "
+                "together; help: build new layers for each model (a function "
+                "that returns the list), and copy weights over with "
+                "new_model.load_state_dict(...)"
+            )
