@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import matplotlib.colors as mcolors
@@ -297,6 +299,29 @@ def test_gradient_histograms_use_a_log_density_axis_by_default(tables) -> None:
     assert "log scale" in panel.get_ylabel() and "∂L/∂W" in panel.get_xlabel()
 
 
+def test_a_histogram_of_equal_values_is_a_marked_point_without_overflow(
+    tables,
+) -> None:
+    # a diverged layer's gradients are all 0: every bin has zero width
+    table = tables.histograms.query("variant == 'relu-he' and stage == 'gradient:W'")
+    last = table["step"].max()
+    dead = table["step"] == last
+    table = table.assign(
+        bin_lo=table["bin_lo"].where(~dead, 0.0),
+        bin_hi=table["bin_hi"].where(~dead, 0.0),
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = plot_histograms(table, stage="gradient:W", variant="relu-he")
+        figure.savefig(io.BytesIO(), format="png")
+
+    panel = visible_axes(figure)[0]
+    marks = [line for line in panel.lines if line.get_linestyle() == ":"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [0.0, 0.0]
+    assert f"step {last}" in legend_texts(figure)
+
+
 def test_histograms_refuse_a_stage_not_recorded(tables) -> None:
     with pytest.raises(DataError, match="update:W"):
         plot_histograms(tables.histograms, stage="update:W", variant="relu-he")
@@ -355,6 +380,20 @@ def test_decision_boundary_reads_probabilities_and_scores() -> None:
         first.collections[0].get_array(), second.collections[0].get_array()
     )
     assert [first.get_title(), second.get_title()] == ["probability", "scores"]
+
+
+def test_a_diverged_model_draws_its_boundary_without_overflow_warnings() -> None:
+    x, y = xor_data(np.random.default_rng(2))
+
+    def diverged(grid: np.ndarray) -> np.ndarray:
+        weights = np.array([[1e300, -1e300], [1e300, 1e300]])
+        return grid @ weights @ weights  # overflows to inf and nan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = plot_decision_boundary(diverged, x, y, resolution=10)
+
+    assert visible_axes(figure)[0].collections[0].get_array().size == 100
 
 
 def test_decision_boundary_refuses_data_that_is_not_two_dimensional() -> None:

@@ -125,7 +125,12 @@ def plot_decision_boundary(
         sharey=True,
     )
     for ax, (variant, model) in zip(axes.flat, models.items(), strict=False):
-        classes = predicted_classes(model(grid), grid.shape[0]).reshape(uu.shape)
+        # A diverged model (huge weights) overflows on the grid; its classes
+        # are still drawn, and the divergence is the run's finding to report,
+        # not a warning of this figure.
+        with np.errstate(over="ignore", invalid="ignore"):
+            output = model(grid)
+        classes = predicted_classes(output, grid.shape[0]).reshape(uu.shape)
         ax.pcolormesh(
             uu,
             vv,

@@ -116,6 +116,12 @@ def plot_histograms(
                 continue
             lo = at["bin_lo"].to_numpy(dtype=float)
             hi = at["bin_hi"].to_numpy(dtype=float)
+            if np.all(hi <= lo):
+                # every value equal (a dead layer's zero gradient): a point
+                # mass has no finite density, so it is marked where it sits
+                ax.axvline(lo[0], color=colour, linewidth=1.4, linestyle=":")
+                ax.plot([], [], color=colour, linewidth=1.4, label=f"step {step}")
+                continue
             count = at["count"].to_numpy(dtype=float)
             total = count.sum()
             density = count / (total * np.maximum(hi - lo, 1e-300)) if total else count
