@@ -13,6 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from annlens.errors import ConfigError, DataError, ShapeError
+from annlens.training.history import History
 from annlens.viz import (
     metrics_long,
     plot_activation_bands,
@@ -157,6 +158,20 @@ def test_curves_values_are_the_metric_table_values(tables) -> None:
     )
     np.testing.assert_allclose(line.get_ydata(), expected["value"])
     np.testing.assert_array_equal(line.get_xdata(), expected["epoch"])
+
+
+def test_curves_draw_the_history_that_fit_returns() -> None:
+    history = History()
+    history.append({"epoch": 0, "loss": 1.0, "val_loss": 1.2, "lr": 0.1})
+    history.append({"epoch": 1, "loss": 0.5, "val_loss": 0.7, "lr": 0.1})
+
+    figure = plot_curves(history)
+
+    lines = visible_axes(figure)[0].lines
+    assert sorted(line.get_ydata().tolist() for line in lines) == [
+        [1.0, 0.5],
+        [1.2, 0.7],
+    ]
 
 
 def test_curves_refuse_a_metric_that_is_not_recorded(tables) -> None:

@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from annlens.errors import DataError
+from annlens.training.history import History
 from annlens.viz.style import (
     auto_window,
     grid_shape,
@@ -74,7 +75,7 @@ def split_legend(
 
 @styled
 def plot_curves(
-    metrics: pd.DataFrame,
+    metrics: pd.DataFrame | History,
     *,
     metric_names: Sequence[str] | None = None,
     palette: Mapping[str, str] | None = None,
@@ -84,9 +85,9 @@ def plot_curves(
 
     Parameters
     ----------
-    metrics : DataFrame
+    metrics : DataFrame or History
         A metrics history, long (``variant, epoch, split, metric, value``) or
-        wide (see :mod:`annlens.viz.tables`).
+        wide (see :mod:`annlens.viz.tables`), or what ``Trainer.fit`` returns.
     metric_names : sequence of str, optional
         The metrics to draw, one panel each; by default every metric, loss
         first, except the bookkeeping columns of :data:`NOT_DRAWN` (``lr``,

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from annlens.errors import DataError
+from annlens.training.history import History
 
 STATS_COLUMNS = ("step", "epoch", "variant", "layer", "stage", "quantity", "value")
 HISTOGRAM_COLUMNS = ("step", "variant", "layer", "stage", "bin_lo", "bin_hi", "count")
@@ -200,15 +201,18 @@ def nearest_step(available: Iterable[int], wanted: int | str) -> int:
     return int(steps[np.abs(steps - int(wanted)).argmin()])
 
 
-def metrics_long(metrics: pd.DataFrame) -> pd.DataFrame:
+def metrics_long(metrics: pd.DataFrame | History) -> pd.DataFrame:
     """A metrics history as the long table ``variant, epoch, split, metric, value``.
 
-    Accepts the long form as it is, or a wide table with ``epoch`` and one
-    column per ``<split>_<metric>`` (see the module docstring).
+    Accepts the long form as it is, a wide table with ``epoch`` and one
+    column per ``<split>_<metric>`` (see the module docstring), or the
+    :class:`~annlens.training.history.History` that ``Trainer.fit`` returns.
     """
+    if isinstance(metrics, History):
+        metrics = pd.DataFrame(metrics.to_dict())
     if not isinstance(metrics, pd.DataFrame):
         raise DataError(
-            "the metrics table must be a pandas DataFrame, got "
+            "the metrics table must be a pandas DataFrame or a History, got "
             f"{type(metrics).__name__}"
         )
     table = metrics if "variant" in metrics.columns else metrics.assign(variant="")
