@@ -258,6 +258,22 @@ def test_early_stopping_on_accuracy_maximises() -> None:
     assert EarlyStopping(monitor="val_loss").mode == "min"
 
 
+def test_early_stopping_on_a_misspelt_column_suggests_the_right_one() -> None:
+    x, y = blobs(12)
+    stopper = EarlyStopping(monitor="val_los", patience=2)
+
+    with pytest.raises(ConfigError) as caught:
+        make([stopper], epochs=2).fit(x[:8], y[:8], validation_data=(x[8:], y[8:]))
+    message = str(caught.value)
+    assert "(did you mean 'val_loss'?)" in message
+    assert "give validation data" not in message
+
+
+def test_early_stopping_on_val_loss_without_validation_data_says_to_give_it() -> None:
+    with pytest.raises(ConfigError, match="help: give validation data"):
+        make([EarlyStopping(monitor="val_loss")], epochs=2).fit(*blobs())
+
+
 def test_early_stopping_on_validation_loss_of_a_real_run() -> None:
     x, y = blobs(48)
     model = Sequential(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from annlens.errors import ConfigError
+from annlens.errors import ConfigError, did_you_mean
 from annlens.training.callbacks import Callback, Logs
 
 logger = logging.getLogger("annlens")
@@ -90,12 +90,15 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, trainer: Any, logs: Logs) -> None:
         if self.monitor not in logs:
+            columns = [str(key) for key in logs]
+            validated = any(key.startswith("val_") for key in columns)
             raise ConfigError(
                 f"EarlyStopping monitors {self.monitor!r}, which the history row "
-                f"does not have; columns: {', '.join(logs)}"
+                f"does not have{did_you_mean(self.monitor, columns)}; "
+                f"columns: {', '.join(columns)}"
                 + (
                     "; help: give validation data for val_* columns"
-                    if self.monitor.startswith("val_")
+                    if self.monitor.startswith("val_") and not validated
                     else ""
                 )
             )
