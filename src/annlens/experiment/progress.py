@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Column
 
 from annlens.training import Callback
 
@@ -21,19 +23,44 @@ class ProgressBar(Callback):
     enabled : bool
         Show nothing when False (the callback stays, so that a checkpoint
         written with a bar resumes without one).
+    console : rich.console.Console, optional
+        Where the bar is drawn (default: the terminal).
+
+    Notes
+    -----
+    The count reads ``epoch 3/15``: epochs done out of the total, the way
+    the logs and ``annlens inspect`` number epochs (from 1). In a narrow
+    terminal the bar and then the losses give way; the count is never cut.
     """
 
-    def __init__(self, variant: str, epochs: int, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        variant: str,
+        epochs: int,
+        enabled: bool = True,
+        console: Console | None = None,
+    ) -> None:
         self.variant = variant
         self.epochs = epochs
         self.enabled = enabled
+        count = f"epoch {epochs}/{epochs}"
         self.progress = Progress(
-            TextColumn("[bold]{task.description:<18}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
+            TextColumn(
+                "[bold]{task.description:<18}", table_column=Column(no_wrap=True)
+            ),
+            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=4)),
+            TextColumn(
+                "epoch {task.completed:.0f}/{task.total:.0f}",
+                table_column=Column(no_wrap=True, min_width=len(count)),
+            ),
+            TextColumn(
+                "{task.fields[status]}",
+                table_column=Column(ratio=2, no_wrap=True, overflow="ellipsis"),
+            ),
             transient=False,
             disable=not enabled,
+            console=console,
+            expand=True,
         )
         self.task = self.progress.add_task(variant, total=epochs, status="")
 
