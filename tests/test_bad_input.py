@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annlens import Dense, Sequential
+from annlens import Activation, Dense, FunctionActivation, Sequential
 from annlens.activations import activation_names
 from annlens.errors import (
     ConfigError,
@@ -230,3 +230,62 @@ def test_backward_with_a_gradient_of_the_wrong_shape_names_the_expected_shape():
     with pytest.raises(ShapeError, match=r"\(6, 3\).*dense_0.*\(6, 4\)"):
         model.backward(np.ones((6, 4)))
     np.testing.assert_array_equal(model.layers[0].params["W"], before)
+
+
+# -- user-defined activations and layers called directly ------------------------------
+
+
+def test_an_activation_that_changes_the_shape_is_refused_naming_it_and_the_layer(
+    rng,
+) -> None:
+    rows = FunctionActivation(lambda z: z.sum(axis=1), lambda z: z, name="rows")
+    model = Sequential([Dense(4, 3, rows), Dense(3, 2)], seed=0, dtype="float64")
+
+    with pytest.raises(ShapeError) as caught:
+        model.forward(rng.normal(size=(5, 4)))
+    message = str(caught.value)
+    assert (
+        "activation 'rows' of layer 'dense_0' returned, for f(z), shape (5,)" in message
+    )
+    assert "expected (5, 3)" in message
+
+
+def test_an_activation_that_returns_a_list_or_another_dtype_is_refused(rng) -> None:
+    as_list = FunctionActivation(lambda z: z.tolist(), np.ones_like, name="as_list")
+    wider = FunctionActivation(
+        lambda z: z.astype(np.float64), np.ones_like, name="wider"
+    )
+    x = rng.normal(size=(5, 4))
+
+    with pytest.raises(ConfigError, match="'as_list' of layer 'dense_0'.*a list"):
+        Sequential([Dense(4, 3, as_list)], seed=0).forward(x)
+    with pytest.raises(ConfigError, match="dtype float64; expected .* float32"):
+        Sequential([Dense(4, 3, wider)], seed=0, dtype="float32").forward(x)
+
+
+def test_a_derivative_of_the_wrong_shape_is_refused_at_the_layer_that_owns_it(
+    rng,
+) -> None:
+    stacked = FunctionActivation(
+        np.tanh, lambda z: np.ones((2, *z.shape)), name="stacked"
+    )
+    model = Sequential([Activation(stacked)], seed=0, dtype="float64", in_features=3)
+    model.forward(rng.normal(size=(5, 3)))
+
+    with pytest.raises(ShapeError) as caught:
+        model.backward(np.ones((5, 3)))
+    message = str(caught.value)
+    assert "'stacked' of layer 'activation_0' returned, for delta" in message
+    assert "shape (2, 5, 3); expected (5, 3)" in message
+
+
+def test_a_layer_called_directly_takes_lists_and_computes_in_its_own_dtype() -> None:
+    layer = Sequential([Dense(3, 2, "tanh")], seed=0, dtype="float32").layers[0]
+
+    output = layer.forward([[1.0, 2.0, 3.0]])
+    grad_input = layer.backward(np.ones((1, 2)))
+
+    assert output.dtype == np.float32 and grad_input.dtype == np.float32
+    assert layer.grads["W"].dtype == np.float32
+    with pytest.raises(InputError, match="layer 'dense_0' takes a numeric input"):
+        layer.forward(np.array([["a", "b", "c"]]))

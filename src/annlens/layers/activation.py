@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
+
 from annlens.activations import Activation as ActivationFunction
 from annlens.activations import get_activation
 from annlens.layers.base import Array, Layer
@@ -47,6 +49,8 @@ class Activation(Layer):
             z = self.hook_table.fire("pre_activation", z)
 
         a = self.activation.forward(z)
+        if type(a) is not np.ndarray or a.shape != z.shape or a.dtype != z.dtype:
+            self.refuse_activation_result(a, z, "f(z)")
         if self.hooked:
             a = self.hook_table.fire("post_activation", a)
 
@@ -56,6 +60,12 @@ class Activation(Layer):
     def compute_backward(self, grad_output: Array) -> Array:
         z, a = self.cache  # type: ignore[misc]
         delta = self.activation.backward(z, a, grad_output)
+        if (
+            type(delta) is not np.ndarray
+            or delta.shape != z.shape
+            or delta.dtype != z.dtype
+        ):
+            self.refuse_activation_result(delta, z, "delta = grad_output * f'(z)")
         if self.hooked:
             delta = self.hook_table.fire("pre_activation_grad", delta)
         return delta

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from annlens.errors import ShapeError, StateError
+from annlens.errors import ConfigError, InputError, ShapeError, StateError
 from annlens.hooks.context import RunState
 from annlens.hooks.table import HookTable
 
@@ -101,6 +101,8 @@ class Layer:
 
     def forward(self, x: Array) -> Array:
         """Compute the output for input ``x`` of shape (batch, in_features)."""
+        if type(x) is not np.ndarray or x.dtype != self.dtype:
+            x = self.as_array(x, "input")
         self.check_input(x)
         if self.hooked:
             x = self.hook_table.fire("forward_pre", x)
@@ -118,6 +120,8 @@ class Layer:
                 f"backward called on layer {self.name!r} with nothing kept from "
                 "forward; help: call forward first, outside model.no_grad()"
             )
+        if type(grad_output) is not np.ndarray or grad_output.dtype != self.dtype:
+            grad_output = self.as_array(grad_output, "grad_output")
         if self.hooked:
             grad_output = self.hook_table.fire("backward_pre", grad_output)
 
@@ -153,6 +157,44 @@ class Layer:
         self.cache = values if self.state.grad_enabled else None
 
     # -- checks ---------------------------------------------------------------
+
+    def as_array(self, value: Any, what: str) -> Array:
+        """``value`` as an ndarray of the layer's dtype, for a layer called directly.
+
+        A model hands its layers arrays of its dtype already; this is the slow
+        path for a layer's own ``forward`` or ``backward`` called with a list,
+        or with an array of another dtype.
+        """
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiub":
+            raise InputError(
+                f"layer {self.name!r} takes a numeric {what}, got dtype {array.dtype}"
+            )
+        return array.astype(self.dtype, copy=False)
+
+    def refuse_activation_result(self, value: Any, z: Array, what: str) -> None:
+        """Raise: the activation returned ``value`` where ``z``'s twin belongs.
+
+        Called only when ``value`` is not an ndarray of ``z``'s shape and dtype,
+        so the check on the hot path is one comparison per attribute.
+        """
+        function = getattr(getattr(self, "activation", None), "name", "?")
+        where = f"activation {function!r} of layer {self.name!r} returned, for {what},"
+        if not isinstance(value, np.ndarray):
+            raise ConfigError(
+                f"{where} a {type(value).__name__}; expected an ndarray of shape "
+                f"{z.shape} and dtype {z.dtype}"
+            )
+        if value.shape != z.shape:
+            raise ShapeError(
+                f"{where} shape {value.shape}; expected {z.shape}, the shape of z: "
+                "an elementwise activation keeps the shape"
+            )
+        raise ConfigError(
+            f"{where} {type(value).__name__} of dtype {value.dtype}; expected a "
+            f"plain ndarray of dtype {z.dtype}; help: return "
+            f"numpy.asarray(result, dtype=z.dtype)"
+        )
 
     def check_input(self, x: Array) -> None:
         """Refuse an input that is not 2-D or not ``in_features`` wide."""

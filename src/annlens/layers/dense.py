@@ -136,6 +136,8 @@ class Dense(Layer):
             z = self.hook_table.fire("pre_activation", z)
 
         a = self.activation.forward(z)
+        if type(a) is not np.ndarray or a.shape != z.shape or a.dtype != z.dtype:
+            self.refuse_activation_result(a, z, "f(z)")
         if self.hooked:
             a = self.hook_table.fire("post_activation", a)
 
@@ -150,6 +152,12 @@ class Dense(Layer):
         """Set ``grads["W"]`` and ``grads["b"]`` from dL/da; return delta."""
         x, z, a = self.cache  # type: ignore[misc]
         delta = self.activation.backward(z, a, grad_output)
+        if (
+            type(delta) is not np.ndarray
+            or delta.shape != z.shape
+            or delta.dtype != z.dtype
+        ):
+            self.refuse_activation_result(delta, z, "delta = grad_output * f'(z)")
         if self.hooked:
             delta = self.hook_table.fire("pre_activation_grad", delta)
 
