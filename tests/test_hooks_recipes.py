@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annlens import Sequential
-from annlens.errors import ConfigError, HookError
+from annlens.errors import ConfigError, HookError, UnknownNameError
 from annlens.hooks import StopForward
 from annlens.hooks.recipes import (
     add_noise,
@@ -116,6 +116,52 @@ def test_store_tensors_can_raise_when_the_budget_is_full() -> None:
 def test_store_tensors_refuses_a_bad_budget() -> None:
     with pytest.raises(ConfigError, match="budget"):
         store_tensors(make_model(), "forward", budget=-1)
+
+
+def test_record_stats_takes_default_statistics_by_name() -> None:
+    model = make_model()
+
+    with record_stats(model, "dense_0.forward", stats=["mean", "norm"]) as recorder:
+        train(model, 1)
+    assert set(recorder.rows[0]) == {"step", "point", "mean", "norm"}
+
+
+def test_record_stats_refuses_an_unknown_statistic_with_a_suggestion() -> None:
+    with pytest.raises(UnknownNameError, match="'meen' \\(did you mean 'mean'\\?\\)"):
+        record_stats(make_model(), "forward", stats=["meen"])
+    with pytest.raises(ConfigError, match="'mean' maps to 3"):
+        record_stats(make_model(), "forward", stats={"mean": 3})
+
+
+def test_record_stats_series_names_what_it_recorded_for_an_unknown_key() -> None:
+    model = make_model()
+    with record_stats(model, "dense_0.forward") as recorder:
+        train(model, 1)
+
+    with pytest.raises(UnknownNameError, match="did you mean 'dense_0.forward'"):
+        recorder.series("dense_9.forward", "mean")
+    with pytest.raises(UnknownNameError, match="it records mean, std, abs_max, norm"):
+        recorder.series("dense_0.forward", "median")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "bad", "message"),
+    [
+        (lambda m, v: scale_gradient(m, "dense_0", v), float("nan"), "a finite number"),
+        (lambda m, v: scale_gradient(m, "dense_0", v), "2", "a finite number"),
+        (lambda m, v: clip_gradient(m, "dense_0", v), "1", "a number > 0"),
+        (lambda m, v: add_noise(m, std=v), float("inf"), "a number >= 0"),
+        (lambda m, v: max_norm(m, "dense_0", limit=v), True, "a number > 0"),
+    ],
+)
+def test_recipes_refuse_a_setting_that_is_not_a_usable_number(
+    recipe, bad, message
+) -> None:
+    model = make_model()
+
+    with pytest.raises(ConfigError, match=message):
+        recipe(model, bad)
+    assert model.list_hooks() == []
 
 
 # -- gradients -------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from annlens.errors import ConfigError, HookError
+from annlens.errors import ConfigError, HookError, UnknownNameError, did_you_mean
 from annlens.hooks.context import HookContext
 from annlens.hooks.control import StopForward
 from annlens.hooks.handles import HookHandle, RemoveOnExit
@@ -42,6 +42,52 @@ DEFAULT_STATS: dict[str, Statistic] = {
     "abs_max": lambda v: float(np.max(np.abs(v))),
     "norm": lambda v: float(np.linalg.norm(v)),
 }
+
+
+def _number(value: Any, what: str, rule: str) -> float:
+    """``value`` as a float when it is a finite real number obeying ``rule``.
+
+    ``rule`` is ``"finite"``, ``"> 0"`` or ``">= 0"``; anything else (a string,
+    a bool, NaN, a number on the wrong side) is refused naming ``what``.
+    """
+    number = (
+        float(value)
+        if isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        else float("nan")
+    )
+    ok = np.isfinite(number) and (
+        rule == "finite" or (number > 0 if rule == "> 0" else number >= 0)
+    )
+    if not ok:
+        kind = "a finite number" if rule == "finite" else f"a number {rule}"
+        raise ConfigError(f"{what} must be {kind}, got {value!r}")
+    return number
+
+
+def _statistics(stats: Mapping[str, Statistic] | Iterable[str]) -> dict[str, Statistic]:
+    """``name -> fn`` from a mapping, or from names of :data:`DEFAULT_STATS`."""
+    if isinstance(stats, Mapping):
+        for name, fn in stats.items():
+            if not callable(fn):
+                raise ConfigError(
+                    f"record_stats stats= maps names to functions fn(array) -> "
+                    f"float; {name!r} maps to {fn!r}"
+                )
+        return dict(stats)
+    if isinstance(stats, str):
+        stats = [stats]
+    chosen = {}
+    for name in stats:
+        if name not in DEFAULT_STATS:
+            raise UnknownNameError(
+                f"record_stats has no statistic {name!r}"
+                f"{did_you_mean(str(name), list(DEFAULT_STATS))}; known: "
+                f"{', '.join(DEFAULT_STATS)}; help: pass a mapping "
+                "{name: fn(array) -> float} for statistics of your own"
+            )
+        chosen[name] = DEFAULT_STATS[name]
+    return chosen
 
 
 class HookRegistry(Protocol):
@@ -94,13 +140,15 @@ class StatsRecorder(_Recipe):
         per-parameter stages) and one entry per statistic.
     """
 
-    def __init__(self, every: int, stats: Mapping[str, Statistic]) -> None:
+    def __init__(
+        self, every: int, stats: Mapping[str, Statistic] | Iterable[str]
+    ) -> None:
         if not isinstance(every, int) or every < 1:
             raise ConfigError(
                 f"record_stats every= must be an integer >= 1, got {every!r}"
             )
         self.every = every
-        self.stats = dict(stats)
+        self.stats = _statistics(stats)
         self.rows: list[dict[str, Any]] = []
 
     def __call__(self, layer: Any, *arguments: Any, ctx: HookContext) -> None:
@@ -113,7 +161,19 @@ class StatsRecorder(_Recipe):
 
     def series(self, point: str, stat: str) -> tuple[list[int], list[float]]:
         """``(steps, values)`` of one statistic at one point, for plotting."""
+        if stat not in self.stats:
+            raise UnknownNameError(
+                f"record_stats recorded no statistic {stat!r}"
+                f"{did_you_mean(stat, list(self.stats))}; it records "
+                f"{', '.join(self.stats)}"
+            )
         rows = [row for row in self.rows if row["point"] == point]
+        points = list(dict.fromkeys(row["point"] for row in self.rows))
+        if not rows and points:
+            raise UnknownNameError(
+                f"record_stats recorded nothing at {point!r}"
+                f"{did_you_mean(point, points)}; it recorded at {', '.join(points)}"
+            )
         return [row["step"] for row in rows], [row[stat] for row in rows]
 
     def __repr__(self) -> str:
@@ -124,7 +184,7 @@ def record_stats(
     model: HookRegistry,
     point: str = "post_activation",
     every: int = 1,
-    stats: Mapping[str, Statistic] | None = None,
+    stats: Mapping[str, Statistic] | Iterable[str] | None = None,
     layers: LayerFilter = None,
 ) -> StatsRecorder:
     """Record scalar statistics of the value at ``point`` every ``every`` steps.
@@ -137,8 +197,9 @@ def record_stats(
         Stage, hook point or glob, as in ``model.register_hook``.
     every : int
         Record when ``ctx.step % every == 0`` (every firing in such a step).
-    stats : mapping of str to callable, optional
-        ``name -> fn(array) -> float``; default mean, std, abs_max and norm.
+    stats : mapping of str to callable, or names, optional
+        ``name -> fn(array) -> float``, or names among the defaults: mean,
+        std, abs_max and norm (all four by default).
     layers : optional
         Layer filter, as in ``model.register_hook``.
     """
@@ -234,6 +295,7 @@ def scale_gradient(
     model: HookRegistry, layers: LayerFilter, factor: float
 ) -> HookHandle:
     """Multiply the final gradient of every parameter of ``layers`` by ``factor``."""
+    factor = _number(factor, "scale_gradient factor", "finite")
 
     def scale(layer: Any, name: str, grad: np.ndarray) -> np.ndarray:
         return grad * grad.dtype.type(factor)
@@ -250,8 +312,7 @@ def clip_gradient(
     -----
     Per parameter: ``grad <- grad * min(1, max_norm / ||grad||)``.
     """
-    if not max_norm > 0:
-        raise ConfigError(f"clip_gradient max_norm must be > 0, got {max_norm!r}")
+    max_norm = _number(max_norm, "clip_gradient max_norm", "> 0")
 
     def clip(layer: Any, name: str, grad: np.ndarray) -> np.ndarray | None:
         norm = float(np.linalg.norm(grad))
@@ -293,8 +354,7 @@ def add_noise(
     never shifts the model's dropout masks. With ``training_only`` nothing is
     added in evaluation mode.
     """
-    if not std >= 0:
-        raise ConfigError(f"add_noise std must be >= 0, got {std!r}")
+    std = _number(std, "add_noise std", ">= 0")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
     def noise(layer: Any, *arguments: Any, ctx: HookContext) -> np.ndarray | None:
@@ -348,8 +408,7 @@ def max_norm(
     Srivastava, N. et al. (2014). Dropout: a simple way to prevent neural
     networks from overfitting. JMLR 15, 1929-1958 (max-norm regularisation).
     """
-    if not limit > 0:
-        raise ConfigError(f"max_norm limit must be > 0, got {limit!r}")
+    limit = _number(limit, "max_norm limit", "> 0")
 
     def project(weights: np.ndarray) -> np.ndarray:
         norms = np.linalg.norm(weights, axis=axis, keepdims=True)
