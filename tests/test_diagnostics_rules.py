@@ -287,6 +287,23 @@ def test_non_finite_values_report_the_first_layer_and_stage_in_the_flow():
     assert "dense_1.pre_activation at step 1" in finding.message
 
 
+def test_after_values_turn_non_finite_only_non_finite_reads_the_wreck():
+    # a blow-up at step 3: before it the steps are huge, after it weights are
+    # NaN, updates measure 0 and every unit reads as dead
+    parts = [
+        rows("dense_0", "pre_activation", "mean", [0.1, 5.0, 50.0] + [math.nan] * 7),
+        rows("dense_0", "update:W", "update_ratio", [0.5, 0.8, 0.9] + [0.0] * 7),
+        rows("dense_0", "post_activation", "dead_fraction", [0.0] * 3 + [1.0] * 7),
+    ]
+    findings = diagnose(table(*parts))
+
+    assert rules_of(findings) == {"non_finite", "update_ratio"}
+    ratio = only(findings, "update_ratio")
+    assert "large fraction" in ratio.message
+    assert ratio.measured == pytest.approx(0.8)
+    assert ratio.step_range == (0, 2)
+
+
 def test_variants_are_diagnosed_separately():
     parts = [
         rows("dense_0", "post_activation", "dead_fraction", [0.9] * 6, variant="bad"),

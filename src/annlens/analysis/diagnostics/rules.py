@@ -22,12 +22,20 @@ rule                     fires when
                          of the starting loss
 ``non_finite``           NaN or Inf in a statistic of the data
 =======================  ====================================================
+
+Once a statistic of the data turns NaN or Inf, what follows is the wreck of
+the run, not its cause: every rule but ``non_finite`` reads only the steps
+before the first such step, so that a run that blew up is not also told that
+its weights barely move or its units are dead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from annlens.analysis.diagnostics.base import Rule
 from annlens.analysis.diagnostics.findings import SEVERITIES, Finding
@@ -37,6 +45,7 @@ from annlens.analysis.diagnostics.gradients import (
 )
 from annlens.analysis.diagnostics.settings import DiagnosticSettings
 from annlens.analysis.diagnostics.training import (
+    DATA_QUANTITIES,
     DivergingLoss,
     FlatLoss,
     NonFinite,
@@ -123,11 +132,25 @@ def diagnose(
     order = layer_order(frame)
     findings: list[Finding] = []
     for variant, rows in frame.groupby("variant", sort=False):
-        view = StatsView(rows, str(variant), order, train_loss(metrics, str(variant)))
+        loss = train_loss(metrics, str(variant))
+        view = StatsView(rows, str(variant), order, loss)
+        healthy = StatsView(_before_non_finite(rows), str(variant), order, loss)
         for rule in chosen:
-            findings += rule.check(view, settings)
+            findings += rule.check(
+                view if isinstance(rule, NonFinite) else healthy, settings
+            )
     rank = {name: i for i, name in enumerate(RULES)}
     findings.sort(
         key=lambda f: (-SEVERITIES.index(f.severity), f.variant, rank.get(f.rule, 99))
     )
     return findings
+
+
+def _before_non_finite(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the steps before a statistic of the data first went NaN or Inf."""
+    data = rows[rows["quantity"].isin(DATA_QUANTITIES)]
+    bad = ~np.isfinite(data["value"].to_numpy(dtype=np.float64))
+    if not bad.any():
+        return rows
+    first = data["step"].to_numpy()[bad].min()
+    return rows[rows["step"] < first]
