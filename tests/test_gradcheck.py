@@ -158,6 +158,25 @@ def test_something_that_is_not_a_model_is_refused() -> None:
         gradcheck(lambda x: x, np.zeros((1, 1)), np.zeros((1, 1)), "mse")
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("eps", 0.0, "eps must be a finite number > 0, got 0.0"),
+        ("eps", -1e-6, "eps must be a finite number > 0"),
+        ("tolerance", float("nan"), "tolerance must be a finite number > 0, got nan"),
+        ("max_entries", 0, "max_entries must be an integer >= 1 or None"),
+    ],
+)
+def test_a_step_tolerance_or_sample_that_cannot_give_a_verdict_is_refused(
+    rng, setting, value, message
+) -> None:
+    model = Sequential([Dense(3, 2, "tanh")], seed=0, dtype="float64")
+    x, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+
+    with pytest.raises(ConfigError, match=message):
+        gradcheck(model, x, y, MSE(), **{setting: value})
+
+
 def test_a_vanishing_gradient_is_compared_in_absolute_terms(rng) -> None:
     layers = [Dense(3, 3, "sigmoid"), Dense(3, 3, "sigmoid"), Dense(3, 2, "sigmoid")]
     model = Sequential(layers, seed=2, dtype="float64")

@@ -286,6 +286,7 @@ def gradcheck(
         raise ConfigError(
             f"gradcheck takes a Sequential or a Layer, got {model_or_layer!r}"
         )
+    _check_settings(eps, tolerance, max_entries)
     loss = get_loss(loss)
     try:
         x64 = np.array(x, dtype=np.float64)
@@ -311,6 +312,26 @@ def gradcheck(
     finally:
         saved.restore()
     return GradcheckReport(tuple(tensors), value, tolerance, eps, note)
+
+
+def _check_settings(eps: Any, tolerance: Any, max_entries: Any) -> None:
+    """Refuse a step, tolerance or sample size that cannot give a verdict."""
+    for name, value in (("eps", eps), ("tolerance", tolerance)):
+        number = isinstance(value, (int, float, np.integer, np.floating))
+        if isinstance(value, bool) or not number or not 0 < value < np.inf:
+            raise ConfigError(
+                f"gradcheck {name} must be a finite number > 0, got {value!r}"
+                + ("; help: the default 1e-6 suits float64" if name == "eps" else "")
+            )
+    if max_entries is not None and (
+        isinstance(max_entries, bool)
+        or not isinstance(max_entries, (int, np.integer))
+        or max_entries < 1
+    ):
+        raise ConfigError(
+            f"gradcheck max_entries must be an integer >= 1 or None (every entry), "
+            f"got {max_entries!r}"
+        )
 
 
 def _check(
