@@ -217,6 +217,27 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement() -> Non
     assert (stopper.best, stopper.best_epoch, stopper.stopped_epoch) == (3.0, 2, 4)
 
 
+def test_early_stopping_logs_epochs_from_1_as_the_trainer_does(caplog) -> None:
+    scripted = Scripted([5.0, 4.0, 3.0, 3.5, 3.2, 1.0])
+    stopper = EarlyStopping(monitor="score", patience=2, restore_best=True)
+    trainer = make([scripted, stopper], epochs=6)
+    x, y = blobs()
+    with caplog.at_level("INFO", logger="annlens"):
+        trainer.fit(x, y)
+
+    # the third epoch (index 2) was best, the fifth (index 4) the last
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith("epoch 5/6:") for m in messages)
+    assert any(
+        m.startswith(
+            "early stopping after epoch 5: score has not improved on 3 "
+            "(epoch 3) for 2 epochs"
+        )
+        for m in messages
+    )
+    assert "restored the parameters of epoch 3" in messages
+
+
 def test_early_stopping_restores_the_best_weights_when_asked() -> None:
     scripted = Scripted([5.0, 4.0, 3.0, 3.5, 3.2, 1.0])
     trainer = make(

@@ -211,7 +211,8 @@ def test_inspect_a_checkpoint_shows_layers_step_optimizer_and_metrics(finished):
     result = invoke("inspect", finished / "checkpoints" / "base-last")
     assert result.exit_code == 0, result.output
     text = result.stdout
-    for expected in ("dense_0", "dense_1", "step 12, epoch 1", "optimizer SGD"):
+    # two epochs of 6 steps: stored as epoch 1, shown from 1 as epoch 2
+    for expected in ("dense_0", "dense_1", "step 12, epoch 2", "optimizer SGD"):
         assert expected in text
     assert "last epoch: loss=" in text
 
@@ -223,6 +224,8 @@ def test_inspect_a_run_shows_status_metrics_and_checkpoints(finished):
     assert "status: completed" in text
     assert "seed: 7" in text
     assert "checkpoints: base-best, base-last" in text
+    last = text.split("last epoch of each variant:")[1].splitlines()
+    assert last[3].split()[:2] == ["base", "2"]  # epoch 2 of 2, shown from 1
     assert "val_accuracy" in text
 
 

@@ -1,4 +1,9 @@
-"""``annlens inspect``: what a checkpoint or a run directory holds, as text."""
+"""``annlens inspect``: what a checkpoint or a run directory holds, as text.
+
+Epochs are shown from 1 (``epoch 3`` is the third), as the progress bar, the
+logs and the report's curves show them; checkpoints and tables store them
+from 0.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ def _checkpoint_text(path: Path) -> str:
     meta = checkpoint.meta
     model = build_model(checkpoint.architecture)
     lines = [f"checkpoint {path}", model.summary(), ""]
-    lines.append(f"step {checkpoint.step}, epoch {checkpoint.epoch}")
+    # stored from 0, shown from 1 as everywhere annlens shows an epoch
+    lines.append(f"step {checkpoint.step}, epoch {checkpoint.epoch + 1}")
     optimizer = meta.get("optimizer")
     if optimizer:
         settings = ", ".join(f"{k}={v}" for k, v in optimizer.get("base", {}).items())
@@ -46,6 +52,8 @@ def _run_text(path: Path) -> str:
     if run.metrics_path.exists():
         metrics = run.read_metrics()
         last = metrics.groupby("variant").tail(1).set_index("variant")
+        if "epoch" in last.columns:  # stored from 0, shown from 1
+            last = last.assign(epoch=last["epoch"] + 1)
         lines += ["", "last epoch of each variant:", last.to_string()]
     checkpoints = sorted(p.name for p in run.checkpoints_dir.iterdir() if p.is_dir())
     lines += ["", f"checkpoints: {', '.join(checkpoints) or 'none'}"]

@@ -113,13 +113,15 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             trainer.stop_training = True
             self.stopped_epoch = logs["epoch"]
+            # epochs are logged from 1, as the trainer logs them
+            best = "none" if self.best_epoch is None else self.best_epoch + 1
             logger.info(
                 "early stopping after epoch %d: %s has not improved on %.6g "
                 "(epoch %s) for %d epochs",
-                logs["epoch"],
+                logs["epoch"] + 1,
                 self.monitor,
                 self.best,
-                self.best_epoch,
+                best,
                 self.wait,
             )
 
@@ -143,5 +145,6 @@ class EarlyStopping(Callback):
 
     def on_fit_end(self, trainer: Any, logs: Logs) -> None:
         if self.restore_best and self._best_state is not None:
+            assert self.best_epoch is not None, "best weights kept without an epoch"
             trainer.model.load_state_dict(self._best_state)
-            logger.info("restored the parameters of epoch %s", self.best_epoch)
+            logger.info("restored the parameters of epoch %d", self.best_epoch + 1)

@@ -99,8 +99,10 @@ def plot_curves(
     Returns
     -------
     Figure
-        One panel per metric against the epoch. A panel whose values span more
-        than 1.5 decades uses a log axis and says so in its label.
+        One panel per metric against the epoch, numbered from 1 as annlens
+        shows epochs everywhere (a table's epoch 0 is epoch 1 on the axis).
+        A panel whose values span more than 1.5 decades uses a log axis and
+        says so in its label.
     """
     long = metrics_long(metrics)
     if long.empty:
@@ -135,7 +137,7 @@ def plot_curves(
         for (variant, split), group in part.groupby(["variant", "split"], sort=False):
             epochs, values = series(group, x="epoch")
             ax.plot(
-                epochs,
+                epochs + 1,  # stored from 0, shown from 1: the first is epoch 1
                 values,
                 color=colours[variant],
                 linestyle=SPLIT_STYLES.get(split, "-."),
