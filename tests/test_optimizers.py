@@ -429,6 +429,20 @@ def test_set_changes_a_hyperparameter_for_one_group() -> None:
     assert optimizer.hyperparameters("dense_0.W")["betas"] == (0.9, 0.999)
 
 
+def test_assigning_lr_sets_the_base_rate_that_a_schedule_scales() -> None:
+    optimizer = SGD(make_model(), lr=0.1, groups={"dense_1.*": {"lr": 0.3}})
+
+    optimizer.lr = 0.02
+    assert optimizer.lr == 0.02
+    assert optimizer.hyperparameters("dense_0.W")["lr"] == 0.02
+    assert optimizer.hyperparameters("dense_1.W")["lr"] == 0.3
+    optimizer.lr_scale = 0.5
+    assert optimizer.lr == 0.01
+    with pytest.raises(ConfigError, match="lr must be"):
+        optimizer.lr = -1.0
+    assert optimizer.base["lr"] == 0.02
+
+
 @pytest.mark.parametrize("cls", [SGD, Adam, NAdam, RMSProp, Adagrad])
 def test_state_dict_survives_json_and_continues_identically(
     cls: type[Optimizer], rng: np.random.Generator

@@ -167,8 +167,17 @@ class Optimizer:
 
     @property
     def lr(self) -> float:
-        """The base learning rate after the schedule's scale."""
+        """The base learning rate after the schedule's scale.
+
+        Setting it is ``set("lr", value)``: it changes the base rate, checked as
+        any hyperparameter is, which a schedule then scales; a group that sets
+        its own ``lr`` keeps it.
+        """
         return float(self.base["lr"] * self.lr_scale)
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.set("lr", value)
 
     def rule(
         self, param: Array, grad: Array, state: State, hyper: dict[str, Any], t: int
