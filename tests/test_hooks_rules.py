@@ -347,6 +347,34 @@ def test_a_hook_may_remove_itself_and_clear_every_hook_while_running() -> None:
     assert model.list_hooks() == []
 
 
+def test_a_hook_that_runs_the_model_again_is_told_to_pause_itself() -> None:
+    model = make_model()
+    x, _ = make_batch()
+    model.register_hook("dense_1.forward", lambda layer, i, o: model.predict(x) * 0)
+
+    with pytest.raises(HookError) as caught:
+        model.forward(x)
+    assert "raised RecursionError" in str(caught.value)
+    assert "pause its handle around the inner call" in str(caught.value)
+
+
+def test_a_hook_that_pauses_itself_may_run_the_model() -> None:
+    model = make_model()
+    x, _ = make_batch()
+    inner = []
+
+    def rerun(layer: Any, input: Any, output: Any) -> None:
+        handle.pause()
+        inner.append(model.predict(x))
+        handle.resume()
+
+    handle = model.register_hook("dense_1.forward", rerun)
+    output = model.forward(x)
+
+    assert len(inner) == 1
+    np.testing.assert_array_equal(inner[0], output)
+
+
 # -- exceptions ------------------------------------------------------------------------
 
 

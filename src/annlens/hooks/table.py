@@ -253,9 +253,16 @@ class HookTable:
             except HookError:
                 raise
             except Exception as error:
+                hint = (
+                    "; help: a hook that runs the model (forward, predict, "
+                    "capture) fires itself again in that pass; pause its handle "
+                    "around the inner call (handle.pause(), then handle.resume())"
+                    if isinstance(error, RecursionError)
+                    else ""
+                )
                 raise HookError(
                     f"hook {hook.label} at {hook.point} raised "
-                    f"{type(error).__name__}: {error}"
+                    f"{type(error).__name__}: {error}{hint}"
                 ) from error
             if result is not None:
                 values[spec.replaces] = _check_replacement(result, original, hook)
