@@ -15,6 +15,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from annlens.errors import ConfigError, DataError
+from annlens.training.history import History
 from annlens.viz import QUESTIONS, build_report, gallery, plot_step_loss
 from annlens.viz.findings import finding_rows, format_number, summary_line
 from annlens.viz.gallery import standard_figures
@@ -309,8 +310,26 @@ def test_build_report_needs_an_out_path_for_tables(tables) -> None:
 
 
 def test_build_report_refuses_unknown_table_names(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="statistics"):
+    with pytest.raises(ConfigError, match="statistics.*did you mean 'stats'"):
         build_report({"statistics": pd.DataFrame()}, tmp_path / "r.html")
+
+
+def test_build_report_takes_the_history_that_fit_returns(tables, tmp_path) -> None:
+    history = History()
+    history.append({"epoch": 0, "loss": 1.0, "val_loss": 1.2})
+    history.append({"epoch": 1, "loss": 0.5, "val_loss": 0.7})
+
+    path = build_report(
+        {"stats": tables.stats, "metrics": history}, tmp_path / "r.html", dpi=40
+    )
+    assert "fig-curves" in {str(found["id"]) for found in outline(path).all("figure")}
+
+
+def test_build_report_refuses_a_table_that_is_not_a_dataframe(tmp_path) -> None:
+    with pytest.raises(
+        ConfigError, match="'stats' must be a pandas DataFrame, got list"
+    ):
+        build_report({"stats": [1, 2]}, tmp_path / "r.html")
 
 
 def test_nothing_to_report_is_an_error(tmp_path: Path) -> None:

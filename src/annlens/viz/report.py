@@ -30,7 +30,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from annlens.errors import ConfigError, DataError
+from annlens.errors import ConfigError, DataError, did_you_mean
 from annlens.io.atomic import write_text
 from annlens.viz.comparison import comparison_section
 from annlens.viz.findings import finding_rows, summary_line
@@ -144,11 +144,12 @@ def _tables(source: Any) -> tuple[RunTables, Path | None]:
     if isinstance(source, RunTables):
         return source, None
     if isinstance(source, Mapping):
-        unknown = set(source) - set(RunTables.__dataclass_fields__)
+        keys = sorted(RunTables.__dataclass_fields__)
+        unknown = sorted(set(source) - set(keys))
         if unknown:
             raise ConfigError(
-                f"report tables take keys {sorted(RunTables.__dataclass_fields__)}; "
-                f"got unknown {sorted(unknown)}"
+                f"report tables take keys {keys}; got unknown {unknown}"
+                f"{did_you_mean(str(unknown[0]), keys)}"
             )
         return RunTables(**source), None
     if isinstance(source, (str, os.PathLike)):

@@ -32,7 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from annlens.errors import DataError
+from annlens.errors import ConfigError, DataError
+from annlens.training.history import History
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,6 +79,19 @@ class RunTables:
     manifest: dict[str, Any] | None = None
     findings: list[Any] | None = field(default=None)
     comparisons: list[Any] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        # the History that Trainer.fit returns stands for its metrics table
+        if isinstance(self.metrics, History):
+            self.metrics = pd.DataFrame(self.metrics.to_dict())
+        for name in TABLE_NAMES:
+            table = getattr(self, name)
+            if table is not None and not isinstance(table, pd.DataFrame):
+                raise ConfigError(
+                    f"report table {name!r} must be a pandas DataFrame"
+                    + (" or a History" if name == "metrics" else "")
+                    + f", got {type(table).__name__}"
+                )
 
     def __repr__(self) -> str:
         parts = [
