@@ -86,13 +86,30 @@ def test_the_saved_config_records_the_optimizers_default_hyperparameters(run):
     assert "momentum" not in stored["variants"][0].get("optimizer", {})
 
 
-def test_the_saved_config_builds_the_same_optimizers(run):
+def test_the_saved_config_records_the_schedules_and_the_losss_defaults(tmp_path):
+    config = two_variants(loss={"name": "softmax_cross_entropy"})
+    stored = RunDir.open(run_experiment(config, out=tmp_path).directory).read_config()
+
+    assert stored["loss"] == {
+        "name": "softmax_cross_entropy",
+        "label_smoothing": 0.0,
+        "reduction": "mean",
+    }
+    assert stored["schedule"] == {"name": "constant"}  # none is built
+    step = stored["variants"][0]["schedule"]
+    assert step == {"name": "step", "step_size": 1, "gamma": 0.5, "unit": "epoch"}
+
+
+def test_the_saved_config_builds_the_same_objects(run):
     stored = RunDir.open(run.directory).read_config()
 
-    again = {parts.name: parts.optimizer.base for parts in build_all(validate(stored))}
+    def described(parts):
+        return (parts.optimizer.base, repr(parts.schedule), repr(parts.loss))
+
+    again = {parts.name: described(parts) for parts in build_all(validate(stored))}
 
     assert again == {
-        name: result.parts.optimizer.base for name, result in run.variants.items()
+        name: described(result.parts) for name, result in run.variants.items()
     }
 
 

@@ -29,6 +29,7 @@ from annlens.experiment.build import Parts, build_all, schedule_monitor
 from annlens.experiment.callbacks import Checkpoints, EndEpoch, StepLimit
 from annlens.experiment.config import validate
 from annlens.experiment.progress import ProgressBar
+from annlens.experiment.record import recorded_config
 from annlens.experiment.reporting import write_outputs
 from annlens.experiment.results import Run, VariantResult
 from annlens.experiment.schema import Experiment
@@ -305,42 +306,6 @@ def run_experiment(
         with _stopping(run_dir):
             results = [_train_variant(p, run_dir, progress) for p in parts]
         return _finish(experiment, run_dir, results)
-
-
-def recorded_config(experiment: Experiment) -> dict[str, Any]:
-    """The config a run directory keeps: the experiment with every default.
-
-    Besides the schema's defaults, each optimizer table gets the
-    hyperparameters its optimizer takes by default (SGD's ``momentum = 0.0``,
-    Adam's ``betas``...), so that ``config.toml`` is a complete record. A
-    variant's optimizer table is filled only when it names another optimizer
-    than the base: one naming the same merges into the base's, whose values
-    it must keep. Reading the file back builds the same optimizers.
-    """
-    config = experiment.model_dump(mode="json", exclude_none=True)
-    base = config["optimizer"]
-    config["optimizer"] = _with_defaults(base)
-    for variant in config.get("variants", []):
-        table = variant.get("optimizer")
-        # the rule of resolve_variants: another name replaces, the same merges
-        if table and "name" in table and table["name"] != base["name"]:
-            variant["optimizer"] = _with_defaults(table)
-    return config
-
-
-def _with_defaults(table: dict[str, Any]) -> dict[str, Any]:
-    """An optimizer table with its optimizer's default hyperparameters added."""
-    from annlens.optim.registry import _OPTIMIZERS
-
-    cls = _OPTIMIZERS.get(str(table.get("name", "")).lower())
-    if cls is None:  # an unknown name is refused when the run is built
-        return table
-    defaults = {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in cls.defaults.items()
-        if value is not None
-    }
-    return {"name": table["name"], **defaults, **table}
 
 
 def check_output_folder(root: Path) -> None:
