@@ -3,6 +3,7 @@ listing and clearing."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -454,3 +455,18 @@ def test_the_run_state_calls_its_watchers_when_the_step_or_epoch_changes() -> No
 
     assert seen == [(1, 0), (1, 3)]
     assert repr(model.state) == "RunState(step=2, epoch=3, training)"
+
+
+def test_a_deep_copy_of_a_model_starts_without_hooks_and_keeps_the_originals() -> None:
+    model = make_model()
+    x, _ = make_batch()
+    seen: list[str] = []
+    model.register_hook("forward", lambda layer, i, o: seen.append(layer.name))
+
+    copied = copy.deepcopy(model)
+    copied.forward(x)
+
+    assert seen == [] and copied.list_hooks() == []
+    assert not any(layer.hooked for layer in copied.layers)
+    np.testing.assert_array_equal(copied.forward(x), model.forward(x))
+    assert seen == ["dense_0", "dense_1", "activation_0", "dense_2"]

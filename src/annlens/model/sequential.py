@@ -9,6 +9,7 @@ gradients are final, and lets hooks be registered anywhere by hook point.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -456,6 +457,31 @@ class Sequential:
         """Remove every hook from every layer and the loss point."""
         for owner in self.hook_owners():
             owner.hook_table.clear()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
+        """A deep copy without hooks: weights, buffers, state and mode, no hooks.
+
+        A hook belongs to the model it was registered on: a copy that kept the
+        hooks of a :class:`~annlens.analysis.Recorder` would feed its passes
+        into the original's statistics, out of reach of the handles that
+        remove them. The hooks are shared with the copy rather than copied (a
+        hook may hold what cannot be copied, such as an open file), then
+        removed from the copy alone.
+        """
+        for owner in self.hook_owners():
+            table = getattr(owner, "hook_table", None)
+            if isinstance(table, HookTable):
+                for hook in table.hooks():
+                    memo.setdefault(id(hook), hook)
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            setattr(clone, key, copy.deepcopy(value, memo))
+        for owner in clone.hook_owners():
+            table = getattr(owner, "hook_table", None)
+            if isinstance(table, HookTable):
+                table.clear()
+        return clone
 
     def capture(
         self,
