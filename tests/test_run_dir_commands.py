@@ -109,3 +109,14 @@ def test_the_lock_is_given_back_after_report_and_export(copy):
     with RunDir(copy).lock():  # free again
         pass
     assert (copy / "export" / "metrics.json").exists()
+
+
+def test_compare_refuses_a_run_whose_config_was_edited(copy):
+    config = copy / "config.toml"
+    config.write_text(config.read_text().replace("lr = 0.1", "lr = 0.5"))
+
+    result = runner.invoke(app, ["compare", str(copy), "--steps", "1"])
+
+    assert result.exit_code == 2, result.output
+    assert "was edited after the run started" in " ".join(result.stderr.split())
+    assert not (copy / "compare.json").exists()
