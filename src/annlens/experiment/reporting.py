@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from annlens.io import RunDir
 from annlens.io.atomic import write_json
 
@@ -15,6 +17,23 @@ logger = logging.getLogger("annlens")
 
 def _plain(finding: Any) -> dict[str, Any]:
     return dict(finding) if isinstance(finding, dict) else finding.to_dict()
+
+
+def _classes_of(model: Any) -> Any:
+    """The model's predicted classes on points, as the accuracy metric reads them.
+
+    Several outputs: the arg max. One output: the logit of class 1, which the
+    binary cross-entropy squashes itself, so class 1 where it is above 0 (a
+    logit of 0.3 is class 1, though it lies in [0, 1]).
+    """
+
+    def predict(points: Any) -> Any:
+        output = model.predict(points)
+        if output.shape[1] == 1:
+            return (output[:, 0] > 0).astype(np.int64)
+        return output.argmax(axis=1)
+
+    return predict
 
 
 def _boundaries(trained: list[tuple[str, Any, Any]]) -> list[Any]:
@@ -26,7 +45,7 @@ def _boundaries(trained: list[tuple[str, Any, Any]]) -> list[Any]:
         if data.task != "classification" or data.n_features != 2:
             continue
         figure = plot_decision_boundary(
-            model.predict,
+            _classes_of(model),
             data.x_train,
             data.y_train,
             title=f"{name}: decision boundary",
