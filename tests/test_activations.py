@@ -124,6 +124,28 @@ def test_bad_activation_settings_are_refused(build) -> None:
         build()
 
 
+@pytest.mark.parametrize(
+    ("name", "settings", "message"),
+    [
+        ("elu", {"alpha": "x"}, "elu alpha must be a finite number, got 'x'"),
+        ("leaky_relu", {"alpha": math.nan}, "leaky_relu alpha must be a finite"),
+        ("softplus", {"beta": "2"}, "softplus beta must be a finite number"),
+        ("softplus", {"threshold": None}, "softplus threshold must be a number"),
+        ("hard_tanh", {"min_val": "low"}, "hard_tanh min_val must be a finite"),
+    ],
+)
+def test_an_activation_setting_that_is_not_a_number_is_refused_naming_it(
+    name, settings, message
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        get_activation(name, **settings)
+
+
+def test_a_dict_without_a_name_is_refused_saying_what_a_dict_needs() -> None:
+    with pytest.raises(ConfigError, match="a dict with a 'name' key"):
+        get_activation({"alpha": 0.1})
+
+
 # -- finite differences ----------------------------------------------------------
 
 

@@ -51,6 +51,23 @@ def _sech2(u: Array) -> Array:
     return 4 * e / (1 + e) ** 2
 
 
+def _number(owner: str, key: str, value: Any, infinite: bool = False) -> float:
+    """``value`` as a float when it is a real number, else a ConfigError.
+
+    NaN is refused, and so is an infinity unless ``infinite`` allows it.
+    """
+    real = isinstance(value, (int, float, np.integer, np.floating))
+    if (
+        isinstance(value, bool)
+        or not real
+        or math.isnan(value)
+        or (math.isinf(value) and not infinite)
+    ):
+        kind = "a number (inf allowed)" if infinite else "a finite number"
+        raise ConfigError(f"{owner} {key} must be {kind}, got {value!r}")
+    return float(value)
+
+
 class Identity(Activation):
     """``f(z) = z``; f' = 1, f'' = 0."""
 
@@ -138,7 +155,7 @@ class LeakyReLU(Activation):
     kinks = (0.0,)
 
     def __init__(self, alpha: float = 0.01) -> None:
-        self.alpha = float(alpha)
+        self.alpha = _number(self.name, "alpha", alpha)
 
     def forward(self, z: Array) -> Array:
         return np.where(z > 0, z, self.alpha * z).astype(z.dtype, copy=False)
@@ -176,7 +193,7 @@ class ELU(Activation):
     kinks = (0.0,)
 
     def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = float(alpha)
+        self.alpha = _number(self.name, "alpha", alpha)
 
     def _negative(self, z: Array) -> Array:
         """``alpha exp(z)`` on the negative side, 0 elsewhere (no overflow)."""
@@ -346,9 +363,11 @@ class Softplus(Activation):
     name = "softplus"
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        beta = _number("softplus", "beta", beta)
         if not beta > 0:
             raise ConfigError(f"softplus beta must be > 0, got {beta!r}")
-        self.beta, self.threshold = float(beta), float(threshold)
+        self.beta = beta
+        self.threshold = _number("softplus", "threshold", threshold, infinite=True)
 
     @property
     def kinks(self) -> tuple[float, ...]:
@@ -431,11 +450,13 @@ class HardTanh(Activation):
     name = "hard_tanh"
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
+        min_val = _number("hard_tanh", "min_val", min_val)
+        max_val = _number("hard_tanh", "max_val", max_val)
         if not min_val < max_val:
             raise ConfigError(
                 f"hard_tanh needs min_val < max_val, got {min_val!r} and {max_val!r}"
             )
-        self.min_val, self.max_val = float(min_val), float(max_val)
+        self.min_val, self.max_val = min_val, max_val
 
     @property
     def kinks(self) -> tuple[float, ...]:

@@ -58,7 +58,8 @@ def get_activation(
         spec, settings = spec["name"], {**stored, **settings}
     if not isinstance(spec, str):
         raise ConfigError(
-            f"an activation is a name or an Activation instance, got {spec!r}"
+            "an activation is a name, a dict with a 'name' key and its settings, "
+            f"or an Activation instance, got {spec!r}"
         )
     if spec not in _REGISTRY:
         raise UnknownNameError(unknown_name("activation", spec, activation_names()))
