@@ -198,3 +198,20 @@ def test_bad_initializer_settings_are_refused(name, settings) -> None:
 def test_an_initializer_instance_is_returned_unchanged() -> None:
     init = get_initializer("he_uniform")
     assert isinstance(init, Initializer) and get_initializer(init) is init
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "message"),
+    [
+        ("glorot_uniform", {"gain": -2.0}, "must be a finite number >= 0, got -2.0"),
+        ("constant", {"value": math.nan}, "value must be a finite number, got nan"),
+        ("normal", {"std": "0.1"}, "std must be a finite number >= 0, got '0.1'"),
+        ("uniform", {"a": math.inf}, "a must be a finite number >= 0, got inf"),
+        ("orthogonal", {"gain": None}, "gain must be a finite number, got None"),
+    ],
+)
+def test_a_setting_that_is_not_a_usable_number_is_refused_naming_it(
+    name, settings, message
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        get_initializer(name, **settings)

@@ -89,6 +89,20 @@ class Initializer:
         return f"{name}({inner})" if inner else str(name)
 
 
+def _real(owner: str, key: str, value: Any, nonnegative: bool = False) -> float:
+    """``value`` as a float when it is a finite real number (``>= 0`` if asked)."""
+    real = isinstance(value, (int, float, np.integer, np.floating))
+    if (
+        isinstance(value, bool)
+        or not real
+        or not math.isfinite(value)
+        or (nonnegative and value < 0)
+    ):
+        kind = "a finite number >= 0" if nonnegative else "a finite number"
+        raise ConfigError(f"{owner} initialiser: {key} must be {kind}, got {value!r}")
+    return float(value)
+
+
 def _fans(shape: Shape) -> tuple[int, int]:
     if len(shape) < 2:
         return shape[0], shape[0]
@@ -110,7 +124,7 @@ class Constant(Initializer):
     name = "constant"
 
     def __init__(self, value: float = 0.0) -> None:
-        self.value = value
+        self.value = _real("constant", "value", value)
 
     def sample(self, shape: Shape, rng: np.random.Generator) -> NDArray:
         return np.full(shape, self.value)
@@ -122,9 +136,8 @@ class Normal(Initializer):
     name = "normal"
 
     def __init__(self, std: float = 1.0, mean: float = 0.0) -> None:
-        if std < 0:
-            raise ConfigError(f"normal initialiser: std must be >= 0, got {std}")
-        self.std, self.mean = std, mean
+        self.std = _real("normal", "std", std, nonnegative=True)
+        self.mean = _real("normal", "mean", mean)
 
     def sample(self, shape: Shape, rng: np.random.Generator) -> NDArray:
         return rng.normal(self.mean, self.std, size=shape)
@@ -136,9 +149,7 @@ class Uniform(Initializer):
     name = "uniform"
 
     def __init__(self, a: float = 1.0) -> None:
-        if a < 0:
-            raise ConfigError(f"uniform initialiser: a must be >= 0, got {a}")
-        self.a = a
+        self.a = _real("uniform", "a", a, nonnegative=True)
 
     def sample(self, shape: Shape, rng: np.random.Generator) -> NDArray:
         return rng.uniform(-self.a, self.a, size=shape)
@@ -167,7 +178,8 @@ class VarianceScaling(Initializer):
                 "initialiser distribution must be normal or uniform, "
                 f"got {distribution!r}"
             )
-        self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.scale = _real(self.name, "scale (the gain)", scale, nonnegative=True)
+        self.mode, self.distribution = mode, distribution
 
     def std(self, shape: Shape) -> float:
         """The standard deviation this initialiser gives a matrix of ``shape``."""
@@ -215,7 +227,7 @@ class Orthogonal(Initializer):
     name = "orthogonal"
 
     def __init__(self, gain: float = 1.0) -> None:
-        self.gain = gain
+        self.gain = _real("orthogonal", "gain", gain)
 
     def sample(self, shape: Shape, rng: np.random.Generator) -> NDArray:
         rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
