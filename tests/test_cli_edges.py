@@ -158,7 +158,7 @@ def test_set_with_a_value_that_is_not_toml_is_refused_naming_what_the_key_expect
 
 @pytest.mark.parametrize("value", ["optimizer.name=sgd", "name=plain words"])
 def test_set_with_bare_text_where_text_is_meant_still_works(value):
-    from annlens.cli.overrides import check_set_values
+    from annlens.experiment.overrides import check_set_values
 
     check_set_values([value])  # no error: a name needs no quotes
 
@@ -239,3 +239,11 @@ def test_resume_experiment_reads_a_completed_run_back_as_it_is(completed):
         run.variants["base"].history.rows[-1]["loss"] == stored["train_loss"].iloc[-1]
     )
     assert "resumed" not in RunDir(completed).read_manifest()
+
+
+@pytest.mark.parametrize(
+    "value", ["optimizer.lr=1e-3.", "model.hidden=[8,", "seed=True"]
+)
+def test_load_config_refuses_a_mistyped_override_as_the_command_line_does(value):
+    with pytest.raises(ConfigError, match="is not a valid TOML value"):
+        load_config(None, [value])

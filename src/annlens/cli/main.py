@@ -24,7 +24,6 @@ else:  # pragma: no cover - Python 3.10
 from rich.console import Console
 from rich.markup import escape
 
-from annlens.cli.overrides import check_set_values
 from annlens.errors import AnnlensError, ConfigError
 
 app = typer.Typer(
@@ -121,7 +120,6 @@ def run(
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"seed={seed}")
-    _guarded(lambda: check_set_values(overrides))
     config = _guarded(lambda: load_config(experiment, overrides))
     result = _guarded(
         lambda: run_experiment(
@@ -305,7 +303,6 @@ def _compare(
                 "give the experiment file instead"
             )
         return compare_run(source, steps, *limits)
-    check_set_values(overrides)
     config = load_config(source, overrides)
     return compare_experiment(config, steps, *limits), None
 

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from annlens.errors import ConfigError, did_you_mean
+from annlens.experiment.overrides import check_set_values
 from annlens.experiment.schema import Experiment
 
 if sys.version_info >= (3, 11):
@@ -92,7 +93,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     of ``[model]``; a table naming another object (``optimizer={name="sgd"}``
     when the file's optimizer is adam) replaces it, since the old object's
     settings would not fit the new one. Any other value replaces the key.
+    A value that is not TOML is taken as text, except where text cannot be
+    meant (see :mod:`annlens.experiment.overrides`).
     """
+    check_set_values(overrides)
     result = copy.deepcopy(raw)
     for text in overrides:
         path, value = parse_override(text)
