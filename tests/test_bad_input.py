@@ -289,3 +289,28 @@ def test_a_layer_called_directly_takes_lists_and_computes_in_its_own_dtype() -> 
     assert layer.grads["W"].dtype == np.float32
     with pytest.raises(InputError, match="layer 'dense_0' takes a numeric input"):
         layer.forward(np.array([["a", "b", "c"]]))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Dense(3, 2, bias="no"), "Dense bias must be True or False, got 'no'"),
+        (lambda: Dense(3, 2, name=5), "name must be a non-empty string or None"),
+        (lambda: Dense(3, 2, name=""), "name must be a non-empty string or None"),
+        (lambda: Dense(3, 2, name="loss"), "name 'loss' is taken: the model's loss"),
+        (lambda: Activation("relu", name="model"), "name 'model' is taken"),
+    ],
+)
+def test_a_layer_setting_of_the_wrong_kind_is_refused_at_construction(
+    build, message
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build()
+
+
+def test_a_layer_name_with_glob_characters_is_reachable_by_its_exact_point() -> None:
+    model = Sequential([Dense(3, 2, name="fc[1]")], seed=0)
+
+    handle = model.register_hook("fc[1].forward", lambda layer, i, o: None)
+
+    assert list(handle.points) == ["fc[1].forward"]

@@ -93,6 +93,7 @@ def resolve_points(
             stage
             for stage in hook_points(owner)
             if fnmatch.fnmatchcase(f"{owner.name}.{stage}", pattern)
+            or f"{owner.name}.{stage}" == point  # a name holding "[" or "*"
         ]
         if stages and _accepts(owner, layers):
             chosen += [(owner, stage) for stage in stages]

@@ -32,6 +32,13 @@ from annlens.hooks.table import HookTable
 Array = NDArray[np.floating]
 
 
+#: Names a layer cannot take, and what already uses them.
+RESERVED_NAMES = {
+    "loss": "the model's loss hook point is called 'loss'",
+    "model": "statistics tables use layer 'model' for whole-model rows",
+}
+
+
 class Layer:
     """Base class: a named layer with parameters, gradients, a cache and hook points.
 
@@ -66,6 +73,16 @@ class Layer:
     )
 
     def __init__(self, name: str | None = None) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigError(
+                f"{type(self).__name__} name must be a non-empty string or None, "
+                f"got {name!r}"
+            )
+        if name in RESERVED_NAMES:
+            raise ConfigError(
+                f"{type(self).__name__} name {name!r} is taken: "
+                f"{RESERVED_NAMES[name]}; help: choose another name"
+            )
         self.name = name or self.kind
         self.named = name is not None
         self.index: int | None = None

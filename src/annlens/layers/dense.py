@@ -108,7 +108,9 @@ class Dense(Layer):
             init = get_initializer(settings.pop("name", None), **settings)
         self.init_spec = init if init is not None else _default_init(self.activation)
         self.weight_init = get_initializer(self.init_spec)
-        self.bias = bias
+        if not isinstance(bias, (bool, np.bool_)):
+            raise ConfigError(f"Dense bias must be True or False, got {bias!r}")
+        self.bias = bool(bias)
         self.bias_init = get_initializer(bias_init)
         self.initialize(np.random.default_rng(seed), np.dtype(dtype))
 
