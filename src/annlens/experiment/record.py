@@ -58,26 +58,26 @@ def _filled(
 
 
 def _optimizer_defaults(name: str) -> dict[str, Any]:
-    from annlens.optim.registry import _OPTIMIZERS
+    from annlens.optim.registry import optimizer_class
 
-    cls = _OPTIMIZERS.get(name.lower())  # an unknown name is refused at build
+    cls = optimizer_class(name)  # an unknown name is refused at build
     return dict(cls.defaults) if cls is not None else {}
 
 
 def _schedule_defaults(name: str) -> dict[str, Any]:
-    from annlens.optim.registry import _SCHEDULES
+    from annlens.optim.registry import schedule_class
     from annlens.optim.warmup import LinearWarmup
 
-    cls = _SCHEDULES.get(name.lower())
+    cls = schedule_class(name)
     if name == "constant" or cls is None or cls is LinearWarmup:
         return {}
     return _signature_defaults(cls, skip=("optimizer", "after"))
 
 
 def _loss_defaults(name: str) -> dict[str, Any]:
-    from annlens.losses.registry import _REGISTRY
+    from annlens.losses.registry import loss_class
 
-    cls = _REGISTRY.get(name)
+    cls = loss_class(name)
     return _signature_defaults(cls, skip=()) if cls is not None else {}
 
 

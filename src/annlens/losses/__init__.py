@@ -6,7 +6,12 @@ from annlens.losses.classification import (
     NLLLoss,
     SoftmaxCrossEntropy,
 )
-from annlens.losses.registry import get_loss, loss_names, register_loss
+from annlens.losses.registry import (
+    get_loss,
+    loss_class,
+    loss_names,
+    register_loss,
+)
 from annlens.losses.regression import MAE, MSE, Huber
 
 __all__ = [
@@ -18,6 +23,7 @@ __all__ = [
     "NLLLoss",
     "SoftmaxCrossEntropy",
     "get_loss",
+    "loss_class",
     "loss_names",
     "register_loss",
 ]

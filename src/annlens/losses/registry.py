@@ -35,6 +35,11 @@ def loss_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def loss_class(name: str) -> type[Loss] | None:
+    """The loss class registered as ``name``, or None."""
+    return _REGISTRY.get(name)
+
+
 def get_loss(spec: str | Loss, **settings: Any) -> Loss:
     """Return the loss that ``spec`` names.
 

@@ -17,9 +17,11 @@ from annlens.optim.plateau import ReduceOnPlateau
 from annlens.optim.registry import (
     get_optimizer,
     get_schedule,
+    optimizer_class,
     optimizer_names,
     register_optimizer,
     register_schedule,
+    schedule_class,
     schedule_names,
 )
 from annlens.optim.regularizers import (
@@ -74,8 +76,10 @@ __all__ = [
     "get_optimizer",
     "get_schedule",
     "grad_norm",
+    "optimizer_class",
     "optimizer_names",
     "register_optimizer",
     "register_schedule",
+    "schedule_class",
     "schedule_names",
 ]

@@ -84,6 +84,16 @@ def schedule_names() -> list[str]:
     return sorted(_SCHEDULES)
 
 
+def optimizer_class(name: str) -> type[Optimizer] | None:
+    """The optimizer class registered as ``name`` (any case), or None."""
+    return _OPTIMIZERS.get(name.lower())
+
+
+def schedule_class(name: str) -> type[Schedule] | None:
+    """The schedule class registered as ``name`` (any case), or None."""
+    return _SCHEDULES.get(name.lower())
+
+
 def get_optimizer(name: str | Optimizer, model: Any, **settings: Any) -> Optimizer:
     """Build the optimizer called ``name`` for ``model``.
 
