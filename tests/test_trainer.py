@@ -426,6 +426,24 @@ def test_a_plateau_schedule_without_its_column_is_refused_before_training() -> N
     assert trainer.model.state.step == 0
 
 
+def test_a_misspelt_schedule_monitor_is_refused_with_a_suggestion() -> None:
+    plateau = pytest.importorskip("annlens.optim.plateau")
+    trainer = make(schedule_monitor="val_los")
+    trainer.schedule = plateau.ReduceOnPlateau(trainer.optimizer)
+    x, y = blobs(16)
+
+    with pytest.raises(ConfigError) as caught:
+        trainer.fit(x[:8], y[:8], validation_data=(x[8:], y[8:]))
+    message = str(caught.value)
+    assert "(did you mean 'val_loss'?), but an epoch of this run gives" in message
+    assert "give validation data" not in message
+
+
+def test_a_shuffle_that_is_not_a_bool_is_refused() -> None:
+    with pytest.raises(ConfigError, match="shuffle must be True or False, got 'no'"):
+        make(shuffle="no")
+
+
 # -- the NaN guard -----------------------------------------------------------------
 
 

@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from annlens.errors import ConfigError, InputError, LabelError, ShapeError
+from annlens.errors import (
+    ConfigError,
+    InputError,
+    LabelError,
+    ShapeError,
+    did_you_mean,
+)
 from annlens.layers.base import Array
 from annlens.layers.batchnorm import BatchNorm
 
@@ -200,14 +206,20 @@ def check_schedule(
     if validating and schedule.unit == "epoch":
         known += [f"val_{key}" for key in columns if key != "penalty"]
     if monitor not in known:
-        raise ConfigError(
-            f"the schedule {schedule!r} follows schedule_monitor={monitor!r}, "
-            f"but a {schedule.unit} of this run gives only {', '.join(known)}"
-            + (
-                "; help: give validation data or schedule_monitor='loss'"
-                if monitor.startswith("val_")
-                else ""
+        article = "an" if schedule.unit[:1] in "aeiou" else "a"
+        if not monitor.startswith("val_") or any(k.startswith("val_") for k in known):
+            hint = ""
+        elif schedule.unit == "epoch":
+            hint = "; help: give validation data or schedule_monitor='loss'"
+        else:
+            hint = (
+                f"; help: validation runs once an epoch, so a per-{schedule.unit} "
+                "schedule follows a training column such as schedule_monitor='loss'"
             )
+        raise ConfigError(
+            f"the schedule {schedule!r} follows schedule_monitor={monitor!r}"
+            f"{did_you_mean(monitor, known)}, but {article} {schedule.unit} of "
+            f"this run gives only {', '.join(known)}{hint}"
         )
 
 

@@ -195,7 +195,9 @@ class Trainer(TrainingLoop, TrainerState):
         self.rng = seeded_generator(self.seed, 2)
         self.guard = NonFiniteGuard(model) if nan_guard else None
         self.validation_split = float(validation_split)
-        self.shuffle = shuffle
+        if not isinstance(shuffle, bool):
+            raise ConfigError(f"Trainer shuffle must be True or False, got {shuffle!r}")
+        self.shuffle = bool(shuffle)
         self.record_steps = record_steps
 
         self.history = History()
