@@ -443,3 +443,19 @@ def test_grad_norm_is_the_norm_of_all_gradients_together(rng):
     assert value(frame, 1, "model", "model", "grad_norm") == pytest.approx(
         math.sqrt(total)
     )
+
+
+@pytest.mark.parametrize("size", [1, 100, 4096, 65536, 65537, 300_000])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_the_sum_of_an_array_of_any_size_equals_the_float64_sum(rng, size, dtype):
+    from annlens.analysis.collectors.reductions import Reductions
+
+    x = (rng.normal(size=size) * 10 + 1).astype(dtype)
+    exact = float(x.astype(np.float64).sum())
+    scale = float(np.abs(x.astype(np.float64)).sum())
+
+    found = Reductions(x).sum()
+
+    assert abs(found - exact) <= {"float32": 1e-6, "float64": 1e-14, "int64": 0}[
+        dtype
+    ] * max(scale, 1.0)

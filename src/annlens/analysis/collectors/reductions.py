@@ -49,12 +49,12 @@ class Reductions:
 
     Notes
     -----
-    Sums use ``einsum`` and sums of squares a dot product: both are one pass
-    in the array's own dtype, with relative errors near 1e-7 in float32 for
-    the sizes of a layer (checked against float64). The variance is
-    ``sumsq / n - mean²``; when ``mean²`` exceeds a thousand times that value
-    (so that the subtraction cancels more than three digits) it is recomputed
-    as ``mean((x - mean)²)``.
+    Sums and sums of squares are dot products (with ones, and with the array
+    itself): one pass each in the array's own dtype, with relative errors
+    near 1e-7 in float32 for the sizes of a layer (checked against float64).
+    The variance is ``sumsq / n - mean²``; when ``mean²`` exceeds a thousand
+    times that value (so that the subtraction cancels more than three digits)
+    it is recomputed as ``mean((x - mean)²)``.
     """
 
     __slots__ = (
@@ -215,11 +215,22 @@ def _ones(n: int, dtype: np.dtype) -> Array:
     return ones
 
 
+#: Up to this many entries a sum is a dot product with ones (see :func:`_total`).
+_DOT_SUM_LIMIT = 65536
+
+
 def _total(flat: Array) -> float:
-    """``Σ x`` of a 1-D array: ``einsum`` for large arrays (a faster loop than
-    ``sum``), ``sum`` for small ones (``einsum`` costs more to call)."""
-    if flat.size < 4096:
+    """``Σ x`` of a 1-D array in one pass.
+
+    Up to :data:`_DOT_SUM_LIMIT` floats it is the dot product with a vector of
+    ones, one BLAS call that costs half of ``np.sum`` there (whose pairwise
+    loop and Python wrapper dominate on a layer's arrays); beyond, ``einsum``,
+    as fast without a vector of ones as long as the array.
+    """
+    if flat.dtype.kind != "f":
         return float(np.add.reduce(flat))
+    if flat.size <= _DOT_SUM_LIMIT:
+        return float(np.dot(flat, _ones(_DOT_SUM_LIMIT, flat.dtype)[: flat.size]))
     return float(np.einsum("i->", flat))
 
 
