@@ -232,6 +232,43 @@ def test_asking_for_points_a_forward_pass_cannot_reach_is_refused() -> None:
         model.capture(x, y)
 
 
+def test_an_empty_list_of_points_is_refused_saying_what_to_give() -> None:
+    with pytest.raises(ConfigError, match="points is an empty list; help:"):
+        make_model().capture(np.ones((2, 3)), points=[])
+
+
+def test_a_forward_capture_asked_for_backward_points_names_only_that_reason() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_model().capture(np.ones((2, 3)), points="backward")
+    assert "needs y= and loss=" in str(caught.value)
+    assert "update" not in str(caught.value)
+
+
+def test_a_misspelt_stage_or_layer_view_is_refused_with_a_suggestion() -> None:
+    cache = make_model().capture(np.ones((2, 3)))
+
+    with pytest.raises(KeyError, match="did you mean 'forward'"):
+        cache.stage("froward")
+    with pytest.raises(KeyError, match="nothing captured for layer 'dense_7'"):
+        cache.layer("dense_7")
+    assert cache.stage("mask") == {}
+
+
+def test_capture_and_model_loss_take_a_loss_by_name() -> None:
+    model = make_model()
+    x, y = make_batch()
+
+    cache = model.capture(x, y, loss="mse")
+
+    assert cache.loss_value == pytest.approx(model.loss(MSE(), model.predict(x), y)[0])
+    assert model.loss("mse", model.predict(x), y)[0] == cache.loss_value
+
+
+def test_predict_refuses_a_batch_size_below_one() -> None:
+    with pytest.raises(ConfigError, match="batch_size must be an integer >= 1"):
+        make_model().predict(np.ones((2, 3)), batch_size=0)
+
+
 def test_capture_result_is_a_read_only_mapping() -> None:
     cache = make_model().capture(np.ones((2, 3)))
 

@@ -87,7 +87,16 @@ class Capture(Mapping[str, Any]):
         return len(self._values)
 
     def stage(self, name: str) -> dict[str, Any]:
-        """``{layer name: value}`` for one stage, in firing order."""
+        """``{layer name: value}`` for one stage, in firing order.
+
+        Empty for a stage that did not fire (``mask`` in evaluation mode);
+        a name that is no stage at all is refused with a suggestion.
+        """
+        if name not in STAGES:
+            raise UnknownNameError(
+                f"Capture.stage: unknown stage {name!r}"
+                f"{did_you_mean(name, list(STAGES))}; stages: {', '.join(STAGES)}"
+            )
         suffix = f".{name}"
         return {
             point[: -len(suffix)]: value
@@ -98,11 +107,18 @@ class Capture(Mapping[str, Any]):
     def layer(self, name: str) -> dict[str, Any]:
         """``{stage: value}`` for one layer, in firing order."""
         prefix = f"{name}."
-        return {
+        found = {
             point[len(prefix) :]: value
             for point, value in self._values.items()
             if point.startswith(prefix)
         }
+        if not found:
+            names = list(dict.fromkeys(p.rsplit(".", 1)[0] for p in self._values))
+            raise UnknownNameError(
+                f"nothing captured for layer {name!r}{did_you_mean(name, names)}; "
+                f"captured layers: {', '.join(names) or 'none'}"
+            )
+        return found
 
     @property
     def nbytes(self) -> int:
@@ -194,14 +210,21 @@ def _choose(
         for owner, stage in resolve_points(owners, spec, layers)
     }
 
+    if points is not None and not specs:
+        raise ConfigError(
+            "capture points is an empty list; help: name stages or hook points, "
+            "or leave points=None for every point the pass reaches"
+        )
     chosen = {(name, stage) for name, stage in chosen if stage != "update"}
     reachable = {(n, s) for n, s in chosen if backward or not STAGES[s].backward}
     if points is not None and not reachable:
-        need = "y= and loss=" if chosen else "an optimizer step"
-        raise ConfigError(
-            f"capture points {points!r} fire only in a pass that needs {need}; "
-            "the update stage fires in the optimizer and is never captured"
+        reason = (
+            "fire only in a backward pass, which needs y= and loss="
+            if chosen
+            else "name only the update stage; the update stage fires in the "
+            "optimizer and is never captured"
         )
+        raise ConfigError(f"capture points {points!r} {reason}")
     return [
         f"{owner.name}.{stage}"
         for owner in owners

@@ -21,6 +21,7 @@ from annlens.hooks.select import LayerFilter
 from annlens.hooks.stages import STAGES
 from annlens.hooks.table import check_callable, wants_context
 from annlens.layers.base import Array, Layer
+from annlens.losses import get_loss
 from annlens.model.capture import Capture, capture
 from annlens.model.inputs import prepare_input
 from annlens.model.summary import summary_table
@@ -233,7 +234,12 @@ class Sequential:
                     )
 
     def loss(self, loss: Any, output: Array, target: Any) -> tuple[float, Array]:
-        """Return the loss value and dL/d output, firing the ``loss`` stage."""
+        """Return the loss value and dL/d output, firing the ``loss`` stage.
+
+        ``loss`` is a Loss or a registered name (``"mse"``).
+        """
+        if isinstance(loss, str):
+            loss = get_loss(loss)
         value, grad = loss.value_and_grad(output, target)
         if self.loss_point.hooked:
             self.loss_point.loss = loss
@@ -245,6 +251,15 @@ class Sequential:
         with self.evaluating(), self.no_grad():
             if batch_size is None:
                 return self.forward(x)
+            if (
+                isinstance(batch_size, bool)
+                or not isinstance(batch_size, (int, np.integer))
+                or batch_size < 1
+            ):
+                raise ConfigError(
+                    f"predict batch_size must be an integer >= 1 or None, "
+                    f"got {batch_size!r}"
+                )
             x = np.asarray(x)
             parts = [
                 self.forward(x[start : start + batch_size])
