@@ -527,6 +527,57 @@ def test_k_beyond_the_number_of_parameters_says_what_k_may_be(rng) -> None:
         hessian_eigenvalues(model, x, y, "mse", k=9)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_iter": 5}, "method='lanczos' has no option 'max_iter'; it takes steps"),
+        ({"tol": -1.0}, "tol must be a finite number >= 0, got -1.0"),
+        ({"steps": "ten"}, "steps must be an integer or None, got 'ten'"),
+        ({"method": "power", "max_iter": 0}, "max_iter must be an integer >= 1"),
+        ({"method": "power", "step": 5}, "no option 'step'; it takes max_iter, tol"),
+    ],
+)
+def test_an_eigenvalue_option_that_does_not_apply_is_refused(
+    options: dict, message: str, rng
+) -> None:
+    model, x, y, loss = tiny(rng)
+
+    with pytest.raises(ConfigError, match=message):
+        hessian_eigenvalues(model, x, y, loss, k=1, **options)
+
+
+def test_an_eigenvector_index_beyond_those_found_is_refused(rng) -> None:
+    model, x, y, loss = tiny(rng)
+    top = hessian_eigenvalues(model, x, y, loss, k=2)
+
+    assert set(top.eigenvector(-1)) == set(model.parameters())
+    with pytest.raises(ConfigError, match="integer from 0 to 1 .* got 2"):
+        top.eigenvector(2)
+
+
+def test_scipy_takes_the_operator_as_a_linear_operator(rng) -> None:
+    linalg = pytest.importorskip("scipy.sparse.linalg")
+    model, x, y, loss = tiny(rng)
+    op = HessianOperator(model, x, y, loss)
+
+    found = linalg.eigsh(
+        linalg.aslinearoperator(op), k=2, which="LM", return_eigenvectors=False
+    )
+
+    exact = np.linalg.eigvalsh(hessian(model, x, y, loss))
+    largest = exact[np.argsort(-np.abs(exact))[:2]]
+    assert np.allclose(np.sort(found), np.sort(largest), rtol=1e-8)
+    assert op.matvec(np.ones((op.size, 1))).shape == (op.size, 1)
+
+
+def test_a_complex_flat_direction_is_refused(rng) -> None:
+    model, x, y, loss = tiny(rng)
+    op = HessianOperator(model, x, y, loss)
+
+    with pytest.raises(ShapeError, match="real numbers; got dtype complex128"):
+        op.matvec(np.ones(op.size, dtype=complex))
+
+
 def test_the_dense_hessian_of_a_large_model_is_refused(rng) -> None:
     model, x, y, loss = case("mse_tanh", rng)
 

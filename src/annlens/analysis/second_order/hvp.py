@@ -218,10 +218,24 @@ class HessianOperator:
         return {name: products[name] for name in self.names}
 
     def matvec(self, vector: ArrayLike) -> NDArray[np.float64]:
-        """``H v`` for a flat vector of :attr:`size` entries, in parameter order."""
-        return self.flatten(self.apply(self.unflatten(vector)))
+        """``H v`` for a flat vector of :attr:`size` entries, in parameter order.
+
+        A column of shape ``(size, 1)`` gives a column back, as SciPy's
+        ``LinearOperator`` passes and expects.
+        """
+        column = np.shape(vector) == (self.size, 1)
+        if column:
+            vector = np.asarray(vector).reshape(self.size)
+        product = self.flatten(self.apply(self.unflatten(vector)))
+        return product.reshape(self.size, 1) if column else product
 
     __matmul__ = matvec
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(size, size)``: with :attr:`dtype` and :meth:`matvec`, what
+        ``scipy.sparse.linalg.aslinearoperator`` needs to take this operator."""
+        return (self.size, self.size)
 
     def _directions(self, v: Mapping[str, ArrayLike]) -> list[dict[str, Array]]:
         """Check ``v`` and split it into each layer's share, in the model's dtype."""
@@ -262,7 +276,17 @@ class HessianOperator:
 
     def unflatten(self, vector: ArrayLike) -> dict[str, Array]:
         """The dict of parameter name to array that a flat vector holds."""
-        flat = np.asarray(vector, dtype=self.dtype)
+        raw = np.asarray(vector)
+        if raw.dtype.kind not in "fiub":
+            raise ShapeError(
+                f"a flat direction holds real numbers; got dtype {raw.dtype}"
+                + (
+                    "; help: pass the real part, v.real"
+                    if raw.dtype.kind == "c"
+                    else ""
+                )
+            )
+        flat = raw.astype(self.dtype, copy=False)
         if flat.shape != (self.size,):
             raise ShapeError(
                 f"a flat direction has shape ({self.size},), one entry per "

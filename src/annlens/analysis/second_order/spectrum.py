@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from annlens.analysis.second_order.hvp import HessianOperator
-from annlens.errors import ConfigError
+from annlens.errors import ConfigError, did_you_mean
 from annlens.layers.base import Array
 from annlens.losses import Loss
 from annlens.model import Sequential
@@ -69,6 +69,16 @@ class HessianEigen:
 
     def eigenvector(self, index: int = 0) -> dict[str, Array]:
         """Eigenvector ``index`` as a dict keyed like ``model.parameters()``."""
+        count = len(self.eigenvalues)
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, (int, np.integer))
+            or not -count <= index < count
+        ):
+            raise ConfigError(
+                f"eigenvector index must be an integer from 0 to {count - 1} "
+                f"(or from -{count}), one per eigenvalue found, got {index!r}"
+            )
         values: dict[str, Array] = {}
         start = 0
         for name, shape in zip(self.names, self.shapes, strict=True):
@@ -105,6 +115,12 @@ def _check_k(k: int, size: int) -> None:
             f"k must be an integer from 1 to the number of parameters ({size}), "
             f"got {k!r}; help: {DENSE_ROUTE}"
         )
+
+
+def _check_tol(tol: Any) -> None:
+    number = isinstance(tol, (int, float, np.integer, np.floating))
+    if isinstance(tol, bool) or not number or not 0 <= tol < np.inf:
+        raise ConfigError(f"tol must be a finite number >= 0, got {tol!r}")
 
 
 def power_iteration(
@@ -149,6 +165,15 @@ def power_iteration(
     :func:`lanczos` does better on both.
     """
     _check_k(k, size)
+    _check_tol(tol)
+    if (
+        isinstance(max_iter, bool)
+        or not isinstance(max_iter, (int, np.integer))
+        or max_iter < 1
+    ):
+        raise ConfigError(
+            f"power iteration max_iter must be an integer >= 1, got {max_iter!r}"
+        )
     rng = _generator(seed)
     values: list[float] = []
     vectors: list[Vector] = []
@@ -250,6 +275,11 @@ def lanczos(
     section 10.1. Johns Hopkins University Press.
     """
     _check_k(k, size)
+    _check_tol(tol)
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+    ):
+        raise ConfigError(f"Lanczos steps must be an integer or None, got {steps!r}")
     m = min(size, max(4 * k, 40)) if steps is None else int(steps)
     if not k <= m <= size:
         raise ConfigError(f"Lanczos steps must be from k={k} to {size}, got {steps!r}")
@@ -364,6 +394,13 @@ def hessian_eigenvalues(
         raise ConfigError(
             f"hessian_eigenvalues method must be 'lanczos' or 'power', got {method!r}"
         )
+    allowed = {"lanczos": ("steps", "tol"), "power": ("max_iter", "tol")}[method]
+    for key in options:
+        if key not in allowed:
+            raise ConfigError(
+                f"hessian_eigenvalues method={method!r} has no option {key!r}"
+                f"{did_you_mean(key, list(allowed))}; it takes {', '.join(allowed)}"
+            )
     operator = HessianOperator(model, x, y, loss)
     found = methods[method](operator.matvec, operator.size, k, seed=seed, **options)
     return dataclasses.replace(found, names=operator.names, shapes=operator.shapes)
