@@ -38,6 +38,24 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
+def naming(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Name ``path`` in an OSError raised inside the block that names no file.
+
+    A full disk or a failing device raises from ``write`` or ``fsync``, whose
+    errors carry no file name ("[Errno 28] No space left on device"); the
+    message then says which file could not be written.
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        if error.errno is None:
+            raise OSError(f"cannot write {str(path)!r}: {error}") from error
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` when the block ends cleanly.
 
@@ -57,7 +75,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     temporary = temporary_sibling(final)
     encoding = None if "b" in mode else "utf-8"
     try:
-        with open(temporary, mode, encoding=encoding) as handle:
+        with naming(final), open(temporary, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -72,7 +72,7 @@ import numpy as np
 
 from annlens.errors import CheckpointError
 from annlens.io.architecture import describe_model
-from annlens.io.atomic import fsync_dir, temporary_sibling, write_text
+from annlens.io.atomic import fsync_dir, naming, temporary_sibling, write_text
 from annlens.io.checkpoint_format import (
     FORMAT,
     FORMAT_VERSION,
@@ -261,8 +261,9 @@ def _check_replaceable(folder: Path) -> None:
         )
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
+def _write_file(path: Path, data: bytes, final: Path) -> None:
+    """Write ``data`` to ``path``; an error names ``final``, where it goes."""
+    with naming(final), open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -275,8 +276,8 @@ def _write_folder(folder: Path, blob: bytes, meta: str) -> None:
     staging = temporary_sibling(folder)
     staging.mkdir()
     try:
-        _write_file(staging / TENSORS_FILE, blob)
-        _write_file(staging / META_FILE, meta.encode("utf-8"))
+        _write_file(staging / TENSORS_FILE, blob, folder / TENSORS_FILE)
+        _write_file(staging / META_FILE, meta.encode("utf-8"), folder / META_FILE)
         fsync_dir(staging)
         if folder.exists():
             retired = temporary_sibling(folder, "old")

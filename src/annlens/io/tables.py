@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from annlens.errors import ConfigError
-from annlens.io.atomic import atomic_write, fsync_dir, temporary_sibling
+from annlens.io.atomic import atomic_write, fsync_dir, naming, temporary_sibling
 
 STATISTICS_COLUMNS = ("step", "epoch", "variant", "layer", "stage", "quantity", "value")
 _STATISTICS_TYPES = {
@@ -116,11 +116,12 @@ class TableWriter:
 
         frame = statistics_frame(table) if self.statistics else to_frame(table)
         arrow = pa.Table.from_pandas(frame, preserve_index=False)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._temporary, arrow.schema)
-        elif arrow.schema != self._writer.schema:
-            arrow = arrow.cast(self._writer.schema)
-        self._writer.write_table(arrow)
+        with naming(self.path):
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self._temporary, arrow.schema)
+            elif arrow.schema != self._writer.schema:
+                arrow = arrow.cast(self._writer.schema)
+            self._writer.write_table(arrow)
         self.rows += len(frame)
 
     def close(self) -> Path:
@@ -130,9 +131,10 @@ class TableWriter:
                 {c: [] for c in STATISTICS_COLUMNS} if self.statistics else {}
             )
             self.write(empty)
-        self._writer.close()
-        with open(self._temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
+        with naming(self.path):
+            self._writer.close()
+            with open(self._temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(self._temporary, self.path)
         fsync_dir(self.path.parent)
         return self.path
