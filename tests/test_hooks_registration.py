@@ -318,6 +318,16 @@ def test_a_malformed_scope_entry_is_refused() -> None:
         model.hooks(("forward",))  # type: ignore[arg-type]
 
 
+def test_a_misspelt_scope_option_is_refused_and_nothing_stays_registered() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError, match="no option 'prepnd' \\(did you mean 'prepend'"):
+        model.hooks(("dense_0.forward", noop), ("forward", noop, {"prepnd": True}))
+    with pytest.raises(HookError, match="options as a dict of layers and prepend"):
+        model.hooks(("forward", noop, True))  # type: ignore[arg-type]
+    assert model.list_hooks() == []
+
+
 # -- listing and clearing --------------------------------------------------------------
 
 

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from annlens.errors import ConfigError, HookError, ShapeError, StateError
+from annlens.errors import (
+    ConfigError,
+    HookError,
+    ShapeError,
+    StateError,
+    did_you_mean,
+)
 from annlens.hooks import HookHandle, HookScope, HookTable, RunState, resolve_points
 from annlens.hooks.select import LayerFilter
 from annlens.hooks.stages import STAGES
@@ -450,7 +456,9 @@ class Sequential:
                             f"or {{point: fn}}, got {entry!r}"
                         )
                     point, fn, *options = entry
-                    scope.register(point, fn, **(options[0] if options else {}))
+                    settings = options[0] if options else {}
+                    _check_hook_options(settings, entry)
+                    scope.register(point, fn, **settings)
         except BaseException:
             scope.remove()
             raise
@@ -528,6 +536,23 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}], seed={self.seed}, dtype={self.dtype.name!r})"
+
+
+def _check_hook_options(options: Any, entry: tuple[Any, ...]) -> None:
+    """Refuse the options of a ``(point, fn, options)`` entry that are not known."""
+    allowed = ("layers", "prepend")
+    if not isinstance(options, dict):
+        raise HookError(
+            f"model.hooks() takes options as a dict of {' and '.join(allowed)}, "
+            f"got {options!r} in {entry!r}"
+        )
+    for key in options:
+        if key not in allowed:
+            raise HookError(
+                f"model.hooks() has no option {key!r}"
+                f"{did_you_mean(str(key), list(allowed))} in {entry!r}; "
+                f"options: {', '.join(allowed)}"
+            )
 
 
 def _check_fresh(layers: Sequence[Layer]) -> None:
