@@ -261,9 +261,8 @@ def _check_replaceable(folder: Path) -> None:
         )
 
 
-def _write_file(path: Path, data: bytes, final: Path) -> None:
-    """Write ``data`` to ``path``; an error names ``final``, where it goes."""
-    with naming(final), open(path, "wb") as handle:
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -276,8 +275,11 @@ def _write_folder(folder: Path, blob: bytes, meta: str) -> None:
     staging = temporary_sibling(folder)
     staging.mkdir()
     try:
-        _write_file(staging / TENSORS_FILE, blob, folder / TENSORS_FILE)
-        _write_file(staging / META_FILE, meta.encode("utf-8"), folder / META_FILE)
+        # An error names the file where it was going, not the hidden staging.
+        with naming(folder / TENSORS_FILE):
+            _write_file(staging / TENSORS_FILE, blob)
+        with naming(folder / META_FILE):
+            _write_file(staging / META_FILE, meta.encode("utf-8"))
         fsync_dir(staging)
         if folder.exists():
             retired = temporary_sibling(folder, "old")
