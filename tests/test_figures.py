@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from annlens.errors import ConfigError, DataError, ShapeError
+from annlens.errors import ConfigError, DataError, LabelError, ShapeError
 from annlens.training.history import History
 from annlens.viz import (
     metrics_long,
@@ -415,6 +415,22 @@ def test_a_diverged_model_draws_its_boundary_without_overflow_warnings() -> None
 def test_decision_boundary_refuses_data_that_is_not_two_dimensional() -> None:
     with pytest.raises(ShapeError, match=r"\(n, 2\)"):
         plot_decision_boundary(lambda g: g[:, 0], np.zeros((5, 3)), np.zeros(5))
+
+
+def test_decision_boundary_refuses_nan_points_fractional_labels_and_a_tiny_grid():
+    x = np.random.default_rng(0).normal(size=(6, 2))
+    y = np.array([0, 1, 0, 1, 0, 1])
+    scores = lambda g: g  # noqa: E731
+
+    with pytest.raises(DataError, match="NaN or Inf in 1 rows \\(first at row 2\\)"):
+        plot_decision_boundary(
+            scores, np.where(np.arange(6)[:, None] == 2, np.nan, x), y
+        )
+    with pytest.raises(LabelError, match="class labels, integers >= 0"):
+        plot_decision_boundary(scores, x, y + 0.5)
+    with pytest.raises(ConfigError, match="resolution must be an integer >= 2"):
+        plot_decision_boundary(scores, x, y, resolution=1)
+    assert plot_decision_boundary(scores, x, y.astype(float), resolution=4)
 
 
 def test_a_missing_column_is_named_in_the_error(tables) -> None:

@@ -25,7 +25,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from annlens.errors import ShapeError
+from annlens.errors import ConfigError, DataError, LabelError, ShapeError
 from annlens.viz.style import (
     grid_shape,
     headline,
@@ -99,6 +99,28 @@ def plot_decision_boundary(
         raise ShapeError(f"decision boundaries need x of shape (n, 2); got {x.shape}")
     if y.shape != (x.shape[0],):
         raise ShapeError(f"y must have shape ({x.shape[0]},) to match x; got {y.shape}")
+    if not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        raise DataError(
+            f"x holds NaN or Inf in {bad.size} rows (first at row {bad[0]}); the "
+            "plane to shade is spanned by the data's range"
+        )
+    if y.dtype.kind not in "iub" and not (
+        y.dtype.kind == "f" and np.array_equal(y, np.round(y)) and (y >= 0).all()
+    ):
+        raise LabelError(
+            f"y holds class labels, integers >= 0; got dtype {y.dtype} with values "
+            f"such as {y.ravel()[:3].tolist()}"
+        )
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, (int, np.integer))
+        or resolution < 2
+    ):
+        raise ConfigError(
+            f"resolution must be an integer >= 2 (grid points per axis), "
+            f"got {resolution!r}"
+        )
     models = dict(predict) if isinstance(predict, Mapping) else {"": predict}
     colours = palette_for(list(models), palette)
 
