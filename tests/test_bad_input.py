@@ -314,3 +314,16 @@ def test_a_layer_name_with_glob_characters_is_reachable_by_its_exact_point() -> 
     handle = model.register_hook("fc[1].forward", lambda layer, i, o: None)
 
     assert list(handle.points) == ["fc[1].forward"]
+
+
+def test_a_model_is_a_sequence_of_its_layers_by_position_and_by_name() -> None:
+    model = make_model()
+
+    assert len(model) == 2 and [layer.name for layer in model] == ["hidden", "logits"]
+    assert model[0] is model["hidden"] is model.layers[0] and model[-1].name == "logits"
+    with pytest.raises(UnknownNameError, match="'hiden' \\(did you mean 'hidden'"):
+        model["hiden"]
+    with pytest.raises(ConfigError, match="index 2 is out of range for a model of 2"):
+        model[2]
+    with pytest.raises(ConfigError, match="indexed by layer position or name"):
+        model[0:1]  # type: ignore[index]

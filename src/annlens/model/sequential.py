@@ -20,6 +20,7 @@ from annlens.errors import (
     HookError,
     ShapeError,
     StateError,
+    UnknownNameError,
     did_you_mean,
 )
 from annlens.hooks import HookHandle, HookScope, HookTable, RunState, resolve_points
@@ -340,8 +341,34 @@ class Sequential:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        names = ", ".join(layer.name for layer in self.layers)
-        raise ConfigError(f"no layer named {name!r}; layers: {names}")
+        names = [layer.name for layer in self.layers]
+        raise UnknownNameError(
+            f"no layer named {name!r}{did_you_mean(str(name), names)}; "
+            f"layers: {', '.join(names)}"
+        )
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __getitem__(self, key: int | str) -> Layer:
+        """The layer at position ``key``, or the layer named ``key``."""
+        if isinstance(key, str):
+            return self.layer(key)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if -len(self.layers) <= key < len(self.layers):
+                return self.layers[key]
+            raise ConfigError(
+                f"layer index {key} is out of range for a model of "
+                f"{len(self.layers)} layers"
+            )
+        raise ConfigError(
+            f"a model is indexed by layer position or name, got {key!r}; help: a "
+            "layer belongs to one model, so to use part of one build new layers "
+            "and copy the weights with load_state_dict"
+        )
 
     def state_dict(self) -> dict[str, Array]:
         """Copies of every parameter and buffer by qualified name."""
