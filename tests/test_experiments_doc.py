@@ -36,3 +36,10 @@ def test_every_toml_example_validates():
     assert blocks
     for block in blocks:
         validate(tomllib.loads(block))
+
+
+def test_the_resume_section_says_a_missing_report_is_written():
+    text = " ".join(DOC.read_text().split())
+    resuming = text.split("## Resuming", 1)[1].split("##", 1)[0]
+    assert "writes nothing, unless" in resuming
+    assert "`report.html` were written; those are then written" in resuming
