@@ -328,3 +328,31 @@ def test_early_stopping_on_a_missing_column_says_which_exist() -> None:
 def test_early_stopping_refuses_bad_settings(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         EarlyStopping(**kwargs)
+
+
+def test_an_event_method_that_cannot_take_trainer_and_logs_is_refused_up_front() -> (
+    None
+):
+    class OneArgument(Callback):
+        def on_epoch_end(self, trainer):  # type: ignore[override]
+            pass
+
+    with pytest.raises(ConfigError) as caught:
+        make([OneArgument()])
+    message = str(caught.value)
+    assert "callback 0 (OneArgument): on_epoch_end(trainer) cannot be called" in message
+    assert "help: define it as def on_epoch_end(self, trainer, logs)" in message
+
+
+def test_a_misspelt_event_method_is_warned_about_since_it_is_never_called() -> None:
+    class Typo(Callback):
+        def on_epoch_ned(self, trainer, logs):
+            pass
+
+    with pytest.warns(UserWarning, match="on_epoch_ned, which is no training event"):
+        make([Typo()])
+
+
+def test_a_misspelt_lambda_callback_event_gets_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'on_epoch_end'"):
+        LambdaCallback(on_epoch_ned=lambda trainer, logs: None)

@@ -32,10 +32,12 @@ change ``layer.grads`` there.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from annlens.errors import ConfigError
+from annlens.errors import ConfigError, did_you_mean
 
 Logs = dict[str, Any]
 
@@ -118,7 +120,8 @@ class LambdaCallback(Callback):
         for event, fn in functions.items():
             if event not in EVENTS:
                 raise ConfigError(
-                    f"LambdaCallback got unknown event {event!r}; "
+                    f"LambdaCallback got unknown event {event!r}"
+                    f"{did_you_mean(event, list(EVENTS))}; "
                     f"events: {', '.join(EVENTS)}"
                 )
             if not callable(fn):
@@ -136,6 +139,40 @@ class LambdaCallback(Callback):
         return f"LambdaCallback({inner})"
 
 
+def check_events(callback: Callback, where: str) -> None:
+    """Refuse event methods that cannot take ``(trainer, logs)``; warn of typos.
+
+    Checked when the trainer is built, so that a wrong signature fails before
+    the first epoch rather than at the end of it; a method whose name is close
+    to an event but is none (``on_epoch_ned``) is never called, which a
+    warning says.
+    """
+    kind = type(callback).__name__
+    for event in EVENTS:
+        method = getattr(callback, event)
+        try:
+            signature = inspect.signature(method)
+        except (TypeError, ValueError):
+            continue
+        try:
+            signature.bind(None, None)
+        except TypeError as error:
+            raise ConfigError(
+                f"{where} ({kind}): {event}{signature} cannot be called as "
+                f"{event}(trainer, logs): {error}; help: define it as "
+                f"def {event}(self, trainer, logs)"
+            ) from None
+    for name in dir(type(callback)):
+        if name.startswith("on_") and name not in EVENTS:
+            close = did_you_mean(name, list(EVENTS))
+            if close:
+                warnings.warn(
+                    f"{where} ({kind}) defines {name}, which is no training event "
+                    f"and is never called{close}",
+                    stacklevel=4,
+                )
+
+
 class CallbackList:
     """The callbacks of a trainer, dispatched in the order given."""
 
@@ -147,11 +184,13 @@ class CallbackList:
                     f"callback {position} must be a Callback, got {callback!r}; "
                     "help: subclass annlens.training.Callback or use LambdaCallback"
                 )
+            check_events(callback, f"callback {position}")
 
     def append(self, callback: Callback) -> None:
         """Add a callback at the end of the dispatch order."""
         if not isinstance(callback, Callback):
             raise ConfigError(f"a callback must be a Callback, got {callback!r}")
+        check_events(callback, f"callback {len(self.callbacks)}")
         self.callbacks.append(callback)
 
     def fire(self, event: str, trainer: Any, logs: Logs) -> None:
