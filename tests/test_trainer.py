@@ -1011,3 +1011,38 @@ def test_accuracy_is_recorded_by_default_only_for_classification_losses() -> Non
     assert "accuracy" not in history.rows[0]
 
     assert list(make().metrics) == ["accuracy"]
+
+
+@pytest.mark.parametrize("stage", ["gradient", "update"])
+def test_the_nan_guard_names_the_hooks_that_ran_where_it_found_the_nan(stage) -> None:
+    trainer = make()
+
+    def poison(layer, name, value):
+        return value * np.nan
+
+    trainer.model.register_hook(f"dense_1.{stage}", poison)
+    x, y = blobs(16)
+
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.fit(x, y)
+    message = str(caught.value)
+    assert f"layer 'dense_1', stage '{stage}'" in message
+    assert f"the hooks at dense_1.{stage} (" in message and "poison" in message
+
+
+def test_the_nan_guard_names_only_the_hooks_at_the_failing_point() -> None:
+    trainer = make()
+
+    def observer(layer, name, grad):
+        return None
+
+    def poison(layer, name, grad):
+        return grad * np.nan
+
+    trainer.model.register_hook("dense_0.gradient", observer)
+    trainer.model.register_hook("dense_1.gradient", poison)
+    x, y = blobs(16)
+
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.fit(x, y)
+    assert "poison" in str(caught.value) and "observer" not in str(caught.value)

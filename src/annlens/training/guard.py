@@ -86,16 +86,39 @@ def is_finite(value: Any) -> bool:
 
 
 def raise_non_finite(
-    value: Any, what: str, *, step: int, layer: str | None, stage: str
+    value: Any,
+    what: str,
+    *,
+    step: int,
+    layer: str | None,
+    stage: str,
+    owner: Any = None,
 ) -> None:
-    """Raise the NonFiniteError for ``value``, counting its NaN and Inf."""
+    """Raise the NonFiniteError for ``value``, counting its NaN and Inf.
+
+    ``owner`` is the layer (or loss point) whose hook point passed ``value``
+    on; the user's hooks there, which ran before the check, are named as a
+    possible source.
+    """
     array = np.asarray(value)
     nan, inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
     where = f"layer {layer!r}, stage {stage!r}" if layer else f"stage {stage!r}"
+    table = getattr(owner, "hook_table", None)
+    hooks = [
+        hook.label
+        for hook in (table.hooks(stage) if table is not None else [])
+        if not hook.label.startswith("NonFiniteGuard[")
+    ]
+    suspects = (
+        f"; the hooks at {owner.name}.{stage} ({', '.join(hooks)}) ran before "
+        "this check and may have put it there"
+        if hooks
+        else ""
+    )
     raise NonFiniteError(
         f"non-finite value at step {step}, {where}: {what} holds {nan} NaN and "
         f"{inf} Inf (shape {array.shape}); training stopped and the parameters "
-        f"are left as they were before this step; {HELP}",
+        f"are left as they were before this step{suspects}; {HELP}",
         step=step,
         layer=layer,
         stage=stage,
@@ -186,6 +209,7 @@ class NonFiniteGuard:
                         step=step,
                         layer=layer.name,
                         stage="update",
+                        owner=layer,
                     )
                 _check_new_value(layer, name, update)
 
@@ -288,7 +312,12 @@ def _checker(stage_name: str) -> Callable[..., None]:
                 what = argument
             layer = None if stage_name == "loss" else owner.name
             raise_non_finite(
-                value, what, step=owner.state.step, layer=layer, stage=stage_name
+                value,
+                what,
+                step=owner.state.step,
+                layer=layer,
+                stage=stage_name,
+                owner=owner,
             )
         if stage_name == "update":
             _check_new_value(owner, arguments[0], value)
