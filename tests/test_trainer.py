@@ -29,6 +29,7 @@ from annlens.training import (
     accuracy,
     register_metric,
 )
+from annlens.training.metrics import get_metric
 
 
 def blobs(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -1046,3 +1047,19 @@ def test_the_nan_guard_names_only_the_hooks_at_the_failing_point() -> None:
     with pytest.raises(NonFiniteError) as caught:
         trainer.fit(x, y)
     assert "poison" in str(caught.value) and "observer" not in str(caught.value)
+
+
+def test_mae_and_rmse_are_metrics_by_name_for_regression(rng) -> None:
+    model = Sequential([Dense(3, 2)], seed=0, dtype="float64")
+    trainer = Trainer(
+        model, MSE(), SGD(model, lr=0.1), metrics=["mae", "rmse"], batch_size=8
+    )
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+
+    result = trainer.evaluate(x, y)
+
+    errors = model.predict(x) - y
+    assert result["mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-12)
+    assert result["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-12)
+    with pytest.raises(LabelError, match="rmse expects targets of the output's shape"):
+        get_metric("rmse")(np.zeros((8, 2)), np.zeros((8, 1)))

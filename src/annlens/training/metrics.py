@@ -1,6 +1,7 @@
 """Metrics: functions ``(output, target) -> float`` looked up by name.
 
-Holds accuracy and the registry where users add their own. The loss is not a
+Holds accuracy, the regression errors mae and rmse, and the registry where
+users add their own. The loss is not a
 metric here: the trainer always records it, from the loss object it trains
 with, so ``"loss"`` in a metric list is accepted and means nothing more.
 """
@@ -67,7 +68,35 @@ def accuracy(output: Array, target: Any) -> float:
     return float(np.mean(predicted == truth))
 
 
-_METRICS: dict[str, Metric] = {"accuracy": accuracy}
+def _errors(name: str, output: Array, target: Any) -> Array:
+    """``output - target``, with targets of shape (batch,) read as one column."""
+    output = np.asarray(output)
+    target = np.asarray(target)
+    if target.shape != output.shape and target.shape == output.shape[:1]:
+        target = target.reshape(output.shape)
+    if target.shape != output.shape:
+        raise LabelError(
+            f"{name} expects targets of the output's shape {output.shape} (or "
+            f"({len(output)},) for one output), got {target.shape}"
+        )
+    return output - target
+
+
+def mae(output: Array, target: Any) -> float:
+    """The mean absolute error ``mean |output - target|``, in the target's units.
+
+    Targets of shape (batch,) are read as one column, as the MSE loss reads
+    them for a single output.
+    """
+    return float(np.mean(np.abs(_errors("mae", output, target))))
+
+
+def rmse(output: Array, target: Any) -> float:
+    """The root mean squared error ``sqrt(mean (output - target)²)``."""
+    return float(np.sqrt(np.mean(np.square(_errors("rmse", output, target)))))
+
+
+_METRICS: dict[str, Metric] = {"accuracy": accuracy, "mae": mae, "rmse": rmse}
 
 
 def register_metric(name: str, fn: Metric, *, overwrite: bool = False) -> None:
