@@ -522,3 +522,45 @@ def test_a_misspelt_layer_type_or_type_key_gets_a_suggestion():
     assert "model.layers.0.type: unknown layer type (did you mean 'dense'?)" in misspelt
     missing = problems({"model": {"layers": [{"typ": "dense"}]}})
     assert "('typ' given: did you mean 'type'?)" in missing
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"model": {"activation": "rleu"}}, "model.activation: unknown activation"),
+        (
+            {"model": {"output_activation": "sigmoidd"}},
+            "model.output_activation: unknown activation 'sigmoidd'",
+        ),
+        ({"model": {"init": "he_nromal"}}, "model.init: unknown initialiser"),
+        (
+            {"model": {"init": {"name": "normal", "stdd": 0.1}}},
+            "model.init: initialiser 'normal' has no setting 'stdd'",
+        ),
+        (
+            {
+                "model": {
+                    "layers": [
+                        {"type": "dense", "units": 4, "activation": "rel"},
+                        {"type": "dense"},
+                    ],
+                }
+            },
+            "model.layers.0: unknown activation 'rel'",
+        ),
+        ({"collect": {"stats": ["mean"]}}, "collect.stats: unknown collector"),
+        (
+            {"schedule": {"name": "step", "step_size": 1, "unit": "batches"}},
+            "schedule: ",
+        ),
+        (
+            {"optimizer": {"name": "adam", "betas": [0.9]}},
+            "optimizer: Adam betas must be a pair",
+        ),
+    ],
+)
+def test_a_bad_setting_of_a_named_object_is_named_by_its_config_key(changes, expected):
+    config = {**tiny(), **changes}  # each section given whole
+    with pytest.raises(ConfigError) as caught:
+        build_all(validate(config))
+    assert str(caught.value).startswith(expected)

@@ -7,9 +7,12 @@ the first step of the first variant.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from annlens.activations import get_activation
 from annlens.errors import AnnlensError, ConfigError, did_you_mean
 from annlens.experiment.config import resolve_variants
 from annlens.experiment.schema import Experiment, LayerSpec, ModelSection, Named
@@ -17,6 +20,25 @@ from annlens.experiment.targets import check_loss_targets, metric_names
 from annlens.layers import Activation, Dense, Layer, get_initializer
 from annlens.layers.init import Initializer
 from annlens.model import Sequential
+
+
+@contextlib.contextmanager
+def config_key(key: str) -> Iterator[None]:
+    """Name the config ``key`` in an error raised in the block that does not.
+
+    The objects a config names (activations, initialisers, optimizers,
+    schedules, collectors) check their own settings and speak of themselves
+    ("unknown activation 'rleu'"); the prefix says where in the file the
+    value is: ``model.activation: unknown activation 'rleu'``.
+    """
+    try:
+        yield
+    except AnnlensError as error:
+        if error.args and isinstance(error.args[0], str):
+            message = error.args[0]
+            if not any(f"{key}{end}" in message for end in (".", " ", ":")):
+                error.args = (f"{key}: {message}", *error.args[1:])
+        raise
 
 
 def initializer(spec: str | Named | None) -> str | Initializer | None:
@@ -44,7 +66,14 @@ def _stacked_layers(section: ModelSection, n_in: int, n_out: int) -> list[Layer]
     """Dense layers of the ``hidden`` widths, with optional BatchNorm and Dropout."""
     layers: list[Layer] = []
     width = n_in
-    init = initializer(section.init)
+    with config_key("model.init"):
+        init = initializer(section.init)
+        if isinstance(init, str):
+            get_initializer(init)
+    with config_key("model.activation"):
+        get_activation(section.activation)
+    with config_key("model.output_activation"):
+        get_activation(section.output_activation)
     for units in section.hidden:
         if section.batchnorm:
             layers += [Dense(width, units, None, init), _batchnorm()]
@@ -66,28 +95,35 @@ def _explicit_layers(specs: list[LayerSpec], n_in: int, n_out: int) -> list[Laye
     """
     layers: list[Layer] = []
     width = n_in
-    for spec in specs:
-        if spec.type == "dense":
-            units = spec.units if spec.units is not None else n_out
-            init = initializer(spec.init)
-            layers.append(
-                Dense(width, units, spec.activation, init, spec.bias, name=spec.name)
-            )
-            width = units
-        elif spec.type == "activation":
-            assert spec.activation is not None  # required by the schema
-            layers.append(Activation(spec.activation, name=spec.name))
-        elif spec.type == "batchnorm":
-            layers.append(_batchnorm(spec.momentum, spec.name))
-        else:
-            assert spec.rate is not None  # required by the schema
-            layers.append(_dropout(spec.rate, spec.name))
+    for position, spec in enumerate(specs):
+        with config_key(f"model.layers.{position}"):
+            width = _add_layer(layers, spec, width, n_out)
     if width != n_out:
         raise ConfigError(
             f"model.layers ends with width {width}, but the data has {n_out} outputs; "
             "help: leave units out of the last dense layer"
         )
     return layers
+
+
+def _add_layer(layers: list[Layer], spec: LayerSpec, width: int, n_out: int) -> int:
+    """Append the layer ``spec`` describes; return the width after it."""
+    if spec.type == "dense":
+        units = spec.units if spec.units is not None else n_out
+        init = initializer(spec.init)
+        layers.append(
+            Dense(width, units, spec.activation, init, spec.bias, name=spec.name)
+        )
+        width = units
+    elif spec.type == "activation":
+        assert spec.activation is not None  # required by the schema
+        layers.append(Activation(spec.activation, name=spec.name))
+    elif spec.type == "batchnorm":
+        layers.append(_batchnorm(spec.momentum, spec.name))
+    else:
+        assert spec.rate is not None  # required by the schema
+        layers.append(_dropout(spec.rate, spec.name))
+    return width
 
 
 def build_model(section: ModelSection, n_in: int, n_out: int, seed: int) -> Sequential:
@@ -316,16 +352,18 @@ def build_parts(name: str, experiment: Experiment) -> Parts:
     )
     _refuse_double_softmax(model, loss)
     check_numbers("optimizer", experiment.optimizer.settings())
-    optimizer = get_optimizer(
-        experiment.optimizer.name, model, **experiment.optimizer.settings()
-    )
+    with config_key("optimizer"):
+        optimizer = get_optimizer(
+            experiment.optimizer.name, model, **experiment.optimizer.settings()
+        )
     schedule = None
     if experiment.schedule.name != "constant" or experiment.schedule.settings():
         check_numbers("schedule", experiment.schedule.settings())
         check_warmup(experiment.schedule)
-        schedule = get_schedule(
-            experiment.schedule.name, optimizer, **experiment.schedule.settings()
-        )
+        with config_key("schedule"):
+            schedule = get_schedule(
+                experiment.schedule.name, optimizer, **experiment.schedule.settings()
+            )
     penalties, constraints = build_regularization(experiment)
     recorder = build_recorder(name, experiment, model)
     return Parts(
@@ -355,7 +393,8 @@ def build_recorder(name: str, experiment: Experiment, model: Sequential) -> Any:
     from annlens.analysis.collectors import Recorder, Spectra, resolve_stats
 
     collect = experiment.collect
-    collectors = resolve_stats(collect.stats)
+    with config_key("collect.stats"):
+        collectors = resolve_stats(collect.stats)
     if collect.spectra_every:
         collectors = [c for c in collectors if not isinstance(c, Spectra)]
         collectors.append(Spectra(every=collect.spectra_every))
