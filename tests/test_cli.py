@@ -235,6 +235,21 @@ def test_inspect_a_missing_path_exits_2(tmp_path):
     assert "does not exist" in result.stderr
 
 
+def test_inspect_a_file_of_a_checkpoint_shows_that_checkpoint(finished):
+    result = invoke("inspect", finished / "checkpoints" / "base-last" / "meta.json")
+    assert result.exit_code == 0, result.output
+    assert "step " in result.stdout
+    assert "optimizer " in result.stdout
+
+
+def test_inspect_a_file_that_is_no_run_says_what_inspect_expects(finished):
+    result = invoke("inspect", finished / "config.toml")
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "config.toml' is a file; annlens inspect expects a run directory" in message
+    assert "or a checkpoint" in message
+
+
 # -- datasets and export ---------------------------------------------------------------
 
 

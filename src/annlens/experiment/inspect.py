@@ -12,6 +12,8 @@ from pathlib import Path
 from annlens.errors import ConfigError
 from annlens.io import RunDir, is_checkpoint, load_checkpoint
 from annlens.io.architecture import build_model
+from annlens.io.checkpoint_format import META_FILE
+from annlens.io.rundir import MANIFEST
 
 
 def _checkpoint_text(path: Path) -> str:
@@ -67,6 +69,15 @@ def inspect_path(path: str | Path) -> str:
     target = Path(path)
     if not target.exists():
         raise ConfigError(f"{str(target)!r} does not exist")
+    if target.is_file() and is_checkpoint(target.parent):
+        target = target.parent  # meta.json or tensors.safetensors of one
     if is_checkpoint(target):
         return _checkpoint_text(target)
+    if not (target / MANIFEST).is_file():
+        what = "a file" if target.is_file() else f"a folder without {MANIFEST}"
+        raise ConfigError(
+            f"{str(target)!r} is {what}; annlens inspect expects a run directory "
+            f"(a folder holding {MANIFEST}) or a checkpoint (a folder holding "
+            f"{META_FILE}, such as RUN/checkpoints/<variant>-last)"
+        )
     return _run_text(target)
