@@ -4,6 +4,7 @@ listing and clearing."""
 from __future__ import annotations
 
 import copy
+import pickle
 from typing import Any
 
 import numpy as np
@@ -480,3 +481,18 @@ def test_a_deep_copy_of_a_model_starts_without_hooks_and_keeps_the_originals() -
     assert not any(layer.hooked for layer in copied.layers)
     np.testing.assert_array_equal(copied.forward(x), model.forward(x))
     assert seen == ["dense_0", "dense_1", "activation_0", "dense_2"]
+
+
+def test_a_pickled_model_or_a_copied_layer_carries_no_hooks() -> None:
+    model = make_model()
+    x, _ = make_batch()
+    model.register_hook("forward", lambda layer, i, o: None)  # a lambda cannot pickle
+    model.register_hook("loss", lambda point, value, grad: None)
+
+    restored = pickle.loads(pickle.dumps(model))
+    layer = copy.deepcopy(model.layers[0])
+
+    assert restored.list_hooks() == [] and not restored.loss_point.hooked
+    np.testing.assert_array_equal(restored.forward(x), model.forward(x))
+    assert layer.hook_table.hooks() == [] and not layer.hooked
+    assert len(model.list_hooks()) == 5

@@ -96,6 +96,21 @@ class Layer:
         self.cache: tuple[Any, ...] | None = None
         self.in_model = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The layer without its hooks: a copy or a pickle starts with none.
+
+        Hooks belong to the object they were registered on, and a hook (a
+        lambda, a recorder holding a file) often cannot be pickled at all.
+        """
+        state = self.__dict__.copy()
+        state["hook_table"] = None
+        state["hooked"] = False
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.hook_table = HookTable(self)
+
     # -- shape and initialisation -------------------------------------------
 
     @property

@@ -9,7 +9,6 @@ gradients are final, and lets hooks be registered anywhere by hook point.
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -54,6 +53,17 @@ class LossPoint:
         self.state = state
         self.loss: Any = None
         self.hooked = False
+        self.hook_table = HookTable(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Without its hooks, as a layer's state is (see Layer.__getstate__)."""
+        state = self.__dict__.copy()
+        state["hook_table"] = None
+        state["hooked"] = False
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self.hook_table = HookTable(self)
 
     def __repr__(self) -> str:
@@ -507,31 +517,6 @@ class Sequential:
         """Remove every hook from every layer and the loss point."""
         for owner in self.hook_owners():
             owner.hook_table.clear()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
-        """A deep copy without hooks: weights, buffers, state and mode, no hooks.
-
-        A hook belongs to the model it was registered on: a copy that kept the
-        hooks of a :class:`~annlens.analysis.Recorder` would feed its passes
-        into the original's statistics, out of reach of the handles that
-        remove them. The hooks are shared with the copy rather than copied (a
-        hook may hold what cannot be copied, such as an open file), then
-        removed from the copy alone.
-        """
-        for owner in self.hook_owners():
-            table = getattr(owner, "hook_table", None)
-            if isinstance(table, HookTable):
-                for hook in table.hooks():
-                    memo.setdefault(id(hook), hook)
-        clone = type(self).__new__(type(self))
-        memo[id(self)] = clone
-        for key, value in self.__dict__.items():
-            setattr(clone, key, copy.deepcopy(value, memo))
-        for owner in clone.hook_owners():
-            table = getattr(owner, "hook_table", None)
-            if isinstance(table, HookTable):
-                table.clear()
-        return clone
 
     def capture(
         self,
