@@ -93,10 +93,10 @@ def test_a_perturbed_twin_fails_at_the_default_tolerance(
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--tolerance", "-1", "tolerance must be a finite number >= 0, got -1.0"),
-        ("--atol", "inf", "atol must be a finite number >= 0, got inf"),
-        ("--rounding", "-2", "rounding must be a finite number >= 0, got -2.0"),
-        ("--steps", "0", "compare steps must be an integer >= 1, got 0"),
+        ("--tolerance", "-1", "--tolerance must be a finite number >= 0, got -1.0"),
+        ("--atol", "inf", "--atol must be a finite number >= 0, got inf"),
+        ("--rounding", "-2", "--rounding must be a finite number >= 0, got -2.0"),
+        ("--steps", "0", "--steps must be a whole number >= 1, got 0"),
     ],
 )
 def test_a_bad_option_is_one_error_with_status_2(

@@ -211,7 +211,10 @@ def export(
 ) -> None:
     """Write the run's metrics and statistics tables in another format."""
     from annlens.io import export as export_tables
+    from annlens.io.export import FORMATS
 
+    if format not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
     paths = _guarded(lambda: export_tables(run_dir, format=format))
     for written in paths:
         _text(str(written))
@@ -261,8 +264,20 @@ def compare(
     beyond the tolerance.
     """
     from annlens.analysis.compare import parity_table, trajectory_table, verdict
+    from annlens.analysis.compare.measure import check_tolerance
 
+    # checked here so that the message names the option, not the argument
+    if steps < 1:
+        _fail(f"--steps must be a whole number >= 1, got {steps}")
     limits = (tolerance, atol, rounding)
+    options = ("--tolerance", "--atol", "--rounding")
+    for value, option in zip(limits, options, strict=True):
+        if value is None:
+            continue
+        try:
+            check_tolerance(value, option)
+        except ConfigError as error:
+            _fail(str(error))
     comparisons, report_path = _guarded(
         lambda: _compare(experiment, steps, limits, list(set_ or []))
     )
