@@ -71,8 +71,45 @@ def test_infinite_feature_values_are_refused_by_column():
     x = np.ones((6, 2))
     x[1, 1] = np.inf
 
-    with pytest.raises(DataError, match=r"1 infinite values in feature columns 'b'"):
+    with pytest.raises(
+        DataError, match=r"1 infinite value\(s\) in feature columns 'b'"
+    ):
         dataset_from_arrays(x, [0, 1] * 3, feature_names=["a", "b"])
+
+
+def test_an_infinite_feature_value_is_named_by_its_row_and_csv_line(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]})
+    frame.loc[2, "a"] = np.inf
+    path = _csv(tmp_path, frame)
+
+    with pytest.raises(DataError) as caught:
+        load_dataset("csv", path=path, target="y")
+
+    assert "the first at data row 2 (line 4 of data.csv)" in str(caught.value)
+
+
+def test_a_csv_separated_by_semicolons_is_refused_naming_the_separator(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("a;b;y\n" + "".join(f"{i};{i};{i % 2}\n" for i in range(8)))
+
+    with pytest.raises(DataError) as caught:
+        load_dataset("csv", path=path, target="y")
+
+    message = str(caught.value)
+    assert "semi.csv: the header reads as one column 'a;b;y'" in message
+    assert "separated by semicolons, but annlens expects commas" in message
+
+
+def test_an_npz_whose_feature_table_is_not_named_x_says_how_to_name_it(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, features=np.ones((6, 2)), y=np.array([0, 1] * 3))
+
+    with pytest.raises(DataError) as caught:
+        load_dataset("npz", path=path)
+
+    message = str(caught.value)
+    assert "d.npz: holds the 2-D array(s) 'features'" in message
+    assert "np.savez(path, x=features, y=targets)" in message
 
 
 def test_single_class_is_refused(tmp_path):

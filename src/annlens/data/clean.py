@@ -46,9 +46,11 @@ def check_features(raw: RawData) -> NDArray[np.float64]:
     infinite = np.isinf(x)
     if infinite.any():
         columns = _column_counts(infinite, raw.feature_names)
+        first = describe_row(int(np.argmax(infinite.any(axis=1))), raw.source)
         raise DataError(
-            f"{raw.name}: {int(infinite.sum())} infinite values in feature "
-            f"columns {columns}; help: replace them or drop those rows"
+            f"{raw.name}: {int(infinite.sum())} infinite value(s) in feature "
+            f"columns {columns}; the first at {first}, counting from 0; help: "
+            "replace them or drop those rows"
         )
     return x
 

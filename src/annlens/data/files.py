@@ -190,6 +190,7 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
         _refuse_ragged(file, separator)
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
+    _refuse_other_separator(file, columns, separator)
     name = _pick_column(columns, target, file)
     source = Source(str(file), separator, len(frame))
 
@@ -223,6 +224,21 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
         description=f"Read from {file}.",
         source=source,
     )
+
+
+def _refuse_other_separator(file: Path, columns: list[str], separator: str) -> None:
+    """Refuse a header that reads as one column holding another separator."""
+    if len(columns) != 1:
+        return
+    for other, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+        if other != separator and other in columns[0]:
+            expected = "tabs" if separator == "\t" else "commas"
+            raise DataError(
+                f"{file.name}: the header reads as one column {columns[0]!r}: "
+                f"its fields are separated by {name}, but annlens expects "
+                f"{expected} in a {file.suffix or 'CSV'} file; help: save the "
+                "file with commas (or tabs, named .tsv)"
+            )
 
 
 def _refuse_ragged(file: Path, separator: str) -> None:
@@ -360,6 +376,14 @@ def _read_npz(file: Path, target: str | int | None) -> RawData:
         arrays = {key: archive[key] for key in archive.files}
     if "x" in arrays and "y" in arrays:
         return _from_xy(file, arrays, target)
+    tables = [key for key, value in arrays.items() if np.ndim(value) == 2]
+    if tables:
+        raise DataError(
+            f"{file.name}: holds the 2-D array(s) {', '.join(map(repr, tables))} "
+            f"among {', '.join(map(repr, arrays))}; expected arrays 'x' "
+            "(samples, features) and 'y' (the targets), or one 1-D array per "
+            "column; help: save the archive as np.savez(path, x=features, y=targets)"
+        )
     return _from_columns(file, arrays, target)
 
 
