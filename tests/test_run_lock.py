@@ -211,3 +211,27 @@ def test_a_second_process_cannot_resume_a_running_run(tmp_path):
     assert manifest(folder)["status"] == "completed"
     reference = run_experiment(config, out=tmp_path / "reference").directory
     assert_same_run(reference, folder, ["base"])
+
+
+def test_a_run_directory_that_cannot_be_locked_is_refused_in_one_line(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    import filelock
+
+    class ReadOnly:
+        def __init__(self, path: str, timeout: float) -> None:
+            self.path = path
+
+        def acquire(self) -> None:
+            raise OSError(errno.EROFS, "Read-only file system", self.path)
+
+    monkeypatch.setattr(filelock, "FileLock", ReadOnly)
+    with pytest.raises(ConfigError) as caught:
+        RunLock(tmp_path).acquire()
+
+    message = str(caught.value)
+    assert message.startswith(f"cannot lock run directory {str(tmp_path)!r}")
+    assert "Read-only file system" in message
+    assert "help: copy the run directory somewhere writable" in message

@@ -85,7 +85,8 @@ class RunLock:
             Another process (or another RunLock in this one) holds it; the
             message names the run directory and the holder's PID and host.
         ConfigError
-            The run directory does not exist.
+            The run directory does not exist, or its lock file cannot be
+            made (a read-only file system).
         """
         from filelock import FileLock, Timeout
 
@@ -98,6 +99,14 @@ class RunLock:
             lock.acquire()
         except Timeout:
             raise RunLockedError(self._refusal()) from None
+        except OSError as error:  # a read-only or full file system, a folder
+            # this user may not write
+            raise ConfigError(
+                f"cannot lock {self._where()}: {error.strerror or error} at "
+                f"{str(self.path)!r}; runs, resumes, reports, exports and "
+                "comparisons write into the run directory, so it must be "
+                "writable; help: copy the run directory somewhere writable"
+            ) from error
         try:
             write_json(self.holder_path, _holder())
         except BaseException:
