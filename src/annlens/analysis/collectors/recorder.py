@@ -53,7 +53,7 @@ from annlens.analysis.collectors.wiring import (
     make_hook,
     matches,
 )
-from annlens.errors import ConfigError, StateError
+from annlens.errors import ConfigError, StateError, did_you_mean
 
 __all__ = ["FORMAT", "VERSION", "Recorder"]
 
@@ -142,6 +142,9 @@ class Recorder:
         self.parameter_every = int(parameter_every)
         if not isinstance(variant, str):
             raise ConfigError(f"Recorder variant must be a string, got {variant!r}")
+        _check_model(model)
+        _check_layer_filter(model, layers)
+        _check_keep(keep_stages, keep_bytes)
         self.model = model
         self.every = int(every)
         self.variant = variant
@@ -423,3 +426,52 @@ class Recorder:
             f"variant={self.variant!r}, "
             f"stats=[{names}]; {status}, {len(self.stats)} rows)"
         )
+
+
+def _check_model(model: Any) -> None:
+    """A recorder observes a model with layers, a run state and hook points."""
+    if not all(hasattr(model, a) for a in ("layers", "state", "register_hook")):
+        raise ConfigError(
+            f"Recorder observes a model (annlens.Sequential), got "
+            f"{type(model).__name__} {model!r:.60}; help: Recorder(model, ...)"
+        )
+
+
+def _check_layer_filter(model: Any, layers: Any) -> None:
+    """A ``layers=`` filter that selects no layer is refused, with a suggestion."""
+    if layers is None or any(matches(layer, layers) for layer in model.layers):
+        return
+    names = [layer.name for layer in model.layers]
+    hint = did_you_mean(layers, names) if isinstance(layers, str) else ""
+    raise ConfigError(
+        f"Recorder layers={layers!r} selects none of the model's layers "
+        f"{names}{hint}; help: give a layer name, a glob such as 'dense_*', "
+        "a layer type or a predicate"
+    )
+
+
+def _check_keep(stages: Sequence[str] | None, max_bytes: Any) -> None:
+    """``keep_stages`` names known stages; ``keep_bytes`` is an integer >= 0."""
+    if (
+        isinstance(max_bytes, bool)
+        or not isinstance(max_bytes, (int, np.integer))
+        or max_bytes < 0
+    ):
+        raise ConfigError(
+            f"Recorder keep_bytes must be a non-negative integer, got {max_bytes!r}"
+        )
+    if stages is None:
+        return
+    if isinstance(stages, str):
+        raise ConfigError(
+            f"Recorder keep_stages takes a list of stages, got the string "
+            f"{stages!r}; help: keep_stages=[{stages!r}]"
+        )
+    known = list(STAGE_ORDER)
+    for stage in stages:
+        if not isinstance(stage, str) or stage_family(stage) not in STAGE_ORDER:
+            raise ConfigError(
+                f"Recorder keep_stages: unknown stage {stage!r}"
+                f"{did_you_mean(str(stage), known)}; known: {', '.join(known)} "
+                "(a parameter's stage may name it, as in 'gradient:W')"
+            )

@@ -103,6 +103,10 @@ class Reductions:
         """``Σ x²``, the squared L2 norm."""
         if self._sumsq is None:
             self._sumsq = float(np.dot(self.flat, self.flat))
+            if not math.isfinite(self._sumsq):
+                wide = _widened(self.flat)
+                if wide is not None:
+                    self._sumsq = float(np.dot(wide, wide))
         return self._sumsq
 
     def min(self) -> float:
@@ -230,8 +234,25 @@ def _total(flat: Array) -> float:
     if flat.dtype.kind != "f":
         return float(np.add.reduce(flat))
     if flat.size <= _DOT_SUM_LIMIT:
-        return float(np.dot(flat, _ones(_DOT_SUM_LIMIT, flat.dtype)[: flat.size]))
-    return float(np.einsum("i->", flat))
+        total = float(np.dot(flat, _ones(_DOT_SUM_LIMIT, flat.dtype)[: flat.size]))
+    else:
+        total = float(np.einsum("i->", flat))
+    if not math.isfinite(total):
+        wide = _widened(flat)
+        if wide is not None:
+            total = float(np.einsum("i->", wide))
+    return total
+
+
+def _widened(flat: Array) -> Array | None:
+    """``flat`` in float64 when it is narrower, for a sum that overflowed.
+
+    A float32 array of finite values near 1e38 has a sum (or sum of squares)
+    beyond float32's range: in float64 it is finite, so that a statistic is
+    not reported as Inf while the values are finite. None for float64, where
+    an Inf sum means Inf or NaN values (or values near 1e308).
+    """
+    return flat.astype(np.float64) if flat.dtype.itemsize < 8 else None
 
 
 _SCRATCH: dict[np.dtype, Array] = {}
@@ -266,8 +287,8 @@ def histogram_counts(flat: Array, lo: float, hi: float, bins: int) -> NDArray[np
     Notes
     -----
     The bin of ``x`` is ``floor((x - lo) * bins / (hi - lo))``, clipped to
-    ``bins - 1``: one subtraction, one product and a ``bincount``, about three
-    times faster than ``np.histogram``. The counts equal those of
+    ``[0, bins - 1]``: one product, one subtraction and a ``bincount``, about
+    three times faster than ``np.histogram``. The counts equal those of
     ``np.histogram(flat, bins, range=(lo, hi))`` except for a value within
     rounding of an inner edge, which may land in the neighbouring bin.
     """
@@ -277,10 +298,13 @@ def histogram_counts(flat: Array, lo: float, hi: float, bins: int) -> NDArray[np
     if hi <= lo:
         counts[0] = flat.size
         return counts
-    index = np.subtract(flat, flat.dtype.type(lo))
-    index *= flat.dtype.type(bins / (hi - lo))
+    # x * scale - lo * scale rather than (x - lo) * scale: x - lo overflows in
+    # float32 when the values span more than float32's range
+    scale = bins / (hi - lo)
+    index = np.multiply(flat, flat.dtype.type(scale))
+    index -= flat.dtype.type(lo * scale)
     positions = index.astype(np.intp)
-    np.minimum(positions, bins - 1, out=positions)
+    np.clip(positions, 0, bins - 1, out=positions)
     counts += np.bincount(positions, minlength=bins)
     return counts
 
