@@ -37,13 +37,14 @@ in a :class:`~annlens.errors.HookError`; :func:`unwrap` recovers the
 NonFiniteError for the user.
 
 What the cheap checks leave out: a NaN or Inf that reaches neither the loss
-nor any update is not reported, such as a pre-activation that overflows to Inf
-where ``tanh`` or a sigmoid saturates it to a finite value (its gradient there
-is 0), or a parameter made infinite between steps (by a constraint or a
-callback) behind such a unit. To check every stage of every step, register the
-hooks for good with ``trainer.guard.install()``; the trainer then meets the
-error at its stage in the first pass. The user's hooks run twice at a failing
-step (the pass that failed and the replay); callbacks see it once.
+nor any update is not reported, such as a pre-activation that overflows to
+Inf where ``tanh`` or a sigmoid saturates it to a finite value (its gradient
+there is 0) or to -Inf where ReLU maps it to 0, or a parameter made infinite
+between steps (by a constraint or a callback) behind such a unit. To check
+every stage of every step, register the hooks for good with
+``trainer.guard.install()``; the trainer then meets the error at its stage in
+the first pass. The user's hooks run twice at a failing step (the pass that
+failed and the replay); callbacks see it once.
 """
 
 from __future__ import annotations

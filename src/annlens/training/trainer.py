@@ -89,10 +89,14 @@ class Trainer(TrainingLoop, TrainerState):
     seed : int, optional
         Fixes the order of the data; by default derived from ``model.seed``.
     nan_guard : bool
-        Stop at the first NaN or Inf with :class:`~annlens.errors.NonFiniteError`,
-        naming the step, layer and stage where it appeared, and leave the model
-        and optimizer as they were before the failing step. Each step checks
-        the loss and the proposed updates; only a step that fails is replayed
+        Stop at the first NaN or Inf that reaches the loss or an update, with
+        :class:`~annlens.errors.NonFiniteError`, naming the step, layer and
+        stage where it appeared, and leave the model and optimizer as they
+        were before the failing step. A non-finite value that a unit hides
+        (an Inf pre-activation that ReLU, tanh or a sigmoid maps to a finite
+        value) is caught only with ``trainer.guard.install()``. Each step
+        checks the loss and the proposed updates; only a step that fails is
+        replayed
         with a checking hook at every stage to find the place (see
         :mod:`annlens.training.guard`, also for its cost). Inside a step and
         ``evaluate`` it stands in for NumPy's overflow and invalid-value
