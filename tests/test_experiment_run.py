@@ -26,6 +26,7 @@ from experiment_support import (
     assert_same_tensors,
     checkpoint_tensors,
     manifest,
+    only_run_dir,
     tiny,
     two_variants,
     write_experiment,
@@ -408,3 +409,19 @@ def test_a_run_without_a_config_file_records_the_commit_of_annlens_itself(tmp_pa
     recorded = json.loads((result.directory / "manifest.json").read_text())["git"]
     assert recorded is not None  # the tests run from a git checkout
     assert recorded == git_state(project_root())
+
+
+def test_a_run_that_fails_says_how_to_continue_it(tmp_path, monkeypatch, caplog):
+    from annlens.experiment import runner
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "tensors.safetensors")
+
+    monkeypatch.setattr(runner, "_train_variant", disk_full)
+    with pytest.raises(OSError), caplog.at_level("WARNING", logger="annlens"):
+        run_experiment(tiny(), out=tmp_path)
+
+    run_dir = only_run_dir(tmp_path)
+    assert manifest(run_dir)["status"] == "failed"
+    expected = f"continue the run with: annlens resume {run_dir}"
+    assert any(expected in record.getMessage() for record in caplog.records)

@@ -358,6 +358,10 @@ def _stopping(run_dir: RunDir) -> Iterator[None]:
         raise
     except BaseException:
         run_dir.finish("failed")
+        logger.warning(
+            "failed; once the cause is fixed, continue the run with: annlens resume %s",
+            run_dir.path,
+        )
         raise
 
 
