@@ -564,3 +564,12 @@ def test_a_bad_setting_of_a_named_object_is_named_by_its_config_key(changes, exp
     with pytest.raises(ConfigError) as caught:
         build_all(validate(config))
     assert str(caught.value).startswith(expected)
+
+
+def test_a_variant_name_longer_than_100_characters_is_refused():
+    config = {**tiny(), "variants": [{"name": "v" * 101}]}
+    with pytest.raises(ConfigError) as caught:
+        validate(config)
+    assert "variants.0.name: String should have at most 100 characters" in str(
+        caught.value
+    )

@@ -52,6 +52,13 @@ def test_create_never_reuses_a_folder(tmp_path, run):
     assert third.name == "20240501-123015-digits_mlp-3"
 
 
+def test_a_long_experiment_name_is_cut_to_100_characters_in_the_folder(tmp_path):
+    run = RunDir.create(tmp_path, "x" * 300, when=WHEN)
+
+    assert run.path.name == "20240501-123015-" + "x" * 100
+    assert run.checkpoints_dir.is_dir()
+
+
 def test_config_is_written_as_toml_and_reads_back(run):
     config = {
         "seed": 3,

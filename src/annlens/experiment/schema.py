@@ -249,8 +249,9 @@ class Variant(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    # the name labels checkpoints and files, so it is a plain file name
-    name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+    # the name labels checkpoints and files, so it is a plain file name, short
+    # enough that "<name>-best" fits a file system's 255-byte limit with room
+    name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     seed: int | None = Field(default=None, ge=0)
     data: dict[str, Any] | None = None

@@ -88,12 +88,14 @@ class RunDir:
 
         The folder is ``<YYYYmmdd-HHMMSS>-<name>`` in local time, with ``-2``,
         ``-3``, ... appended when that exists already. ``name`` keeps letters,
-        digits, ``.``, ``_`` and ``-``; other characters become ``_``.
+        digits, ``.``, ``_`` and ``-``; other characters become ``_``, and
+        only its first 100 characters are kept, so that a long experiment
+        name still makes a folder name the file system takes.
         """
         base = Path(root)
         base.mkdir(parents=True, exist_ok=True)
         stamp = (when or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
-        label = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".") or "run"
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100].strip(".") or "run"
         for count in range(1, 10_000):
             suffix = "" if count == 1 else f"-{count}"
             path = base / f"{stamp}-{label}{suffix}"
