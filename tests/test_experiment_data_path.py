@@ -74,3 +74,33 @@ def test_a_run_started_and_resumed_elsewhere_finds_its_data(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["resume", str(run), "--quiet"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_plain_npy_array_takes_its_target_column_by_index(tmp_path):
+    from annlens.experiment.build import build_data
+
+    rng = np.random.default_rng(0)
+    table = np.column_stack([rng.normal(size=(40, 3)), np.arange(40) % 2])
+    np.save(tmp_path / "xy.npy", table)
+    config = {"data": {"name": "npy", "path": "xy.npy", "target": 3}}
+    path = write_experiment(tmp_path / "e.toml", config)
+
+    data = build_data(load_config(path))
+
+    assert data.n_features == 3
+    assert data.task == "classification"
+
+
+def test_a_target_that_is_neither_text_nor_an_index_names_the_key(tmp_path):
+    import pytest
+
+    from annlens.errors import ConfigError
+
+    config = {"data": {"name": "npy", "path": "xy.npy", "target": True}}
+    path = write_experiment(tmp_path / "e.toml", config)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (
+        "data.target: Input should be a valid string or a valid integer (got True)"
+        in str(caught.value)
+    )

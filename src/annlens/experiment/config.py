@@ -237,8 +237,9 @@ def _key_of(loc: tuple[Any, ...]) -> str:
             parts.append(str(part))
             continue
         fields = getattr(model, "model_fields", None)
-        if fields is None:  # inside a free table (a variant's sections, settings)
-            parts.append(str(part))
+        if fields is None:  # a free table (a variant's sections), or a value
+            if part not in _TAGS:  # such as target: str | int, tagged "str", "int"
+                parts.append(str(part))
             continue
         field = fields.get(part)
         if field is None:

@@ -49,7 +49,9 @@ class Named(BaseModel):
 class DataSection(Section):
     name: str = "digits"
     path: str | None = None
-    target: str | None = None
+    # a column name, or a column's index (from 0) where the file has no names
+    # (a plain 2-D .npy array)
+    target: str | int | None = None
     # a .npy file of targets, (samples,) or (samples, outputs), for the
     # features in path
     target_path: str | None = None
