@@ -247,3 +247,16 @@ def test_resume_experiment_reads_a_completed_run_back_as_it_is(completed):
 def test_load_config_refuses_a_mistyped_override_as_the_command_line_does(value):
     with pytest.raises(ConfigError, match="is not a valid TOML value"):
         load_config(None, [value])
+
+
+def test_data_too_large_for_memory_is_one_error_line(tmp_path):
+    config = tiny(data={"name": "moons", "n_samples": 10**13})
+    path = write_experiment(tmp_path / "huge.toml", config)
+
+    result = invoke("run", path, "--quiet", "--out", tmp_path / "runs")
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    assert message.startswith("error: out of memory: Unable to allocate")
+    assert "help: use less data (data.n_samples" in message

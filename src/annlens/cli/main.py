@@ -44,8 +44,10 @@ def _guarded(action: Callable[[], T]) -> T:
     markup, so brackets in it are shown. Trouble with the user's files is
     reported the same way: a file that cannot be read or written (OSError),
     one that is not text (UnicodeDecodeError) or not valid TOML or JSON
-    (ValueError, which both decoders' errors are), and a missing optional
-    extra (ImportError, whose message names the extra to install).
+    (ValueError, which both decoders' errors are), a missing optional
+    extra (ImportError, whose message names the extra to install), and an
+    array that does not fit in memory (MemoryError, as from a huge
+    data.n_samples).
     """
     try:
         return action()
@@ -55,6 +57,12 @@ def _guarded(action: Callable[[], T]) -> T:
         if not _from_a_decoder(error):
             raise
         _fail(f"{type(error).__name__}: {error}")
+    except MemoryError as error:
+        _fail(
+            f"out of memory: {error or 'an array did not fit'}; help: use less "
+            "data (data.n_samples, a smaller file), a smaller model or batch, or "
+            "fewer collected tensors (collect.tensor_steps)"
+        )
 
 
 def _fail(message: str) -> NoReturn:
