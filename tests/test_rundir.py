@@ -264,3 +264,32 @@ def test_no_temporary_files_are_left_behind(run):
         "manifest.json",
         "metrics.parquet",
     ]
+
+
+def test_a_damaged_manifest_is_refused_naming_the_file(run):
+    run.start(seed=0)
+    run.manifest_path.write_text("{")
+
+    with pytest.raises(ConfigError) as caught:
+        run.read_manifest()
+
+    message = str(caught.value)
+    assert message.startswith(f"{str(run.manifest_path)!r} is not valid JSON")
+    assert "help: the file is damaged" in message
+
+
+def test_a_damaged_config_is_refused_naming_the_file(run):
+    run.write_config({"name": "x"})
+    run.config_path.write_text("x =")
+
+    with pytest.raises(ConfigError, match=r"config.toml' is not valid TOML"):
+        run.read_config()
+
+
+def test_a_missing_or_damaged_table_is_refused_naming_the_file(run):
+    with pytest.raises(ConfigError, match=r"metrics.parquet' is missing"):
+        run.read_metrics()
+
+    run.metrics_path.write_bytes(b"junk")
+    with pytest.raises(ConfigError, match=r"cannot read the table .*metrics.parquet"):
+        run.read_metrics()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 
 from annlens.io import RunDir
 from annlens.io.atomic import write_json
+from annlens.io.rundir import read_json
 
 logger = logging.getLogger("annlens")
 
@@ -103,7 +103,7 @@ def build(path: Path, figures: list[Any], save_figures: bool = True) -> Path:
 
     run_dir = RunDir.open(path)
     findings_file = run_dir.path / "findings.json"
-    findings = json.loads(findings_file.read_text()) if findings_file.exists() else None
+    findings = read_json(findings_file) if findings_file.exists() else None
     figure_dir = run_dir.figures_dir if save_figures else None
     report = build_report(
         run_dir.path, findings=findings, figures=figures, figure_dir=figure_dir

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -42,6 +41,7 @@ from annlens.experiment.targets import (
 from annlens.io import RunDir, restore
 from annlens.io.atomic import write_json
 from annlens.io.manifest import now_utc, project_root
+from annlens.io.rundir import read_json
 from annlens.training import EarlyStopping, Trainer
 
 logger = logging.getLogger("annlens")
@@ -149,7 +149,7 @@ def _restore_last(parts: Parts, trainer: Trainer, last: Path) -> None:
 
 def _finished_variant(parts: Parts, trainer: Trainer, done: Path) -> VariantResult:
     """The result of a variant that finished, from its restored state and record."""
-    record = json.loads(done.read_text())
+    record = read_json(done)
     test, stopped = record["test"], record.get("stopped")
     return VariantResult(
         parts.name, parts, trainer.history, test, parts.recorder, stopped
@@ -466,6 +466,6 @@ def _stored_run(experiment: Experiment, run_dir: RunDir, parts: list[Parts]) -> 
         {result.name: result for result in results},
         run_dir.read_metrics(),
         run_dir.read_statistics(),
-        json.loads(findings_file.read_text()) if findings_file.exists() else [],
+        read_json(findings_file) if findings_file.exists() else [],
         run_dir.report_path if run_dir.report_path.exists() else None,
     )

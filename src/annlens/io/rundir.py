@@ -237,9 +237,12 @@ class RunDir:
                 import tomllib
             except ImportError:  # Python 3.10
                 import tomli as tomllib  # type: ignore[no-redef]
-            return tomllib.loads(toml_path.read_text(encoding="utf-8"))
+            try:
+                return tomllib.loads(toml_path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+                raise ConfigError(_damaged(toml_path, "TOML", error)) from error
         if json_path.exists():
-            return dict(json.loads(json_path.read_text(encoding="utf-8")))
+            return dict(read_json(json_path))
         raise ConfigError(f"run directory {str(self.path)!r} holds no config")
 
     def start(
@@ -304,7 +307,13 @@ class RunDir:
         """The manifest as a dict."""
         if not self.manifest_path.is_file():
             raise ConfigError(f"run directory {str(self.path)!r} has no {MANIFEST}")
-        return dict(json.loads(self.manifest_path.read_text(encoding="utf-8")))
+        manifest = read_json(self.manifest_path)
+        if not isinstance(manifest, dict):
+            raise ConfigError(
+                f"{str(self.manifest_path)!r} holds {type(manifest).__name__}, "
+                "not a JSON object; help: the file is damaged or was edited"
+            )
+        return manifest
 
     # -- tables -------------------------------------------------------------------
 
@@ -407,3 +416,18 @@ def _drop_none(value: Any, where: str = "config") -> Any:
             raise ConfigError(f"{where} holds None in a list, which TOML cannot write")
         return [_drop_none(item, f"{where}[{i}]") for i, item in enumerate(value)]
     return value
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value of a file of a run directory, or a ConfigError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(_damaged(path, "JSON", error)) from error
+
+
+def _damaged(path: Path, kind: str, error: Exception) -> str:
+    return (
+        f"{str(path)!r} is not valid {kind} ({error}); help: the file is damaged "
+        "or was edited by hand; put it back as annlens wrote it"
+    )

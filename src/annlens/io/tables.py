@@ -79,10 +79,28 @@ def write_parquet(path: str | os.PathLike[str], table: Any) -> Path:
 
 
 def read_parquet(path: str | os.PathLike[str]) -> Any:
-    """Read a Parquet table into a DataFrame."""
+    """Read a Parquet table into a DataFrame.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or is not a Parquet table; the message names it.
+    """
     import pandas as pd
 
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError as error:
+        raise ConfigError(
+            f"the table {str(path)!r} is missing; help: a run writes it when "
+            "it completes (annlens resume finishes a stopped run); if the run "
+            "had completed, the file was removed since: run the experiment again"
+        ) from error
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise ConfigError(
+            f"cannot read the table {str(path)!r}: {error}; help: the file is "
+            "damaged; run the experiment again to rebuild it"
+        ) from error
 
 
 class TableWriter:
