@@ -343,3 +343,22 @@ def test_a_shape_refusal_says_what_the_width_is():
         "loss 'mse' does not fit the data (regression, 1 target column): "
     )
     assert "the model's output width is 3)" in message
+
+
+def test_the_summary_says_the_test_score_comes_from_the_best_epoch(tmp_path):
+    config = tiny(training={"epochs": 2, "early_stopping": {"patience": 1}})
+    result = run_experiment(config, out=tmp_path)
+    console = Console(width=200, record=True)
+    console.print(result.summary_table())
+    text = " ".join(console.export_text().split())
+    assert "test: scored with the weights of the best epoch" in text
+    assert "the losses are the last epoch's" in text
+
+
+def test_without_restore_best_the_summary_has_no_best_epoch_note(tmp_path):
+    stopping = {"patience": 1, "restore_best": False}
+    config = tiny(training={"epochs": 2, "early_stopping": stopping})
+    result = run_experiment(config, out=tmp_path)
+    console = Console(width=200, record=True)
+    console.print(result.summary_table())
+    assert "best epoch" not in console.export_text()

@@ -133,6 +133,22 @@ class Run:
                 f"loss of {', '.join(scaled)} on standardised targets "
                 "(y - mean) / std; test rmse in the target's own units"
             )
+        restored = [
+            name
+            for name, result in self.variants.items()
+            if _restores_best(result.parts.experiment)
+        ]
+        if restored:
+            which = (
+                ""
+                if len(restored) == len(self.variants)
+                else (f" of {', '.join(restored)}")
+            )
+            note = (
+                f"test{which}: scored with the weights of the best epoch "
+                "(early_stopping.restore_best); the losses are the last epoch's"
+            )
+            table.caption = f"{table.caption}\n{note}" if table.caption else note
         for column in ("variant", "epochs", f"train loss{unit}", f"val loss{unit}"):
             table.add_column(column, no_wrap=True)
         table.add_column("test", no_wrap=True)
@@ -153,6 +169,12 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.directory)!r}, variants={list(self.variants)})"
+
+
+def _restores_best(experiment: Any) -> bool:
+    """Whether early stopping puts the best epoch's weights back at the end."""
+    stopping = experiment.training.early_stopping
+    return stopping is not None and bool(stopping.restore_best)
 
 
 def _number(value: Any) -> str:
