@@ -362,3 +362,22 @@ def test_without_restore_best_the_summary_has_no_best_epoch_note(tmp_path):
     console = Console(width=200, record=True)
     console.print(result.summary_table())
     assert "best epoch" not in console.export_text()
+
+
+def test_binary_cross_entropy_on_a_continuous_target_says_to_use_mse():
+    from annlens.experiment.build import build_all
+
+    config = tiny(data={"name": "diabetes"}, loss={"name": "bce"})
+    with pytest.raises(LabelError) as caught:
+        build_all(validate(config))
+
+    message = str(caught.value)
+    assert message.startswith(
+        "loss 'binary_cross_entropy' does not fit the data (regression, 1 target "
+        "column): it takes targets in [0, 1] (probabilities of class 1), but the "
+        "target is a continuous number from "
+    )
+    assert "(1 values outside)" not in message
+    assert message.endswith(
+        "help: use loss.name = 'mse' (or 'auto') for a continuous target"
+    )

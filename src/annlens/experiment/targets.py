@@ -282,6 +282,17 @@ def _mismatch(loss: Any, data: Any, outputs: int) -> str:
             "loss.name = 'softmax_cross_entropy' (or 'auto') for more than two "
             "classes"
         )
+    if isinstance(loss, BinaryCrossEntropy) and data.task == "regression":
+        own = np.asarray(data.inverse_transform_target(data.y_train), dtype=float)
+        low, high = float(np.nanmin(own)), float(np.nanmax(own))
+        outside = float(np.mean((own < 0.0) | (own > 1.0)))
+        if outside > 0.05:  # a continuous target, not a few stray values
+            return (
+                "it takes targets in [0, 1] (probabilities of class 1), but the "
+                f"target is a continuous number from {low:.4g} to {high:.4g} in "
+                "the training split; help: use loss.name = 'mse' (or 'auto') for "
+                "a continuous target"
+            )
     return ""
 
 
