@@ -43,3 +43,18 @@ def test_the_resume_section_says_a_missing_report_is_written():
     resuming = text.split("## Resuming", 1)[1].split("##", 1)[0]
     assert "writes nothing, unless" in resuming
     assert "`report.html` were written; those are then written" in resuming
+
+
+def test_the_doc_says_where_kept_tensors_go(tmp_path):
+    from annlens.experiment import run_experiment
+    from experiment_support import tiny
+
+    text = " ".join(DOC.read_text().split())
+    assert (
+        "not written to the run directory: `run.variants[name].recorder.tensors()`"
+        in text
+    )
+    config = tiny(collect={"tensor_steps": [0]}, training={"epochs": 1})
+    run = run_experiment(config, out=tmp_path)
+    kept = run.variants["base"].recorder.tensors()
+    assert kept and all(step == 0 for step, _, _ in kept)
