@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from annlens.cli.main import app
+from annlens.errors import ConfigError
 from annlens.experiment import run_experiment
 from annlens.io import RunDir
 from experiment_support import (
@@ -367,3 +368,13 @@ def test_a_run_directory_with_a_damaged_manifest_is_refused_in_one_line(tmp_path
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert "manifest.json' is not valid JSON" in " ".join(result.output.split())
+
+
+def test_export_into_a_file_is_refused_naming_it(finished, tmp_path):
+    from annlens.io import export as export_tables
+
+    blocker = tmp_path / "export"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError) as caught:
+        export_tables(finished, format="csv", out_dir=blocker)
+    assert str(caught.value).startswith(f"cannot export into {str(blocker)!r}")

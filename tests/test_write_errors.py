@@ -54,3 +54,11 @@ def test_a_full_disk_names_the_streamed_table(tmp_path, monkeypatch):
     with pytest.raises(OSError) as caught:
         writer.close()
     assert caught.value.filename == str(target)
+
+
+def test_a_folder_where_a_file_goes_is_named_not_the_temporary(tmp_path):
+    (tmp_path / "report.html").mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        atomic.write_text(tmp_path / "report.html", "<html></html>")
+    assert caught.value.filename == str(tmp_path / "report.html")
+    assert list(tmp_path.iterdir()) == [tmp_path / "report.html"]

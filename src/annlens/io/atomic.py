@@ -10,6 +10,7 @@ old file (or none) plus, at worst, a stray ``.<name>.tmp-*`` file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -72,6 +73,10 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     ...     handle.write("complete or absent")
     """
     final = Path(path)
+    if final.is_dir():  # os.replace would fail naming the hidden temporary file
+        raise IsADirectoryError(
+            errno.EISDIR, "a folder is where annlens writes a file", str(final)
+        )
     temporary = temporary_sibling(final)
     encoding = None if "b" in mode else "utf-8"
     try:

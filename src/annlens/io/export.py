@@ -73,6 +73,11 @@ def _export(
         )
 
     target = Path(out_dir) if out_dir is not None else run.export_dir
+    if target.exists() and not target.is_dir():
+        raise ConfigError(
+            f"cannot export into {str(target)!r}: it is a file, where the "
+            "exported tables go into a folder; help: move the file away"
+        )
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name in chosen:
