@@ -9,6 +9,7 @@ traceback, and leaves no run directory behind.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from annlens.cli.main import app
 from annlens.errors import ConfigError
 from annlens.experiment import run_experiment
 from annlens.io import RunDir
+from annlens.io.atomic import write_json
 from experiment_support import (
     manifest,
     only_run_dir,
@@ -228,6 +230,18 @@ def test_inspect_a_run_shows_status_metrics_and_checkpoints(finished):
     last = text.split("last epoch of each variant:")[1].splitlines()
     assert last[3].split()[:2] == ["base", "2"]  # epoch 2 of 2, shown from 1
     assert "val_accuracy" in text
+    assert "training time (s): " in text  # figures and the report come after
+
+
+def test_inspect_a_run_leaves_out_what_the_manifest_does_not_know(finished, tmp_path):
+    copy = Path(shutil.copytree(finished, tmp_path / "run"))
+    manifest = RunDir(copy).read_manifest()
+    write_json(RunDir(copy).manifest_path, {**manifest, "git": None})
+
+    text = invoke("inspect", copy).stdout
+
+    assert "git:" not in text
+    assert "None" not in text
 
 
 def test_inspect_a_missing_path_exits_2(tmp_path):

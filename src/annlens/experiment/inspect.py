@@ -44,13 +44,18 @@ def _checkpoint_text(path: Path) -> str:
     return "\n".join(lines)
 
 
+#: The manifest's end time and duration are those of training: figures and
+#: the report come after the manifest says completed (the report shows it).
+_LABELS = {"finished": "training finished", "duration_s": "training time (s)"}
+
+
 def _run_text(path: Path) -> str:
     run = RunDir.open(path)
     manifest = run.read_manifest()
     lines = [f"run {path}"]
     for key in ("status", "seed", "started", "finished", "duration_s", "git"):
-        if key in manifest:
-            lines.append(f"  {key}: {manifest[key]}")
+        if manifest.get(key) is not None:
+            lines.append(f"  {_LABELS.get(key, key)}: {manifest[key]}")
     if run.metrics_path.exists():
         metrics = run.read_metrics()
         last = metrics.groupby("variant").tail(1).set_index("variant")

@@ -191,8 +191,8 @@ def _provenance(manifest: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         ("python", "Python"),
         ("seed", "seed"),
         ("started", "started"),
-        ("finished", "finished"),
-        ("duration_s", "duration (s)"),
+        ("finished", "training finished"),
+        ("duration_s", "training time (s)"),
         ("status", "status"),
     ):
         if manifest.get(key) is not None:
