@@ -381,3 +381,32 @@ def test_binary_cross_entropy_on_a_continuous_target_says_to_use_mse():
     assert message.endswith(
         "help: use loss.name = 'mse' (or 'auto') for a continuous target"
     )
+
+
+# -- errors of a probability under binary cross-entropy ------------------------------
+
+
+def test_the_errors_of_a_logit_output_are_those_of_its_sigmoid():
+    from types import SimpleNamespace
+
+    from annlens.experiment.targets import regression_metrics
+    from annlens.losses import BinaryCrossEntropy
+
+    data = SimpleNamespace(target_std=None)
+    logits = np.array([[0.0], [np.log(3.0)], [-50.0]])
+    target = np.array([0.5, 0.5, 0.0])  # sigmoid(log 3) = 0.75
+    metrics = dict(regression_metrics(data, BinaryCrossEntropy()))
+
+    assert metrics["mae"](logits, target) == pytest.approx(0.25 / 3)
+    assert metrics["rmse"](logits, target) == pytest.approx(math.sqrt(0.0625 / 3))
+
+
+def test_the_errors_of_a_plain_regression_output_are_taken_as_they_are():
+    from types import SimpleNamespace
+
+    from annlens.experiment.targets import regression_metrics
+    from annlens.losses import MSE
+
+    metrics = dict(regression_metrics(SimpleNamespace(target_std=None), MSE()))
+
+    assert metrics["mae"](np.array([[2.0]]), np.array([0.5])) == pytest.approx(1.5)

@@ -82,7 +82,7 @@ def _trainer(
     if parts.data.task == "classification":
         metrics.append("accuracy")
     else:
-        metrics += regression_metrics(parts.data)
+        metrics += regression_metrics(parts.data, parts.loss)
     return Trainer(
         parts.model,
         parts.loss,

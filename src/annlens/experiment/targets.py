@@ -39,6 +39,10 @@ class ErrorMetric:
         Mean absolute error, or root mean squared error.
     std : ndarray, (outputs,) or None
         The targets' standardisation std (None: the targets are as loaded).
+    logits : bool
+        The output is a logit whose sigmoid is the prediction (under binary
+        cross-entropy, which applies the sigmoid itself): the error is
+        ``sigmoid(output) - target``, a probability's error.
 
     Notes
     -----
@@ -50,13 +54,16 @@ class ErrorMetric:
     computed over the whole split.
     """
 
-    def __init__(self, kind: str, std: Array | None) -> None:
+    def __init__(self, kind: str, std: Array | None, logits: bool = False) -> None:
         assert kind in ("mae", "rmse"), f"unknown error kind {kind!r}"
         self.kind = kind
         self.std = np.ones(1) if std is None else np.asarray(std, dtype=np.float64)
+        self.logits = logits
 
     def __call__(self, output: Array, target: Any) -> float:
         output = np.asarray(output, dtype=np.float64)
+        if self.logits:
+            output = 0.5 * (1.0 + np.tanh(0.5 * output))  # sigmoid, no overflow
         target = np.asarray(target, dtype=np.float64).reshape(output.shape)
         error = (output - target) * self.std
         if self.kind == "mae":
@@ -64,12 +71,22 @@ class ErrorMetric:
         return float(np.sqrt(np.mean(error**2)))
 
     def __repr__(self) -> str:
-        return f"ErrorMetric({self.kind!r}, std={self.std.tolist()})"
+        logits = ", logits=True" if self.logits else ""
+        return f"ErrorMetric({self.kind!r}, std={self.std.tolist()}{logits})"
 
 
-def regression_metrics(data: Any) -> list[tuple[str, ErrorMetric]]:
-    """``mae`` and ``rmse`` in the target's units, for a regression data set."""
-    return [(kind, ErrorMetric(kind, data.target_std)) for kind in ("mae", "rmse")]
+def regression_metrics(data: Any, loss: Any = None) -> list[tuple[str, ErrorMetric]]:
+    """``mae`` and ``rmse`` in the target's units, for a regression data set.
+
+    Under binary cross-entropy (probability targets) the output is a logit
+    and the errors are those of its sigmoid.
+    """
+    from annlens.losses import BinaryCrossEntropy
+
+    logits = isinstance(loss, BinaryCrossEntropy)
+    return [
+        (kind, ErrorMetric(kind, data.target_std, logits)) for kind in ("mae", "rmse")
+    ]
 
 
 def metric_names(task: str) -> list[str]:
