@@ -263,6 +263,30 @@ def test_an_activation_that_returns_a_list_or_another_dtype_is_refused(rng) -> N
         Sequential([Dense(4, 3, wider)], seed=0, dtype="float32").forward(x)
 
 
+def test_a_subclass_of_a_built_in_activation_is_checked_as_any_other(rng) -> None:
+    from annlens.activations.library import ReLU
+
+    class Halving(ReLU):
+        name = "halving"
+
+        def forward(self, z):
+            return super().forward(z)[: len(z) // 2]
+
+    model = Sequential([Dense(4, 3, Halving()), Dense(3, 2)], seed=0)
+
+    assert ReLU.vouched and not Halving.vouched
+    with pytest.raises(ShapeError, match="'halving' of layer 'dense_0'"):
+        model.forward(rng.normal(size=(6, 4)))
+
+
+def test_every_built_in_activation_is_vouched_for_and_a_function_is_not() -> None:
+    from annlens.activations import get_activation
+    from annlens.activations.registry import activation_names
+
+    assert all(get_activation(name).vouched for name in activation_names())
+    assert not FunctionActivation(np.tanh, np.ones_like, name="mine").vouched
+
+
 def test_a_derivative_of_the_wrong_shape_is_refused_at_the_layer_that_owns_it(
     rng,
 ) -> None:

@@ -19,6 +19,10 @@ from numpy.typing import NDArray
 Array = NDArray[np.floating]
 
 
+#: The modules of the built-in activations (see ``Activation.vouched``).
+_VOUCHED_MODULES = ("annlens.activations.library", "annlens.activations.softmax")
+
+
 class Activation:
     """An elementwise nonlinearity ``a = f(z)`` with ``f'`` and ``f''``.
 
@@ -37,6 +41,14 @@ class Activation:
 
     name: str = "activation"
     elementwise: bool = True
+    #: Whether the class is one of annlens's own, whose tests vouch that
+    #: forward and backward return an ndarray of z's shape and dtype; a layer
+    #: checks the results of every other activation (yours, or a subclass).
+    vouched: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.vouched = cls.__module__ in _VOUCHED_MODULES
 
     def forward(self, z: Array) -> Array:
         """Return ``a = f(z)``, same shape as ``z``."""
