@@ -260,3 +260,11 @@ def test_data_too_large_for_memory_is_one_error_line(tmp_path):
     message = " ".join(result.stderr.split())
     assert message.startswith("error: out of memory: Unable to allocate")
     assert "help: use less data (data.n_samples" in message
+
+
+def test_a_negative_seed_is_refused_naming_the_option(tmp_path):
+    result = invoke("run", "--seed", "-1", "--out", tmp_path, "--quiet")
+
+    assert result.exit_code == 2
+    assert "--seed" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -117,7 +117,9 @@ def run(
         typer.Option("--set", help="Override a key: --set optimizer.lr=0.01"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Override the seed (an integer >= 0).")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
     verbose: Annotated[bool, typer.Option(help="Log every epoch.")] = False,
 ) -> None:
