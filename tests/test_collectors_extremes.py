@@ -72,7 +72,7 @@ def test_a_layer_filter_that_selects_nothing_is_refused_with_a_suggestion():
     [
         ({"keep_stages": ["forwrd"]}, "unknown stage 'forwrd'"),
         ({"keep_stages": "delta"}, "takes a list of stages"),
-        ({"keep_bytes": -1}, "keep_bytes must be a non-negative integer"),
+        ({"keep_bytes": -1}, "keep_bytes must be an integer >= 0, got -1"),
     ],
 )
 def test_keep_settings_that_cannot_work_are_refused(settings, message):

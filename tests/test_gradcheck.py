@@ -164,7 +164,7 @@ def test_something_that_is_not_a_model_is_refused() -> None:
         ("eps", 0.0, "eps must be a finite number > 0, got 0.0"),
         ("eps", -1e-6, "eps must be a finite number > 0"),
         ("tolerance", float("nan"), "tolerance must be a finite number > 0, got nan"),
-        ("max_entries", 0, "max_entries must be an integer >= 1 or None"),
+        ("max_entries", 0, "max_entries must be an integer >= 1, got 0; or None"),
     ],
 )
 def test_a_step_tolerance_or_sample_that_cannot_give_a_verdict_is_refused(

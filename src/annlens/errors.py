@@ -9,6 +9,7 @@ expected, what arrived and where (layer, hook point, config key), and adds a
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -83,6 +84,25 @@ def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
 
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_count(what: str, value: Any, low: int = 1, hint: str = "") -> int:
+    """Return ``value`` as an int, or raise unless it is an integer >= ``low``.
+
+    ``True`` and ``False`` are refused, though Python counts them as integers.
+
+    Raises
+    ------
+    ConfigError
+        ``"{what} must be an integer >= {low}, got {value!r}"``, then ``hint``.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < low
+    ):
+        raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}{hint}")
+    return int(value)
 
 
 def check_settings(

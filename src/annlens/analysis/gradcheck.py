@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from annlens.activations.check import max_relative_error, noise_floor
-from annlens.errors import ConfigError, InputError
+from annlens.errors import ConfigError, InputError, check_count
 from annlens.hooks import HookTable
 from annlens.layers.base import Array, Layer
 from annlens.losses import Loss, get_loss
@@ -323,14 +323,9 @@ def _check_settings(eps: Any, tolerance: Any, max_entries: Any) -> None:
                 f"gradcheck {name} must be a finite number > 0, got {value!r}"
                 + ("; help: the default 1e-6 suits float64" if name == "eps" else "")
             )
-    if max_entries is not None and (
-        isinstance(max_entries, bool)
-        or not isinstance(max_entries, (int, np.integer))
-        or max_entries < 1
-    ):
-        raise ConfigError(
-            f"gradcheck max_entries must be an integer >= 1 or None (every entry), "
-            f"got {max_entries!r}"
+    if max_entries is not None:
+        check_count(
+            "gradcheck max_entries", max_entries, hint="; or None, to check every entry"
         )
 
 

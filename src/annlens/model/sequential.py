@@ -20,6 +20,7 @@ from annlens.errors import (
     ShapeError,
     StateError,
     UnknownNameError,
+    check_count,
     did_you_mean,
 )
 from annlens.hooks import HookTable, RunState
@@ -111,13 +112,7 @@ class Sequential(HookAPI):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ConfigError(f"model dtype must be float32 or float64, got {dtype!r}")
-        if (
-            isinstance(seed, bool)
-            or not isinstance(seed, (int, np.integer))
-            or seed < 0
-        ):
-            raise ConfigError(f"model seed must be an integer >= 0, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_count("model seed", seed, low=0)
         self.state = RunState(rng=seeded_generator(self.seed, 1))
         self.loss_point = LossPoint(self.state)
         self.output_shape: tuple[int, ...] = ()
@@ -265,15 +260,9 @@ class Sequential(HookAPI):
         with self.evaluating(), self.no_grad():
             if batch_size is None:
                 return self.forward(x)
-            if (
-                isinstance(batch_size, bool)
-                or not isinstance(batch_size, (int, np.integer))
-                or batch_size < 1
-            ):
-                raise ConfigError(
-                    f"predict batch_size must be an integer >= 1 or None, "
-                    f"got {batch_size!r}"
-                )
+            check_count(
+                "predict batch_size", batch_size, hint="; or None, for one batch"
+            )
             x = np.asarray(x)
             parts = [
                 self.forward(x[start : start + batch_size])

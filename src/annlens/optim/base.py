@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from annlens import errors
 from annlens.errors import ConfigError, did_you_mean
 from annlens.layers.base import Array, Layer
 
@@ -370,10 +371,4 @@ def check_number(
 
 def check_count(owner: str, key: str, value: Any, low: int = 1) -> int:
     """Return ``value`` as an int, or raise unless it is an integer >= ``low``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < low
-    ):
-        raise ConfigError(f"{owner} {key} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return errors.check_count(f"{owner} {key}", value, low)

@@ -16,6 +16,7 @@ from annlens.errors import (
     InputError,
     LabelError,
     ShapeError,
+    check_count,
     did_you_mean,
 )
 from annlens.layers.base import Array
@@ -230,6 +231,4 @@ def is_number(value: Any) -> bool:
 
 
 def check_integer(name: str, value: Any, low: int) -> None:
-    valid = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not valid or value < low:
-        raise ConfigError(f"Trainer {name} must be an integer >= {low}, got {value!r}")
+    check_count(f"Trainer {name}", value, low)

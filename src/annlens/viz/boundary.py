@@ -25,7 +25,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from annlens.errors import ConfigError, DataError, LabelError, ShapeError
+from annlens.errors import DataError, LabelError, ShapeError, check_count
 from annlens.viz.style import (
     grid_shape,
     headline,
@@ -112,15 +112,7 @@ def plot_decision_boundary(
             f"y holds class labels, integers >= 0; got dtype {y.dtype} with values "
             f"such as {y.ravel()[:3].tolist()}"
         )
-    if (
-        isinstance(resolution, bool)
-        or not isinstance(resolution, (int, np.integer))
-        or resolution < 2
-    ):
-        raise ConfigError(
-            f"resolution must be an integer >= 2 (grid points per axis), "
-            f"got {resolution!r}"
-        )
+    check_count("resolution", resolution, low=2, hint=" (grid points per axis)")
     models = dict(predict) if isinstance(predict, Mapping) else {"": predict}
     colours = palette_for(list(models), palette)
 

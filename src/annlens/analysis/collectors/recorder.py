@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-import numpy as np
-
 from annlens.analysis.collectors.base import (
     STAGE_ORDER,
     Collector,
@@ -53,7 +51,7 @@ from annlens.analysis.collectors.wiring import (
     make_hook,
     matches,
 )
-from annlens.errors import ConfigError, StateError, did_you_mean
+from annlens.errors import ConfigError, StateError, check_count, did_you_mean
 
 __all__ = ["FORMAT", "VERSION", "Recorder"]
 
@@ -130,23 +128,14 @@ class Recorder:
         keep_bytes: int = 256 * 2**20,
         parameter_every: int = 10,
     ) -> None:
-        for label, value in (("every", every), ("parameter_every", parameter_every)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < 1
-            ):
-                raise ConfigError(
-                    f"Recorder {label} must be a positive integer, got {value!r}"
-                )
-        self.parameter_every = int(parameter_every)
+        self.every = check_count("Recorder every", every)
+        self.parameter_every = check_count("Recorder parameter_every", parameter_every)
         if not isinstance(variant, str):
             raise ConfigError(f"Recorder variant must be a string, got {variant!r}")
         _check_model(model)
         _check_layer_filter(model, layers)
         _check_keep(keep_stages, keep_bytes)
         self.model = model
-        self.every = int(every)
         self.variant = variant
         self.layer_filter = layers
         self.collectors: list[Collector] = resolve_stats(stats)
@@ -452,14 +441,7 @@ def _check_layer_filter(model: Any, layers: Any) -> None:
 
 def _check_keep(stages: Sequence[str] | None, max_bytes: Any) -> None:
     """``keep_stages`` names known stages; ``keep_bytes`` is an integer >= 0."""
-    if (
-        isinstance(max_bytes, bool)
-        or not isinstance(max_bytes, (int, np.integer))
-        or max_bytes < 0
-    ):
-        raise ConfigError(
-            f"Recorder keep_bytes must be a non-negative integer, got {max_bytes!r}"
-        )
+    check_count("Recorder keep_bytes", max_bytes, low=0)
     if stages is None:
         return
     if isinstance(stages, str):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from annlens.analysis.collectors.base import Collector, Observation, wanted
-from annlens.errors import ConfigError
+from annlens.errors import ConfigError, check_count
 
 if TYPE_CHECKING:
     from annlens.analysis.collectors.recorder import Recorder
@@ -65,14 +65,7 @@ class KeepTensors(Collector):
         stages: Sequence[str] | None = None,
         max_bytes: int = 256 * 2**20,
     ) -> None:
-        if (
-            isinstance(max_bytes, bool)
-            or not isinstance(max_bytes, int)
-            or max_bytes < 0
-        ):
-            raise ConfigError(
-                f"keep_bytes must be a non-negative integer, got {max_bytes!r}"
-            )
+        check_count("keep_bytes", max_bytes, low=0)
         try:
             self.steps = frozenset(int(s) for s in steps)
         except (TypeError, ValueError) as error:

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from annlens.analysis.second_order.hvp import HessianOperator
-from annlens.errors import ConfigError, did_you_mean
+from annlens.errors import ConfigError, check_count, did_you_mean
 from annlens.layers.base import Array
 from annlens.losses import Loss
 from annlens.model import Sequential
@@ -166,14 +166,7 @@ def power_iteration(
     """
     _check_k(k, size)
     _check_tol(tol)
-    if (
-        isinstance(max_iter, bool)
-        or not isinstance(max_iter, (int, np.integer))
-        or max_iter < 1
-    ):
-        raise ConfigError(
-            f"power iteration max_iter must be an integer >= 1, got {max_iter!r}"
-        )
+    check_count("power iteration max_iter", max_iter)
     rng = _generator(seed)
     values: list[float] = []
     vectors: list[Vector] = []
