@@ -107,6 +107,29 @@ def _read_only(value: Any) -> Any:
     return value
 
 
+class HookOwner:
+    """An object with hook points, whose hooks stay behind when it is copied.
+
+    ``copy.deepcopy`` and ``pickle`` give an object with an empty hook table:
+    hooks belong to the object they were registered on, and a hook (a
+    lambda, a recorder holding a file) often cannot be pickled at all.
+    Subclasses set ``hook_table`` and ``hooked`` in ``__init__``.
+    """
+
+    hook_table: HookTable
+    hooked: bool
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["hook_table"] = None
+        state["hooked"] = False
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.hook_table = HookTable(self)
+
+
 class HookTable:
     """The hooks of one owner, per stage, in firing order.
 

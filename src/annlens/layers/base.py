@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from annlens.errors import ConfigError, InputError, ShapeError, StateError
 from annlens.hooks.context import RunState
-from annlens.hooks.table import HookTable
+from annlens.hooks.table import HookOwner, HookTable
 
 Array = NDArray[np.floating]
 
@@ -39,7 +39,7 @@ RESERVED_NAMES = {
 }
 
 
-class Layer:
+class Layer(HookOwner):
     """Base class: a named layer with parameters, gradients, a cache and hook points.
 
     Attributes
@@ -95,21 +95,6 @@ class Layer:
         self.hook_table = HookTable(self)
         self.cache: tuple[Any, ...] | None = None
         self.in_model = False
-
-    def __getstate__(self) -> dict[str, Any]:
-        """The layer without its hooks: a copy or a pickle starts with none.
-
-        Hooks belong to the object they were registered on, and a hook (a
-        lambda, a recorder holding a file) often cannot be pickled at all.
-        """
-        state = self.__dict__.copy()
-        state["hook_table"] = None
-        state["hooked"] = False
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.hook_table = HookTable(self)
 
     # -- shape and initialisation -------------------------------------------
 

@@ -24,6 +24,7 @@ from annlens.errors import (
     did_you_mean,
 )
 from annlens.hooks import HookTable, RunState
+from annlens.hooks.table import HookOwner
 from annlens.layers.base import Array, Layer
 from annlens.losses import get_loss
 from annlens.model.hook_api import HookAPI
@@ -36,7 +37,7 @@ def seeded_generator(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
 
 
-class LossPoint:
+class LossPoint(HookOwner):
     """The owner of the model's ``loss`` hook point.
 
     A hook at ``loss`` is called as ``fn(point, value, grad)``; ``point.loss``
@@ -51,17 +52,6 @@ class LossPoint:
         self.state = state
         self.loss: Any = None
         self.hooked = False
-        self.hook_table = HookTable(self)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Without its hooks, as a layer's state is (see Layer.__getstate__)."""
-        state = self.__dict__.copy()
-        state["hook_table"] = None
-        state["hooked"] = False
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
         self.hook_table = HookTable(self)
 
     def __repr__(self) -> str:
