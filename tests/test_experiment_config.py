@@ -573,3 +573,19 @@ def test_a_variant_name_longer_than_100_characters_is_refused():
     assert "variants.0.name: String should have at most 100 characters" in str(
         caught.value
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"activation": "relux"}, "model.activation: unknown activation 'relux'"),
+        ({"init": {"name": "normal", "std": -1}}, "model.init: normal initialiser"),
+    ],
+)
+def test_a_bad_base_value_is_refused_though_every_variant_overrides_it(model, message):
+    config = load_config(None, [])  # the built-in study: every variant sets both
+    raw = config.model_dump(exclude_unset=True)
+    raw["model"] = {**raw["model"], **model}
+
+    with pytest.raises(ConfigError, match=message):
+        build_all(validate(raw, "test"))

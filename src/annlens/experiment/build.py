@@ -62,10 +62,13 @@ def _dropout(rate: float, name: str | None = None) -> Layer:
     return Dropout(rate, name=name)
 
 
-def _stacked_layers(section: ModelSection, n_in: int, n_out: int) -> list[Layer]:
-    """Dense layers of the ``hidden`` widths, with optional BatchNorm and Dropout."""
-    layers: list[Layer] = []
-    width = n_in
+def check_model_names(section: ModelSection) -> str | Initializer | None:
+    """Refuse an unknown activation or initialiser, or bad initialiser settings,
+    naming the key; return the initialiser.
+
+    Run for the base experiment too when it has variants: a value every
+    variant overrides is still a mistake in the file.
+    """
     with config_key("model.init"):
         init = initializer(section.init)
         if isinstance(init, str):
@@ -74,6 +77,14 @@ def _stacked_layers(section: ModelSection, n_in: int, n_out: int) -> list[Layer]
         get_activation(section.activation)
     with config_key("model.output_activation"):
         get_activation(section.output_activation)
+    return init
+
+
+def _stacked_layers(section: ModelSection, n_in: int, n_out: int) -> list[Layer]:
+    """Dense layers of the ``hidden`` widths, with optional BatchNorm and Dropout."""
+    layers: list[Layer] = []
+    width = n_in
+    init = check_model_names(section)
     for units in section.hidden:
         if section.batchnorm:
             layers += [Dense(width, units, None, init), _batchnorm()]
@@ -423,6 +434,8 @@ def build_all(experiment: Experiment) -> list[Parts]:
     one trains.
     """
     built = []
+    if experiment.variants and not experiment.model.layers:
+        check_model_names(experiment.model)  # even where every variant overrides
     for name, resolved in resolve_variants(experiment):
         try:
             parts = build_parts(name, resolved)
