@@ -162,3 +162,12 @@ def test_a_word_among_numeric_targets_is_named_by_line(tmp_path):
     message = str(caught.value)
     assert "target column 'y' holds numbers, but 1 of 30 values are not" in message
     assert "'one', at data row 4 (line 6 of d.csv)" in message
+
+
+def test_a_bad_target_in_a_targets_file_is_named_with_that_file(tmp_path):
+    y = np.arange(60, dtype=float) % 3
+    y[7] = np.nan
+    x, y_file = _pair(tmp_path, y)
+
+    with pytest.raises(DataError, match=r"^x\.npy \+ y\.npy: 1 of 60 rows hold NaN"):
+        load_dataset("npy", path=x, target_path=y_file, seed=0)

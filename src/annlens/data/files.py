@@ -140,7 +140,8 @@ def _read_pair(
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     return RawData(
-        name=file.name,
+        # messages about rows name both files: a row is one of each
+        name=f"{file.name} + {target_file.name}",
         x=x.astype(np.float64),
         y=y,
         feature_names=tuple(f"column_{j}" for j in range(x.shape[1])),
