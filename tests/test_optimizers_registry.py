@@ -34,3 +34,10 @@ def test_an_unknown_name_finds_nothing():
     assert optimizer_class("adamm") is None
     assert schedule_class("cosin") is None
     assert loss_class("l3") is None
+
+
+def test_a_loss_is_found_by_its_name_in_any_case_as_an_optimizer_is():
+    from annlens.losses import MSE, get_loss
+
+    assert loss_class("BCE") is loss_class("bce") is not None
+    assert isinstance(get_loss("MSE"), MSE)

@@ -26,7 +26,7 @@ def register_loss(name: str, cls: type[Loss]) -> type[Loss]:
         raise ConfigError(
             f"register_loss({name!r}) expects a Loss subclass, got {cls!r}"
         )
-    _REGISTRY[name] = cls
+    _REGISTRY[name.lower()] = cls
     return cls
 
 
@@ -36,8 +36,8 @@ def loss_names() -> list[str]:
 
 
 def loss_class(name: str) -> type[Loss] | None:
-    """The loss class registered as ``name``, or None."""
-    return _REGISTRY.get(name)
+    """The loss class registered as ``name`` (any case), or None."""
+    return _REGISTRY.get(name.lower())
 
 
 def get_loss(spec: str | Loss, **settings: Any) -> Loss:
@@ -46,7 +46,7 @@ def get_loss(spec: str | Loss, **settings: Any) -> Loss:
     Parameters
     ----------
     spec : str or Loss
-        A registered name, or an instance (returned unchanged).
+        A registered name, in any case, or an instance (returned unchanged).
     **settings
         Constructor arguments, such as ``reduction="sum"`` or ``delta=0.5``.
 
@@ -59,10 +59,11 @@ def get_loss(spec: str | Loss, **settings: Any) -> Loss:
         return spec
     if not isinstance(spec, str):
         raise ConfigError(f"a loss is a name or a Loss instance, got {spec!r}")
-    if spec not in _REGISTRY:
+    cls = loss_class(spec)
+    if cls is None:
         raise UnknownNameError(unknown_name("loss", spec, loss_names()))
-    check_settings("loss", spec, _REGISTRY[spec], settings)
+    check_settings("loss", spec, cls, settings)
     try:
-        return _REGISTRY[spec](**settings)
+        return cls(**settings)
     except TypeError as error:
         raise ConfigError(f"loss {spec!r}: {error}") from error
