@@ -153,6 +153,7 @@ def test_a_layer_filter_that_excludes_every_layer_says_so_not_did_you_mean() -> 
         "hook point 'forward' is at dense_0, dense_1, activation_0, dense_2" in message
     )
     assert "layers='encoder_*' selects none of them" in message
+    assert message.endswith("layers: dense_0, dense_1, activation_0, dense_2")
     assert "did you mean" not in message
 
 

@@ -128,7 +128,8 @@ def _explain_miss(
         )
     ]
     if having and layers is not None:
-        names = ", ".join(owner.name for owner in owners)
+        # the loss point is an owner of hook points, not a layer
+        names = ", ".join(owner.name for owner in owners if owner.index is not None)
         raise HookError(
             f"hook point {point!r} is at {', '.join(having)}, but layers={layers!r} "
             f"selects none of them; layers: {names}"
