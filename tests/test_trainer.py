@@ -1063,3 +1063,30 @@ def test_mae_and_rmse_are_metrics_by_name_for_regression(rng) -> None:
     assert result["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-12)
     with pytest.raises(LabelError, match="rmse expects targets of the output's shape"):
         get_metric("rmse")(np.zeros((8, 2)), np.zeros((8, 1)))
+
+
+def test_evaluate_refuses_a_bad_batch_size_width_or_label_naming_the_data() -> None:
+    x, y = blobs(12)
+    model = Sequential([Dense(4, 3)], seed=0)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1))
+
+    with pytest.raises(ConfigError, match="evaluate batch_size must be an integer"):
+        trainer.evaluate(x, y, batch_size=0)
+    with pytest.raises(ShapeError, match="evaluation data: x must have 4 columns"):
+        trainer.evaluate(x[:, :3], y)
+    with pytest.raises(LabelError, match="^evaluation data: "):
+        trainer.evaluate(x, y + 5)
+    assert trainer.evaluate(x, y, batch_size=5) == trainer.evaluate(x, y)
+
+
+def test_a_single_callback_not_in_a_list_is_refused_with_a_hint() -> None:
+    model = Sequential([Dense(4, 3)], seed=0)
+    from annlens.training import EarlyStopping
+
+    with pytest.raises(ConfigError, match=r"callbacks=\[EarlyStopping\(\.\.\.\)\]"):
+        Trainer(
+            model,
+            SoftmaxCrossEntropy(),
+            SGD(model, lr=0.1),
+            callbacks=EarlyStopping(),  # type: ignore[arg-type]
+        )

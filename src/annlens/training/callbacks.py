@@ -177,6 +177,11 @@ class CallbackList:
     """The callbacks of a trainer, dispatched in the order given."""
 
     def __init__(self, callbacks: Iterable[Callback]) -> None:
+        if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
+            raise ConfigError(
+                f"callbacks must be a list of Callback, got {callbacks!r}; "
+                f"help: pass callbacks=[{type(callbacks).__name__}(...)]"
+            )
         self.callbacks = list(callbacks)
         for position, callback in enumerate(self.callbacks):
             if not isinstance(callback, Callback):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from annlens.errors import HookError, NonFiniteError
+from annlens.errors import ConfigError, HookError, NonFiniteError, ShapeError
 from annlens.layers.base import Array
 from annlens.training.callbacks import Logs
 from annlens.training.checks import (
@@ -174,7 +174,22 @@ class TrainingLoop(TrainingStep):
         second, checked pass).
         """
         x, y = check_data(x, y, "evaluation data")
-        size = batch_size or self.batch_size
+        if batch_size is not None and (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise ConfigError(
+                "evaluate batch_size must be an integer >= 1, or None for the "
+                f"trainer's batch_size ({self.batch_size}), got {batch_size!r}"
+            )
+        if x.shape[1] != self.model.in_features:
+            raise ShapeError(
+                f"evaluation data: x must have {self.model.in_features} columns "
+                f"(the model's in_features), got shape {x.shape}"
+            )
+        check_targets(self.model, self.loss, y, "evaluation data")
+        size = self.batch_size if batch_size is None else int(batch_size)
         try:
             with self._quiet():
                 output = self.model.predict(x, batch_size=size)
