@@ -386,3 +386,26 @@ def test_a_finding_says_what_it_is():
 
 def rules_of(findings) -> set[str]:
     return {finding.rule for finding in findings}
+
+
+def test_vanishing_without_forward_statistics_says_they_were_not_recorded():
+    # only deltas: the activations' variance is unknown, not zero
+    finding = only(diagnose(table(*deltas(0.01, 1.0))), "vanishing_gradients")
+    assert "were not recorded" in finding.message
+    assert "no measurable variance" not in finding.message
+
+
+def test_a_statistics_table_with_text_values_is_refused_naming_the_row():
+    frame = table(*deltas(0.01, 1.0))
+    frame["value"] = frame["value"].astype(object)
+    frame.loc[3, "value"] = "n/a"
+    with pytest.raises(
+        DataError, match=r"column 'value' must hold numbers; row 3 holds 'n/a'"
+    ):
+        diagnose(frame)
+
+
+def test_a_statistics_table_with_numbers_as_text_is_read_as_numbers():
+    frame = table(*deltas(0.01, 1.0)).astype({"value": str, "step": str})
+    finding = only(diagnose(frame), "vanishing_gradients")
+    assert finding.step_range == (0, 9)

@@ -158,6 +158,16 @@ def vanishing_cause(
             "Initialise with variance 2/(fan_in + fan_out) (Glorot) for tanh "
             "and sigmoid, or 2/fan_in (He) for ReLU.",
         )
+    if view.table("post_activation", "var").shape[1] < 2:
+        return (
+            "The forward activations were not recorded (no post_activation var "
+            "at two layers or more), so what shrinks the gradient cannot be "
+            "told from this table.",
+            "Record activation statistics (Recorder stats 'summary' on the "
+            "post_activation stage) to find the cause; meanwhile try a "
+            "ReLU-family activation with He initialisation, or batch "
+            "normalisation.",
+        )
     if not math.isfinite(forward):
         return (
             "The forward activations carry no measurable variance: units are "

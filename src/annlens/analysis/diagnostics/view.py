@@ -32,6 +32,18 @@ def check_frame(frame: Any) -> pd.DataFrame:
             f"{list(frame.columns)}; help: see annlens.analysis.collectors for "
             "the schema"
         )
+    for column in ("step", "value"):
+        if not pd.api.types.is_numeric_dtype(frame[column]) and len(frame):
+            converted = pd.to_numeric(frame[column], errors="coerce")
+            bad = converted.isna() & frame[column].notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(
+                    f"the statistics table's column {column!r} must hold "
+                    f"numbers; row {row} holds {frame[column].iloc[row]!r}; "
+                    "help: see annlens.analysis.collectors for the schema"
+                )
+            frame = frame.assign(**{column: converted})
     if "variant" not in frame.columns:
         frame = frame.assign(variant="")
     return frame
