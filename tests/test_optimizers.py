@@ -415,6 +415,15 @@ def test_group_pattern_that_matches_nothing_is_refused() -> None:
         Adam(make_model(), groups={"dense_7.*": {"lr": 0.1}})
 
 
+def test_groups_that_are_not_a_mapping_of_mappings_are_refused_with_an_example() -> (
+    None
+):
+    with pytest.raises(ConfigError, match=r"Adam groups must map .* got list"):
+        Adam(make_model(), groups=[("dense_0.*", {"lr": 0.1})])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"Adam group 'dense_0\.\*' must be .* 0\.1"):
+        Adam(make_model(), groups={"dense_0.*": 0.1})  # type: ignore[dict-item]
+
+
 def test_set_with_a_bad_value_changes_nothing() -> None:
     optimizer = Adam(make_model(), lr=0.01)
     with pytest.raises(ConfigError, match="eps"):

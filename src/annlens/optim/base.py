@@ -79,6 +79,7 @@ class Optimizer:
     ) -> None:
         self.model = model
         self.base = self._merge(dict(self.defaults), hyperparameters, "the optimizer")
+        _check_groups(groups, type(self).__name__)
         self.groups = {
             pattern: {
                 k: self.coerce(k, v, f"group {pattern!r}") for k, v in values.items()
@@ -372,3 +373,21 @@ def check_number(
 def check_count(owner: str, key: str, value: Any, low: int = 1) -> int:
     """Return ``value`` as an int, or raise unless it is an integer >= ``low``."""
     return errors.check_count(f"{owner} {key}", value, low)
+
+
+def _check_groups(groups: Any, name: str) -> None:
+    """Refuse ``groups`` that is not a mapping of pattern to a mapping of settings."""
+    if groups is None:
+        return
+    example = "groups={'dense_0.*': {'lr': 0.01}}"
+    if not isinstance(groups, Mapping):
+        raise ConfigError(
+            f"{name} groups must map a parameter pattern to its hyperparameters, "
+            f"got {type(groups).__name__} {groups!r}; help: {example}"
+        )
+    for pattern, values in groups.items():
+        if not isinstance(pattern, str) or not isinstance(values, Mapping):
+            raise ConfigError(
+                f"{name} group {pattern!r} must be a pattern (str) mapped to a "
+                f"mapping of hyperparameters, got {values!r}; help: {example}"
+            )
