@@ -1090,3 +1090,16 @@ def test_a_single_callback_not_in_a_list_is_refused_with_a_hint() -> None:
             SGD(model, lr=0.1),
             callbacks=EarlyStopping(),  # type: ignore[arg-type]
         )
+
+
+def test_a_single_penalty_constraint_or_metric_name_outside_a_list_is_refused() -> None:
+    from annlens.optim import L2Penalty, MaxNorm
+
+    model = Sequential([Dense(4, 3)], seed=0)
+    optimizer = SGD(model, lr=0.1)
+    with pytest.raises(ConfigError, match=r"penalties=\[L2Penalty\(\.\.\.\)\]"):
+        Trainer(model, MSE(), optimizer, penalties=L2Penalty(0.1))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"constraints=\[MaxNorm\(\.\.\.\)\]"):
+        Trainer(model, MSE(), optimizer, constraints=MaxNorm(1.0))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"metrics=\['mae'\]"):
+        Trainer(model, MSE(), optimizer, metrics="mae")

@@ -6,7 +6,7 @@ changes the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,12 @@ def check_settings(
             f"the schedule {schedule!r} was not made on this trainer's "
             "optimizer; help: build it as Schedule(optimizer, ...)"
         )
+    for name, group in (("penalties", penalties), ("constraints", constraints)):
+        if isinstance(group, (str, bytes)) or not isinstance(group, Iterable):
+            raise ConfigError(
+                f"Trainer {name} must be a list, got {group!r}; "
+                f"help: pass {name}=[{type(group).__name__}(...)]"
+            )
     for constraint in constraints:
         if not callable(getattr(constraint, "apply", None)):
             raise ConfigError(

@@ -187,6 +187,11 @@ class Trainer(TrainingLoop, TrainerState):
         if metrics is None:
             classifies = isinstance(loss, CLASSIFICATION_LOSSES)
             metrics = ("loss", "accuracy") if classifies else ("loss",)
+        if isinstance(metrics, str):
+            raise ConfigError(
+                f"Trainer metrics must be a list of names or (name, fn) pairs, "
+                f"got the string {metrics!r}; help: pass metrics=[{metrics!r}]"
+            )
         entries = metrics.items() if isinstance(metrics, Mapping) else metrics
         for entry in entries:
             if isinstance(entry, str):
