@@ -1103,3 +1103,16 @@ def test_a_single_penalty_constraint_or_metric_name_outside_a_list_is_refused() 
         Trainer(model, MSE(), optimizer, constraints=MaxNorm(1.0))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"metrics=\['mae'\]"):
         Trainer(model, MSE(), optimizer, metrics="mae")
+
+
+@pytest.mark.parametrize("flag", ["nan_guard", "record_steps", "shuffle"])
+def test_a_flag_that_is_not_a_bool_is_refused_naming_it(flag: str) -> None:
+    model = Sequential([Dense(4, 3)], seed=0)
+    with pytest.raises(ConfigError, match=f"Trainer {flag} must be True or False"):
+        Trainer(model, MSE(), SGD(model, lr=0.1), **{flag: "no"})
+
+
+def test_a_schedule_monitor_that_is_not_a_name_is_refused() -> None:
+    model = Sequential([Dense(4, 3)], seed=0)
+    with pytest.raises(ConfigError, match="schedule_monitor must be a column name"):
+        Trainer(model, MSE(), SGD(model, lr=0.1), schedule_monitor=3)  # type: ignore[arg-type]

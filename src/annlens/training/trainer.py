@@ -199,13 +199,25 @@ class Trainer(TrainingLoop, TrainerState):
                     self.add_metric(entry, get_metric(entry))
             else:
                 self.add_metric(*entry)
+        for flag, value in (
+            ("nan_guard", nan_guard),
+            ("shuffle", shuffle),
+            ("record_steps", record_steps),
+        ):
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"Trainer {flag} must be True or False, got {value!r}"
+                )
+        if not isinstance(schedule_monitor, str):
+            raise ConfigError(
+                "Trainer schedule_monitor must be a column name such as 'val_loss', "
+                f"got {schedule_monitor!r}"
+            )
         self.callbacks = CallbackList(callbacks)
         self.seed = model.seed if seed is None else int(seed)
         self.rng = seeded_generator(self.seed, 2)
         self.guard = NonFiniteGuard(model) if nan_guard else None
         self.validation_split = float(validation_split)
-        if not isinstance(shuffle, bool):
-            raise ConfigError(f"Trainer shuffle must be True or False, got {shuffle!r}")
         self.shuffle = bool(shuffle)
         self.record_steps = record_steps
 
