@@ -1116,3 +1116,44 @@ def test_a_schedule_monitor_that_is_not_a_name_is_refused() -> None:
     model = Sequential([Dense(4, 3)], seed=0)
     with pytest.raises(ConfigError, match="schedule_monitor must be a column name"):
         Trainer(model, MSE(), SGD(model, lr=0.1), schedule_monitor=3)  # type: ignore[arg-type]
+
+
+def test_a_damaged_trainer_state_is_refused_naming_the_entry_and_changes_nothing() -> (
+    None
+):
+    from annlens.training import EarlyStopping
+
+    x, y = blobs(12)
+    model = Sequential([Dense(4, 3)], seed=0)
+    stopper = EarlyStopping(monitor="loss", patience=3)
+    trainer = Trainer(
+        model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), epochs=2, callbacks=[stopper]
+    )
+    trainer.fit(x, y)
+    good = trainer.state_dict()
+    before = (trainer.rng.bit_generator.state, trainer.epochs_done, stopper.best)
+
+    damaged = [
+        ({"epochs_done": "two"}, "epochs_done must be an integer >= 0"),
+        ({"epochs_done": -1}, "epochs_done must be an integer >= 0"),
+        ({"history": 5}, "history must be a list of rows"),
+        ({"rng": {"bit_generator": "MT19937"}}, "rng is not the state of a PCG64"),
+        ({"callbacks": [{"wait": 1}]}, r"callback 0 \(EarlyStopping\) cannot load"),
+    ]
+    for change, message in damaged:
+        fresh = Trainer(
+            model,
+            SoftmaxCrossEntropy(),
+            SGD(model, lr=0.1),
+            callbacks=[EarlyStopping(monitor="loss")],
+        )
+        with pytest.raises(ConfigError, match=message):
+            fresh.load_state_dict({**good, "epochs_done": 0, **change})
+        assert fresh.epochs_done == 0 and fresh.callbacks.callbacks[0].best == np.inf
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        trainer.load_state_dict([1])  # type: ignore[arg-type]
+    assert (
+        trainer.rng.bit_generator.state,
+        trainer.epochs_done,
+        stopper.best,
+    ) == before
