@@ -553,3 +553,19 @@ def test_repr_shows_class_and_settings() -> None:
     text = repr(Adam(make_model(), lr=0.01, amsgrad=True))
     assert text.startswith("Adam(lr=0.01, betas=(0.9, 0.999)")
     assert "amsgrad=True" in text
+
+
+def test_a_damaged_optimizer_state_is_refused_and_changes_nothing() -> None:
+    model = make_model()
+    optimizer = Adam(model, lr=0.01)
+    good = Adam(model, lr=0.5).state_dict()
+
+    for damaged, message in [
+        ([1], "must be a mapping from Adam.state_dict()"),
+        ({**good, "t": "x"}, "t must be an integer >= 0, got 'x'"),
+        ({**good, "lr_scale": float("nan")}, "lr_scale must be a finite number"),
+        ({k: v for k, v in good.items() if k != "base"}, r"lacks \['base'\]"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            optimizer.load_state_dict(damaged)  # type: ignore[arg-type]
+        assert optimizer.base["lr"] == 0.01 and optimizer.t == 0

@@ -471,3 +471,19 @@ def test_repr_shows_the_settings() -> None:
     warmup = LinearWarmup(optimizer, 2, after=CosineAnnealing(optimizer, T_max=9))
     assert "after=CosineAnnealing(T_max=9" in repr(warmup)
     assert repr(ReduceOnPlateau(optimizer)).startswith("ReduceOnPlateau(mode='min'")
+
+
+def test_a_damaged_schedule_state_is_refused_and_changes_nothing() -> None:
+    optimizer = make_optimizer()
+    schedule = StepDecay(optimizer, step_size=2, gamma=0.5)
+    good = schedule.state_dict()
+
+    for damaged, message in [
+        (3, "must be a mapping from StepDecay.state_dict()"),
+        ({**good, "count": "x"}, "count must be an integer, got 'x'"),
+        ({**good, "scale": None}, "scale must be a finite number"),
+        ({k: v for k, v in good.items() if k != "base_lr"}, r"lacks \['base_lr'\]"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            schedule.load_state_dict(damaged)  # type: ignore[arg-type]
+        assert schedule.state_dict() == good

@@ -242,10 +242,28 @@ class Optimizer:
         Accepts the dictionary after a JSON round trip (tuples as lists, arrays
         as nested lists).
         """
-        if saved.get("type") != type(self).__name__:
+        name = type(self).__name__
+        if not isinstance(saved, Mapping):
             raise ConfigError(
-                f"optimizer state is for {saved.get('type')!r}, "
-                f"not {type(self).__name__!r}"
+                f"optimizer state must be a mapping from {name}.state_dict(), "
+                f"got {type(saved).__name__}"
+            )
+        if saved.get("type") != name:
+            raise ConfigError(
+                f"optimizer state is for {saved.get('type')!r}, not {name!r}"
+            )
+        missing = sorted({"t", "lr_scale", "base", "groups", "state"} - set(saved))
+        if missing:
+            raise ConfigError(f"{name} optimizer state lacks {missing}")
+        t, lr_scale = saved["t"], saved["lr_scale"]
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ConfigError(
+                f"{name} optimizer state: t must be an integer >= 0, got {t!r}"
+            )
+        if not isinstance(lr_scale, numbers.Real) or not math.isfinite(lr_scale):
+            raise ConfigError(
+                f"{name} optimizer state: lr_scale must be a finite number, "
+                f"got {lr_scale!r}"
             )
         params = {q: layer.params[name] for q, layer, name in self.slots}
         unknown = sorted(set(saved["state"]) - set(params))
@@ -278,8 +296,8 @@ class Optimizer:
                     )
 
         self.base, self.groups, self.state = base, groups, state
-        self.t = int(saved["t"])
-        self.lr_scale = float(saved["lr_scale"])
+        self.t = int(t)
+        self.lr_scale = float(lr_scale)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.base.items())

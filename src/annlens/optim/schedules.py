@@ -35,8 +35,11 @@ from __future__ import annotations
 
 import bisect
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from annlens.errors import ConfigError
 from annlens.optim.base import check_count, check_number
@@ -148,6 +151,11 @@ class Schedule:
 
     def load_state_dict(self, saved: Mapping[str, Any]) -> None:
         """Continue from a :meth:`state_dict`; set the optimizer's factor again."""
+        if not isinstance(saved, Mapping):
+            raise ConfigError(
+                f"schedule state must be a mapping from "
+                f"{type(self).__name__}.state_dict(), got {type(saved).__name__}"
+            )
         if saved.get("type") != type(self).__name__:
             raise ConfigError(
                 f"schedule state is for {saved.get('type')!r}, "
@@ -158,10 +166,23 @@ class Schedule:
                 f"{type(self).__name__} state was saved with settings "
                 f"{saved.get('config')}, but this schedule has {self.config()}"
             )
-        self.base_lr = float(saved["base_lr"])
-        self.count = int(saved["count"])
-        self.scale = float(saved["scale"])
+        name = type(self).__name__
+        missing = sorted({"base_lr", "count", "scale"} - set(saved))
+        if missing:
+            raise ConfigError(f"{name} state lacks {missing}")
+        count = saved["count"]
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+            raise ConfigError(f"{name} state: count must be an integer, got {count!r}")
+        for key in ("base_lr", "scale"):
+            value = saved[key]
+            if not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ConfigError(
+                    f"{name} state: {key} must be a finite number, got {value!r}"
+                )
         self.load_extra_state(saved)
+        self.base_lr = float(saved["base_lr"])
+        self.count = int(count)
+        self.scale = float(saved["scale"])
         self.optimizer.lr_scale = self.scale
 
     def __repr__(self) -> str:
