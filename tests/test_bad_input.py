@@ -351,3 +351,16 @@ def test_a_model_is_a_sequence_of_its_layers_by_position_and_by_name() -> None:
         model[2]
     with pytest.raises(ConfigError, match="indexed by layer position or name"):
         model[0:1]  # type: ignore[index]
+
+
+def test_a_state_entry_of_text_or_complex_numbers_is_refused_and_changes_nothing() -> (
+    None
+):
+    model = Sequential([Dense(2, 2), Dense(2, 2)], seed=0, dtype="float64")
+    before = model.state_dict()
+    state = {name: np.zeros_like(value) for name, value in before.items()}
+    for bad in (np.full((2, 2), "a"), np.ones((2, 2), dtype=complex)):
+        with pytest.raises(ConfigError, match="'dense_1.W' must hold real numbers"):
+            model.load_state_dict({**state, "dense_1.W": bad})
+        after = model.state_dict()
+        assert all(np.array_equal(after[name], before[name]) for name in before)

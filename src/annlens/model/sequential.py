@@ -379,15 +379,22 @@ class Sequential(HookAPI):
                 f"state does not fit this model: missing {missing}, "
                 f"unexpected {unexpected}"
             )
+        arrays = {}
         for name, (_, store, key) in expected.items():
-            shape = np.shape(state[name])
-            if shape != store[key].shape:
+            value = np.asarray(state[name])
+            if value.dtype.kind not in "fiub":
+                raise ConfigError(
+                    f"state entry {name!r} must hold real numbers, got dtype "
+                    f"{value.dtype}; nothing was changed"
+                )
+            if value.shape != store[key].shape:
                 raise ShapeError(
-                    f"state entry {name!r} has shape {shape}; "
+                    f"state entry {name!r} has shape {value.shape}; "
                     f"the model expects {store[key].shape}"
                 )
+            arrays[name] = np.array(value, dtype=self.dtype)
         for name, (_, store, key) in expected.items():
-            store[key] = np.array(state[name], dtype=self.dtype)
+            store[key] = arrays[name]
 
     # -- display --------------------------------------------------------------------
 
