@@ -1157,3 +1157,36 @@ def test_a_damaged_trainer_state_is_refused_naming_the_entry_and_changes_nothing
         trainer.epochs_done,
         stopper.best,
     ) == before
+
+
+def test_a_one_cycle_shorter_than_the_fit_is_refused_before_any_step() -> None:
+    from annlens.optim import OneCycle
+
+    x, y = blobs(20)
+    model = Sequential([Dense(4, 3)], seed=0, dtype="float64")
+    optimizer = SGD(model, lr=0.1)
+    before = model.state_dict()
+    schedule = OneCycle(optimizer, total_steps=5, max_lr=1.0)
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        optimizer,
+        batch_size=8,
+        epochs=3,
+        schedule=schedule,
+    )
+
+    with pytest.raises(ConfigError, match=r"9 in all, but its total_steps is 5"):
+        trainer.fit(x, y)
+    assert all(np.array_equal(model.state_dict()[k], v) for k, v in before.items())
+
+    exact = OneCycle(SGD(model, lr=0.1), total_steps=9, max_lr=1.0)
+    Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        exact.optimizer,
+        batch_size=8,
+        epochs=3,
+        schedule=exact,
+    ).fit(x, y)
+    assert exact.count == 9

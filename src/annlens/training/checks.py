@@ -230,6 +230,29 @@ def check_schedule(
         )
 
 
+def check_schedule_length(schedule: Any, epochs: int, steps_per_epoch: int) -> None:
+    """Refuse a schedule with a ``total_steps`` that this fit would step past.
+
+    A OneCycle schedule cannot be stepped more than ``total_steps`` times;
+    found only at the step that goes past, the run would fail part way, with
+    that step's update already made.
+    """
+    total = getattr(schedule, "total_steps", None)
+    if schedule is None or not isinstance(total, int) or epochs <= 0:
+        return
+    per_epoch = steps_per_epoch if schedule.unit == "batch" else 1
+    done = int(getattr(schedule, "count", 0))
+    needed = done + epochs * per_epoch
+    if needed > total:
+        unit = "batch" if schedule.unit == "batch" else "epoch"
+        raise ConfigError(
+            f"the schedule {schedule!r} is stepped once a {unit}: this fit takes "
+            f"{epochs * per_epoch} more steps after {done}, {needed} in all, but "
+            f"its total_steps is {total}; help: set total_steps={needed} "
+            f"(epochs x {'steps per epoch' if unit == 'batch' else '1'})"
+        )
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, bool

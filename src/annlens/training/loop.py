@@ -25,6 +25,7 @@ from annlens.training.checks import (
     check_data,
     check_inputs,
     check_schedule,
+    check_schedule_length,
     check_targets,
     split_validation,
 )
@@ -87,6 +88,12 @@ class TrainingLoop(TrainingStep):
         columns = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
         check_schedule(
             self.schedule, self.schedule_monitor, columns, validation is not None
+        )
+        first = self.epochs_done if resume else 0
+        check_schedule_length(
+            self.schedule,
+            self.epochs - first,
+            math.ceil(len(x) / self.batch_size),
         )
         if not resume:
             self.history = History()

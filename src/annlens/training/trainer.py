@@ -61,7 +61,9 @@ class Trainer(TrainingLoop, TrainerState):
         A schedule of :mod:`annlens.optim` made on ``optimizer``: stepped after
         every optimizer step when its ``unit`` is ``"batch"``, else once after
         each epoch (after validation). One that ``needs_metric`` (such as
-        ReduceOnPlateau) is given the value of ``schedule_monitor``.
+        ReduceOnPlateau) is given the value of ``schedule_monitor``. One with
+        a ``total_steps`` (OneCycle) that a fit would step past is refused
+        by ``fit`` before the first step.
     schedule_monitor : str
         The column a metric-driven schedule follows: a history column for an
         epoch schedule (default ``"val_loss"``), a step's ``"loss"`` or
