@@ -456,3 +456,33 @@ def test_save_figure_writes_png_and_svg_and_leaves_no_temporary_file(
 def test_save_figure_refuses_a_name_with_folders(tables, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="plain file name"):
         save_figure(plot_step_loss(tables.stats), tmp_path, "../loss")
+
+
+def _deep_stats(depth: int) -> pd.DataFrame:
+    rows = []
+    for i in range(depth):
+        for step in (0, 10):
+            for q, v in zip(
+                ("q05", "q25", "q50", "q75", "q95"), (-2, -1, 0, 1, 2), strict=True
+            ):
+                rows.append((step, 0, "", f"dense_{i}", "post_activation", q, float(v)))
+    columns = ["step", "epoch", "variant", "layer", "stage", "quantity", "value"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_a_deep_model_gets_at_most_twelve_panels_first_and_last_included() -> None:
+    stats = _deep_stats(200)
+    figure = plot_activation_bands(stats)
+    titles = [ax.get_title() for ax in visible_axes(figure)]
+    assert len(titles) == 12
+    assert titles[0] == "dense_0" and titles[-1] == "dense_199"
+    assert figure.get_size_inches()[1] < 20
+    comparison = plot_variant_comparison(stats, "post_activation", "q50")
+    assert len(visible_axes(comparison)) == 12
+
+
+def test_named_layers_are_all_drawn_however_many() -> None:
+    stats = _deep_stats(20)
+    names = [f"dense_{i}" for i in range(20)]
+    figure = plot_activation_bands(stats, layers=names)
+    assert len(visible_axes(figure)) == 20

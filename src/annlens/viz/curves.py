@@ -33,6 +33,7 @@ from annlens.viz.style import (
     variant_label,
 )
 from annlens.viz.tables import (
+    MAX_PANELS,
     metrics_long,
     ordered_layers,
     select,
@@ -181,7 +182,8 @@ def plot_variant_comparison(
         The statistic, such as ``("delta", "mean_abs")`` or ``("model", "loss")``.
     layers : sequence of str, optional
         The layers to draw, one panel each (default: every layer with the
-        statistic, input to output; ``["model"]`` for whole-model quantities).
+        statistic, input to output, or 12 evenly spaced from the first to the
+        last when there are more; ``["model"]`` for whole-model quantities).
     palette : mapping of str to str, optional
     log : bool, optional
         Log y axis; by default when the values span more than 1.5 decades.
@@ -194,7 +196,7 @@ def plot_variant_comparison(
     table = select(stats_table(stats), stage=stage, quantity=quantity)
     if table.empty:
         raise DataError(f"no rows with stage {stage!r} and quantity {quantity!r}")
-    names = ordered_layers(stats, table, layers) or ["model"]
+    names = ordered_layers(stats, table, layers, most=MAX_PANELS) or ["model"]
     variants = variants_of(table)
     colours = palette_for(variants, palette)
     values = table["value"].to_numpy(dtype=float)

@@ -28,6 +28,7 @@ from annlens.viz.style import (
 )
 from annlens.viz.tables import (
     HISTOGRAM_COLUMNS,
+    MAX_PANELS,
     nearest_step,
     one_variant,
     ordered_layers,
@@ -79,7 +80,8 @@ def plot_histograms(
         Steps to draw, snapped to recorded ones; by default up to four,
         log-spaced from the first to the last.
     layers : sequence of str, optional
-        Layers to draw, input to output.
+        Layers to draw, input to output (default: every layer, or 12 evenly
+        spaced from the first to the last when there are more).
     palette : mapping of str to str, optional
         Accepted for a uniform signature; lines here are coloured by step.
     log_density : bool, optional
@@ -101,7 +103,7 @@ def plot_histograms(
         if steps is not None
         else pick_steps(recorded)
     )
-    names = ordered_layers(histograms, table, layers)
+    names = ordered_layers(histograms, table, layers, most=MAX_PANELS)
     colours = time_colors(len(chosen))
 
     rows, columns = grid_shape(len(names))

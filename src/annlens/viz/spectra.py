@@ -30,6 +30,7 @@ from annlens.viz.style import (
     variant_label,
 )
 from annlens.viz.tables import (
+    MAX_PANELS,
     SPECTRA_COLUMNS,
     nearest_step,
     ordered_layers,
@@ -61,7 +62,8 @@ def plot_spectra(
         Steps to draw per variant, snapped to recorded ones; the first is
         dashed and thin, the last solid, any in between dotted.
     layers : sequence of str, optional
-        Layers to draw, input to output.
+        Layers to draw, input to output (default: every layer, or 12 evenly
+        spaced from the first to the last when there are more).
     palette : mapping of str to str, optional
         Colour per variant.
     """
@@ -73,7 +75,9 @@ def plot_spectra(
     table = table.loc[table["value"] > 0]
     variants = variants_of(table)
     colours = palette_for(variants, palette)
-    names = ordered_layers(spectra.assign(stage="param:"), table, layers)
+    names = ordered_layers(
+        spectra.assign(stage="param:"), table, layers, most=MAX_PANELS
+    )
     wanted = list(steps)
 
     rows, columns = grid_shape(len(names))

@@ -157,16 +157,30 @@ def layer_order(stats: pd.DataFrame, layers: Sequence[str] | None = None) -> lis
     return [name for name in ordered + rest if name != MODEL]
 
 
+#: Figures with one panel per layer draw at most this many panels unless the
+#: caller names the layers: the first, the last and layers evenly spaced between.
+MAX_PANELS = 12
+
+
 def ordered_layers(
-    full: pd.DataFrame, selected: pd.DataFrame, layers: Sequence[str] | None = None
+    full: pd.DataFrame,
+    selected: pd.DataFrame,
+    layers: Sequence[str] | None = None,
+    most: int | None = None,
 ) -> list[str]:
     """The layers of ``selected`` in the order :func:`layer_order` finds in ``full``.
 
     Figures select a few rows (only ``delta``, say) and order the layers by the
     whole table, whose forward-stage rows tell the order of the forward pass.
+    With ``most`` and no ``layers``, a longer list is thinned to ``most``
+    layers evenly spaced from the first to the last.
     """
     present = set(selected["layer"].astype(str))
-    return [n for n in layer_order(full, layers) if n in present]
+    names = [n for n in layer_order(full, layers) if n in present]
+    if most is not None and layers is None and len(names) > most:
+        keep = np.unique(np.round(np.linspace(0, len(names) - 1, most)).astype(int))
+        names = [names[i] for i in keep]
+    return names
 
 
 def series(table: pd.DataFrame, x: str = "step") -> tuple[np.ndarray, np.ndarray]:

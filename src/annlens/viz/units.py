@@ -37,6 +37,7 @@ from annlens.viz.style import (
     variant_label,
 )
 from annlens.viz.tables import (
+    MAX_PANELS,
     one_variant,
     ordered_layers,
     select,
@@ -111,7 +112,8 @@ def plot_activation_bands(
     stage : str
         ``"post_activation"`` by default; ``"pre_activation"`` shows z.
     layers : sequence of str, optional
-        Layers to draw, input to output.
+        Layers to draw, input to output (default: every layer, or 12 evenly
+        spaced from the first to the last when there are more).
     palette : mapping of str to str, optional
         Colour per variant; the bands take the variant's colour.
 
@@ -132,7 +134,7 @@ def plot_activation_bands(
     wide = table.pivot_table(
         index=["layer", "step"], columns="quantity", values="value", aggfunc="mean"
     )
-    names = ordered_layers(stats, table, layers)
+    names = ordered_layers(stats, table, layers, most=MAX_PANELS)
 
     rows, columns = grid_shape(len(names))
     figure, axes = new_figure(rows, columns, row_height=2.7, sharex=True)
