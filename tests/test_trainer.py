@@ -1190,3 +1190,27 @@ def test_a_one_cycle_shorter_than_the_fit_is_refused_before_any_step() -> None:
         schedule=exact,
     ).fit(x, y)
     assert exact.count == 9
+
+
+@pytest.mark.parametrize("name", ["lr", "epoch", "step", "grad_norm", "val_score"])
+def test_a_metric_cannot_take_a_column_the_trainer_writes(name: str) -> None:
+    model = Sequential([Dense(4, 3)], seed=0)
+    with pytest.raises(ConfigError, match=f"got '{name}'"):
+        Trainer(
+            model, MSE(), SGD(model, lr=0.1), metrics=[(name, lambda out, tgt: 1.0)]
+        )
+
+
+def test_a_metric_that_returns_no_single_number_is_named() -> None:
+    x, y = blobs(12)
+    model = Sequential([Dense(4, 3)], seed=0)
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        SGD(model, lr=0.1),
+        metrics=[("per_class", lambda out, tgt: out.mean(axis=0))],
+    )
+    with pytest.raises(ConfigError, match=r"metric 'per_class' must return one number"):
+        trainer.evaluate(x, y)
+    with pytest.raises(ConfigError, match=r"metric 'per_class' .* shape \(3,\)"):
+        trainer.fit(x, y)

@@ -31,6 +31,7 @@ from annlens.training.checks import (
 )
 from annlens.training.guard import unwrap
 from annlens.training.history import History
+from annlens.training.metrics import metric_value
 from annlens.training.step import TrainingStep
 
 logger = logging.getLogger("annlens")
@@ -213,5 +214,5 @@ class TrainingLoop(TrainingStep):
                 replay = functools.partial(self.model.predict, x, batch_size=size)
                 raise self.guard.localise(found, replay) from None
         for name, fn in self.metrics.items():
-            scores[name] = float(fn(output, y))
+            scores[name] = metric_value(name, fn(output, y))
         return scores

@@ -99,6 +99,19 @@ def rmse(output: Array, target: Any) -> float:
 _METRICS: dict[str, Metric] = {"accuracy": accuracy, "mae": mae, "rmse": rmse}
 
 
+def metric_value(name: str, value: Any) -> float:
+    """A metric function's result as a float, or a ConfigError naming the metric."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        shape = getattr(value, "shape", None)
+        got = type(value).__name__ + (f" of shape {shape}" if shape else "")
+        raise ConfigError(
+            f"metric {name!r} must return one number, got {got}: {value!r:.80}; "
+            "help: reduce it to a scalar, such as a mean over the batch"
+        ) from None
+
+
 def register_metric(name: str, fn: Metric, *, overwrite: bool = False) -> None:
     """Make ``fn(output, target) -> float`` available under ``name``."""
     if not isinstance(name, str) or not name or name == "loss":

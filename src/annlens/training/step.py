@@ -25,7 +25,7 @@ from annlens.optim import Optimizer, clip_grad_norm, clip_grad_value
 from annlens.training.callbacks import CallbackList, Logs
 from annlens.training.guard import NonFiniteGuard, unwrap
 from annlens.training.history import History
-from annlens.training.metrics import Metric
+from annlens.training.metrics import Metric, metric_value
 
 # what a step changes before its update: each layer's buffers, the noise state
 Start = tuple[list[tuple[Any, dict[str, Array]]], Mapping[str, Any] | None]
@@ -111,7 +111,7 @@ class TrainingStep:
             raise
 
         for name, fn in self.metrics.items():
-            logs[name] = float(fn(output, y_batch))
+            logs[name] = metric_value(name, fn(output, y_batch))
         self._advance_schedule("batch", logs)
         if self.record_steps:
             self.history.record_step(logs["step"], self.epoch, logs["loss"], logs["lr"])

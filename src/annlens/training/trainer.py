@@ -40,6 +40,18 @@ CLASSIFICATION_LOSSES = (SoftmaxCrossEntropy, BinaryCrossEntropy, NLLLoss)
 
 MetricSpec = str | tuple[str, Metric]
 
+#: Columns of a step's logs or a history row that the trainer writes itself.
+RESERVED_COLUMNS = (
+    "loss",
+    "penalty",
+    "epoch",
+    "batch",
+    "step",
+    "size",
+    "lr",
+    "grad_norm",
+)
+
 
 class Trainer(TrainingLoop, TrainerState):
     """Trains a model on in-memory arrays with mini-batch gradient descent.
@@ -85,7 +97,10 @@ class Trainer(TrainingLoop, TrainerState):
         recorded. A function is ``fn(output, target) -> float``. By default
         ``accuracy`` for the classification losses (softmax cross-entropy,
         binary cross-entropy, NLL) and none for the others, whose targets
-        have no class to be right about.
+        have no class to be right about. A metric may not take a name of the
+        trainer's own columns (``RESERVED_COLUMNS``: loss, penalty, epoch,
+        batch, step, size, lr, grad_norm) nor one starting with ``val_``, and
+        must return one number.
     callbacks : sequence of Callback
         Called at the training events, in this order.
     seed : int, optional
@@ -231,8 +246,16 @@ class Trainer(TrainingLoop, TrainerState):
 
     def add_metric(self, name: str, fn: Metric) -> None:
         """Record ``fn(output, target) -> float`` as ``name`` (and ``val_<name>``)."""
-        if not isinstance(name, str) or not name or name in ("loss", "penalty"):
-            raise ConfigError(f"a metric needs a new name, got {name!r}")
+        if not isinstance(name, str) or not name or name in RESERVED_COLUMNS:
+            raise ConfigError(
+                f"a metric needs a new name, got {name!r}; the trainer's own "
+                f"columns are {', '.join(RESERVED_COLUMNS)}"
+            )
+        if name.startswith("val_"):
+            raise ConfigError(
+                f"a metric name cannot start with 'val_', got {name!r}; help: name "
+                f"it {name[4:]!r}, and its validation value is recorded as {name!r}"
+            )
         if not callable(fn):
             raise ConfigError(f"metric {name!r} must be callable, got {fn!r}")
         self.metrics[name] = fn
