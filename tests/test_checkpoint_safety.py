@@ -243,3 +243,28 @@ def test_a_crash_between_the_renames_points_to_the_old_checkpoint(saved, monkeyp
         CheckpointError, match=r"previous checkpoint is at '.*\.ckpt\.old-"
     ):
         load_checkpoint(path)
+
+
+def test_a_checkpoint_under_a_file_or_of_mismatched_parts_is_refused(tmp_path):
+    from annlens.optim import SGD, get_schedule
+
+    model = Sequential([Dense(2, 2)], seed=0)
+    other = Sequential([Dense(3, 3)], seed=0)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+
+    with pytest.raises(CheckpointError, match="afile' is a file, not a folder"):
+        save_checkpoint(blocker / "ckpt", model)
+    with pytest.raises(CheckpointError, match="model must be a Sequential, got str"):
+        save_checkpoint(tmp_path / "a", "model")
+    with pytest.raises(CheckpointError, match="was not built on this model"):
+        save_checkpoint(tmp_path / "b", model, SGD(other, lr=0.1))
+    optimizer = SGD(model, lr=0.1)
+    with pytest.raises(CheckpointError, match="was not made on this optimizer"):
+        save_checkpoint(
+            tmp_path / "c",
+            model,
+            optimizer,
+            get_schedule("cosine", SGD(model), T_max=2),
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

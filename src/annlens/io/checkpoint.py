@@ -141,12 +141,15 @@ def save_checkpoint(
     Raises
     ------
     CheckpointError
-        Something in the state cannot be stored without pickling, or ``path``
-        holds something other than a checkpoint.
+        Something in the state cannot be stored without pickling, ``path``
+        holds something other than a checkpoint or lies under a file, or the
+        optimizer was not built on ``model`` (or the schedule not made on the
+        optimizer).
     """
     from safetensors.numpy import save as encode
 
     folder = Path(path)
+    _check_owners(folder, model, optimizer, schedule)
     tensors, meta = collect_state(model, optimizer, schedule, extra)
     blob = encode(tensors, metadata={"format": FORMAT})
     meta["tensors"] = {
@@ -246,8 +249,35 @@ def collect_state(
     return tensors, meta
 
 
+def _check_owners(folder: Path, model: Any, optimizer: Any, schedule: Any) -> None:
+    """Refuse a model that is none, or an optimizer or schedule of something else."""
+    where = f"cannot save a checkpoint at {str(folder)!r}"
+    if not callable(getattr(model, "state_dict", None)) or not hasattr(model, "state"):
+        raise CheckpointError(
+            f"{where}: model must be a Sequential, got {type(model).__name__}"
+        )
+    if optimizer is not None and getattr(optimizer, "model", None) is not model:
+        raise CheckpointError(
+            f"{where}: the optimizer {optimizer!r} was not built on this model, so "
+            "its state would not fit the parameters saved beside it"
+        )
+    if schedule is not None and optimizer is not None:
+        if getattr(schedule, "optimizer", None) is not optimizer:
+            raise CheckpointError(
+                f"{where}: the schedule {schedule!r} was not made on this optimizer"
+            )
+
+
 def _check_replaceable(folder: Path) -> None:
     """Refuse to replace anything but a checkpoint (or an empty folder)."""
+    for above in folder.parents:
+        if above.exists():
+            if not above.is_dir():
+                raise CheckpointError(
+                    f"cannot save a checkpoint at {str(folder)!r}: "
+                    f"{str(above)!r} is a file, not a folder"
+                )
+            break
     if not folder.exists() and not folder.is_symlink():
         return
     if not folder.is_dir() or folder.is_symlink():
