@@ -308,3 +308,9 @@ def test_without_torch_building_a_twin_names_the_extra_to_install() -> None:
     )
     done = run_child(block="sys.modules['torch'] = None", after=after)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_verdict_on_nothing_compared_does_not_pass() -> None:
+    judged = verdict([])
+    assert not judged.passed
+    assert judged.line().startswith("FAIL: no quantity of 0 variant(s) was compared")

@@ -115,7 +115,12 @@ class Verdict:
         judged by, then the largest drift of the trajectories and the
         variants whose side-by-side training stopped at a NaN or Inf.
         """
-        if self.passed:
+        if self.quantities == 0:
+            head = (
+                f"FAIL: no quantity of {self.variants} variant(s) was compared "
+                "with PyTorch; help: pass the Comparison of at least one variant"
+            )
+        elif self.passed:
             head = (
                 f"PASS: all {self.quantities} quantities of {self.variants} "
                 f"variant(s) agree with PyTorch"
@@ -156,7 +161,11 @@ class Verdict:
 
 
 def verdict(comparisons: Sequence[Comparison]) -> Verdict:
-    """Fold the comparisons of every variant into one :class:`Verdict`."""
+    """Fold the comparisons of every variant into one :class:`Verdict`.
+
+    A verdict on nothing (no comparisons, or none with a compared quantity)
+    does not pass.
+    """
     quantities = sum(len(c.parity.rows) for c in comparisons)
     failures = sum(len(c.parity.failures()) for c in comparisons)
     worst = None
@@ -186,7 +195,7 @@ def verdict(comparisons: Sequence[Comparison]) -> Verdict:
             drift, drift_key = (comparison.name, step, trajectory), key
 
     return Verdict(
-        passed=failures == 0,
+        passed=failures == 0 and quantities > 0,
         variants=len(comparisons),
         quantities=quantities,
         failures=failures,
