@@ -293,3 +293,18 @@ def test_a_missing_or_damaged_table_is_refused_naming_the_file(run):
     run.metrics_path.write_bytes(b"junk")
     with pytest.raises(ConfigError, match=r"cannot read the table .*metrics.parquet"):
         run.read_metrics()
+
+
+def test_export_refuses_one_table_name_given_as_a_string(run):
+    run.write_metrics([{"epoch": 0, "loss": 1.0}])
+
+    with pytest.raises(ConfigError, match=r"help: tables=\['metrics'\]"):
+        export(run, tables="metrics")  # type: ignore[arg-type]
+
+
+def test_a_run_directory_under_a_file_is_refused(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+
+    with pytest.raises(ConfigError, match="cannot make a run directory under"):
+        RunDir.create(blocker / "runs", "r")

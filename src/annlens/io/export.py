@@ -64,6 +64,11 @@ def _export(
 ) -> list[Path]:
     """The body of :func:`export`, with the run directory locked."""
     stored = run.tables()
+    if isinstance(tables, str):
+        raise ConfigError(
+            f"export tables must be a list of table names, got the string "
+            f"{tables!r}; help: tables=[{tables!r}]"
+        )
     chosen = stored if tables is None else list(tables)
     unknown = sorted(set(chosen) - set(stored))
     if unknown or not stored:

@@ -93,7 +93,13 @@ class RunDir:
         name still makes a folder name the file system takes.
         """
         base = Path(root)
-        base.mkdir(parents=True, exist_ok=True)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConfigError(
+                f"cannot make a run directory under {str(base)!r}: it, or a "
+                "folder above it, is a file"
+            ) from None
         stamp = (when or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
         label = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100].strip(".") or "run"
         for count in range(1, 10_000):
