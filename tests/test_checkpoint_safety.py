@@ -268,3 +268,17 @@ def test_a_checkpoint_under_a_file_or_of_mismatched_parts_is_refused(tmp_path):
             get_schedule("cosine", SGD(model), T_max=2),
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_restore_refuses_an_optimizer_of_another_model_and_changes_nothing(tmp_path):
+    from annlens.optim import SGD
+
+    model = Sequential([Dense(2, 2)], seed=0)
+    optimizer = SGD(model, lr=0.1, momentum=0.9)
+    save_checkpoint(tmp_path / "ckpt", model, optimizer)
+    twin = Sequential([Dense(2, 2)], seed=1)
+    before = twin.state_dict()
+
+    with pytest.raises(CheckpointError, match="was not built on the model being"):
+        restore(tmp_path / "ckpt", twin, optimizer)
+    assert all(np.array_equal(twin.state_dict()[k], v) for k, v in before.items())

@@ -296,7 +296,8 @@ def restore(
     ------
     CheckpointError
         The layers differ, a shape differs, the checkpoint holds no state for
-        an optimizer or schedule that was passed, or a type differs.
+        an optimizer or schedule that was passed, a type differs, or the
+        optimizer was not built on ``model`` (the schedule not made on it).
     """
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint)
@@ -305,6 +306,17 @@ def restore(
     for part, owner in (("optimizer", optimizer), ("schedule", schedule)):
         if owner is not None and checkpoint.meta.get(part) is None:
             raise CheckpointError(f"{where} holds no {part} state to restore")
+    if optimizer is not None and getattr(optimizer, "model", None) is not model:
+        raise CheckpointError(
+            f"{where}: the optimizer {optimizer!r} was not built on the model "
+            "being restored; nothing was changed"
+        )
+    if schedule is not None and optimizer is not None:
+        if getattr(schedule, "optimizer", None) is not optimizer:
+            raise CheckpointError(
+                f"{where}: the schedule {schedule!r} was not made on the optimizer "
+                "being restored; nothing was changed"
+            )
 
     saved = _snapshot(model, optimizer, schedule)
     try:
