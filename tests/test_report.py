@@ -417,3 +417,14 @@ def test_standard_figures_tolerate_a_table_with_only_the_loss(tmp_path: Path) ->
     ids = [str(found["id"]) for found in outline(path).all("figure")]
     assert ids == ["fig-step-loss"]
     assert plot_step_loss(stats).get_suptitle()
+
+
+@pytest.mark.parametrize("dpi", [0, -5, 1.5, True])
+def test_a_dpi_that_is_not_a_positive_integer_is_refused_before_drawing(
+    tmp_path: Path, dpi: object
+) -> None:
+    tables = synthetic_tables(np.random.default_rng(0), steps=5, layers=["dense_0"])
+    out = tmp_path / "report.html"
+    with pytest.raises(ConfigError, match=r"build_report dpi must be an integer >= 1"):
+        build_report({"stats": tables.stats}, out, dpi=dpi)  # type: ignore[arg-type]
+    assert not out.exists()

@@ -264,6 +264,11 @@ def build_report(
     Path
         The report written.
     """
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 1:
+        raise ConfigError(
+            f"build_report dpi must be an integer >= 1, got {dpi!r}; help: the "
+            f"default {DPI} suits most screens"
+        )
     tables, run_dir = _tables(source)
     if out_path is None:
         if run_dir is None:
