@@ -409,3 +409,12 @@ def test_a_statistics_table_with_numbers_as_text_is_read_as_numbers():
     frame = table(*deltas(0.01, 1.0)).astype({"value": str, "step": str})
     finding = only(diagnose(frame), "vanishing_gradients")
     assert finding.step_range == (0, 9)
+
+
+def test_a_diverging_loss_message_says_its_levels_are_window_means():
+    # the first raw value is 1; the message's start is the mean of the first window
+    values = [math.exp(step / 4) for step in range(30)]
+    finding = only(diagnose(table(loss_rows(values))), "diverging_loss")
+    start = float(np.mean(values[:8]))
+    assert f"({start:.4g} to " in finding.message
+    assert "means over 8 recorded steps" in finding.message

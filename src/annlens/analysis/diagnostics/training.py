@@ -137,6 +137,14 @@ def _ends(
     )
 
 
+def _averaged(loss: pd.Series, settings: DiagnosticSettings) -> str:
+    """How the loss levels in a message were read: means of a trailing window."""
+    window = smoothing_window(len(loss), settings.smoothing)
+    if window == 1:
+        return "single recorded values"
+    return f"means over {window} recorded steps"
+
+
 def _noise(loss: pd.Series, settings: DiagnosticSettings) -> float:
     """Three standard errors of the smoothed loss: a rise smaller than this
     can be batch-to-batch noise rather than divergence."""
@@ -191,7 +199,7 @@ class DivergingLoss(Rule):
                     ),
                     message=(
                         f"The loss ended {_how_far_above(rise)} where it started "
-                        f"({first:.4g} to {last:.4g})."
+                        f"({first:.4g} to {last:.4g}, {_averaged(loss, settings)})."
                     ),
                     evidence={"start": first, "end": last, "best": best},
                 )
@@ -217,7 +225,7 @@ class DivergingLoss(Rule):
                         message=(
                             f"The loss fell from {first:.4g} to {best:.4g}, then "
                             f"rose again to {last:.4g} ({given_back:.0%} of its "
-                            "progress lost)."
+                            f"progress lost; {_averaged(loss, settings)})."
                         ),
                         evidence={"start": first, "end": last, "best": best},
                     )
