@@ -1214,3 +1214,33 @@ def test_a_metric_that_returns_no_single_number_is_named() -> None:
         trainer.evaluate(x, y)
     with pytest.raises(ConfigError, match=r"metric 'per_class' .* shape \(3,\)"):
         trainer.fit(x, y)
+
+
+def test_stopping_at_the_start_of_an_epoch_runs_and_records_nothing_of_it() -> None:
+    x, y = blobs(12)
+    model = Sequential([Dense(4, 3)], seed=0, dtype="float64")
+    before = model.state_dict()
+    ends: list[dict] = []
+
+    def stop_second(trainer, logs):
+        trainer.stop_training = logs["epoch"] == 1
+
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        SGD(model, lr=0.1),
+        batch_size=4,
+        epochs=3,
+        callbacks=[
+            LambdaCallback(
+                on_epoch_start=stop_second,
+                on_fit_end=lambda trainer, logs: ends.append(logs),
+            )
+        ],
+    )
+    history = trainer.fit(x, y)
+
+    assert [row["epoch"] for row in history.rows] == [0]
+    assert trainer.epochs_done == 1 and model.state.step == 3
+    assert ends == [{"epochs_run": 1, "stopped": True}]
+    assert not np.array_equal(model.state_dict()["dense_0.W"], before["dense_0.W"])

@@ -3,8 +3,10 @@
 A callback is an object whose methods the trainer calls at fixed events of a
 run, each as ``method(trainer, logs)``. Through ``trainer`` a callback reaches
 everything it may change: ``trainer.stop_training = True`` ends the run after
-the current batch, ``trainer.optimizer.set("lr", 0.01)`` changes a
-hyperparameter (any hyperparameter, optionally for a name pattern), and
+the current batch (set in ``on_epoch_start``, before the epoch's first batch,
+so that epoch is neither run nor recorded),
+``trainer.optimizer.set("lr", 0.01)`` changes a hyperparameter (any
+hyperparameter, optionally for a name pattern), and
 ``trainer.model.layer("dense_0").params["W"]`` can be edited in place.
 
 Callbacks and hooks are one mechanism seen at two scales. The events

@@ -123,7 +123,7 @@ class TrainingLoop(TrainingStep):
             if self.stop_training:
                 break
             self._run_epoch(epoch, x, y, validation)
-            epochs_run += 1
+            epochs_run += self.epochs_done == epoch + 1
         end = {"epochs_run": epochs_run, "stopped": self.stop_training}
         self.callbacks.fire("on_fit_end", self, end)
         return self.history
@@ -133,6 +133,9 @@ class TrainingLoop(TrainingStep):
     ) -> None:
         self.epoch = self.model.state.epoch = epoch
         self.callbacks.fire("on_epoch_start", self, {"epoch": epoch})
+        if self.stop_training:
+            # stopped before its first batch: the epoch is not run nor recorded
+            return
 
         order = self.rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
         keys = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
