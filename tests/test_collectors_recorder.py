@@ -292,3 +292,35 @@ def test_repr_says_what_the_recorder_holds():
         "Recorder(every=5, parameter_every=10, variant='a', stats=[loss]; "
         "detached, 0 rows)"
     )
+
+
+def test_epoch_rows_under_trainer_fit_need_the_end_epoch_callback_readme_names():
+    from pathlib import Path
+
+    import annlens as al
+    from annlens.experiment.callbacks import EndEpoch
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)), rng.integers(0, 3, 32)
+
+    def epoch_rows(with_callback: bool) -> int:
+        model = al.Sequential([al.Dense(4, 8, "relu"), al.Dense(8, 3)], seed=0)
+        recorder = al.Recorder(model)
+        callbacks = [EndEpoch(recorder)] if with_callback else []
+        trainer = al.Trainer(
+            model,
+            al.SoftmaxCrossEntropy(),
+            al.SGD(model, lr=0.1),
+            batch_size=16,
+            epochs=2,
+            callbacks=callbacks,
+        )
+        with recorder:
+            trainer.fit(x, y)
+        frame = recorder.to_dataframe()
+        return int((frame["quantity"] == "dead_epoch_fraction").sum())
+
+    assert epoch_rows(False) == 0
+    assert epoch_rows(True) > 0
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "callbacks=[EndEpoch(recorder)]" in readme
