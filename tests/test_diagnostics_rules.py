@@ -418,3 +418,10 @@ def test_a_diverging_loss_message_says_its_levels_are_window_means():
     start = float(np.mean(values[:8]))
     assert f"({start:.4g} to " in finding.message
     assert "means over 8 recorded steps" in finding.message
+
+
+def test_a_non_finite_loss_is_named_as_the_model_loss():
+    values = [1.0 / (step + 1) for step in range(10)] + [math.nan] * 5
+    finding = only(diagnose(table(loss_rows(values))), "non_finite")
+    assert "first appeared at the model's loss at step 10" in finding.message
+    assert "model.model" not in finding.message

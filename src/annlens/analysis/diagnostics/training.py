@@ -388,6 +388,13 @@ class NonFinite(Rule):
         layer, stage = min(
             zip(at_first["layer"], at_first["stage"], strict=True), key=key
         )
+        where = f"{layer}.{stage}"
+        if stage == "model":
+            chosen = at_first[
+                (at_first["layer"] == layer) & (at_first["stage"] == stage)
+            ]
+            quantities = ", ".join(dict.fromkeys(chosen["quantity"].astype(str)))
+            where = f"the model's {quantities}"
         return [
             self.finding(
                 view,
@@ -401,7 +408,7 @@ class NonFinite(Rule):
                     f"({', '.join(DATA_QUANTITIES)})"
                 ),
                 message=(
-                    f"NaN or Inf first appeared at {layer}.{stage} at step "
+                    f"NaN or Inf first appeared at {where} at step "
                     f"{first_step}, the first point in forward-then-backward order "
                     f"({len(bad)} non-finite values in all)."
                 ),
