@@ -1244,3 +1244,19 @@ def test_stopping_at_the_start_of_an_epoch_runs_and_records_nothing_of_it() -> N
     assert trainer.epochs_done == 1 and model.state.step == 3
     assert ends == [{"epochs_run": 1, "stopped": True}]
     assert not np.array_equal(model.state_dict()["dense_0.W"], before["dense_0.W"])
+
+
+@pytest.mark.parametrize(
+    ("samples", "split", "held"),
+    [(10, 0.8, 8), (50, 0.34, 17), (10, 0.25, 3), (10, 0.1, 1)],
+)
+def test_validation_split_holds_out_the_fraction_rounded_up(
+    samples, split, held
+) -> None:
+    from annlens.training.checks import split_validation
+
+    x, y = np.arange(samples * 2.0).reshape(samples, 2), np.arange(samples)
+    train_x, _, validation = split_validation(x, y, None, split)
+
+    assert validation is not None and len(validation[0]) == held
+    assert len(train_x) == samples - held and validation[1][0] == samples - held

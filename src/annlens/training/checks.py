@@ -6,6 +6,7 @@ changes the model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -158,7 +159,7 @@ def split_validation(
 ) -> tuple[Array, Any, Pair | None]:
     """The training part and the validation pair (given, split off, or None).
 
-    ``split`` takes the last rows, before any shuffling, as Keras does.
+    ``split`` takes the last ``ceil(n * split)`` rows, before any shuffling.
     """
     if validation_data is not None:
         if split:
@@ -175,7 +176,9 @@ def split_validation(
         return x, y, check_data(x_val, y_val, "validation data")
     if not split:
         return x, y, None
-    held = len(x) - int(len(x) * (1 - split))
+    # ceil(n * split), rounded first so that 0.8 of 10 holds out 8, not the 9
+    # that n - int(n * (1 - 0.8)) gives in floating point
+    held = math.ceil(round(len(x) * split, 9))
     if held < 1 or held >= len(x):
         raise ConfigError(
             f"validation_split={split} of {len(x)} samples holds out {held}; "
