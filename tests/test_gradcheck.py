@@ -187,3 +187,13 @@ def test_a_vanishing_gradient_is_compared_in_absolute_terms(rng) -> None:
     assert report["dense_0.W"].below_resolution
     assert not report["dense_2.W"].below_resolution
     assert "compared in absolute terms" in str(report["dense_0.W"])
+
+
+def test_an_input_with_nan_is_refused_naming_where():
+    from annlens import Dense
+    from annlens.errors import InputError
+
+    x = np.ones((3, 4))
+    x[1, 2] = np.nan
+    with pytest.raises(InputError, match=r"holds NaN or Inf \(first at index \(1, 2\)"):
+        gradcheck(Dense(4, 2), x, np.zeros((3, 2)), "mse")

@@ -292,6 +292,13 @@ def gradcheck(
         x64 = np.array(x, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise InputError(f"gradcheck input must be numeric: {error}") from error
+    if not np.all(np.isfinite(x64)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(x64))[0])
+        raise InputError(
+            f"gradcheck input holds NaN or Inf (first at index {where}: "
+            f"{x64[where]}); no gradient can be checked there; help: check the "
+            "model on finite inputs"
+        )
 
     note = ""
     target = model_or_layer
