@@ -425,3 +425,21 @@ def test_a_non_finite_loss_is_named_as_the_model_loss():
     finding = only(diagnose(table(loss_rows(values))), "non_finite")
     assert "first appeared at the model's loss at step 10" in finding.message
     assert "model.model" not in finding.message
+
+
+def test_metrics_of_an_unknown_shape_are_refused_naming_the_columns():
+    frame = table(*deltas(1.0, 1.0))
+    with pytest.raises(DataError, match=r"got list"):
+        diagnose(frame, metrics=[1, 2])
+    with pytest.raises(DataError, match=r"the metrics table has columns \['a'\]"):
+        diagnose(frame, metrics=pd.DataFrame({"a": [1.0]}))
+
+
+def test_metrics_as_a_history_are_read_for_the_loss():
+    from annlens.training.history import History
+
+    history = History()
+    for epoch in range(10):
+        history.append({"epoch": epoch, "loss": math.exp(epoch)})
+    findings = diagnose(table(*deltas(1.0, 1.0)), metrics=history)
+    assert only(findings, "diverging_loss").step_range == (0, 9)

@@ -56,6 +56,7 @@ from annlens.analysis.diagnostics.units import DeadUnits, SaturatedUnits
 from annlens.analysis.diagnostics.view import (
     StatsView,
     check_frame,
+    check_metrics,
     layer_order,
     train_loss,
 )
@@ -109,9 +110,11 @@ def diagnose(
     frame : DataFrame
         The statistics table (``Recorder.to_dataframe()``, or several
         variants concatenated).
-    metrics : DataFrame, optional
+    metrics : DataFrame or History, optional
         The per-epoch metrics history, wide (``epoch``, ``train_loss``, ...,
-        ``variant``) or long (``variant, epoch, split, metric, value``). The
+        ``variant``) or long (``variant, epoch, split, metric, value``), or
+        the History that ``Trainer.fit`` returns; any other table is refused
+        with a ``DataError`` naming its columns. The
         loss rules read its training loss for a variant whose statistics hold
         no ``loss`` rows; their step ranges are then epochs.
     rules : sequence of str or Rule, optional
@@ -127,6 +130,7 @@ def diagnose(
         Most severe first; within a severity, by variant then rule order.
     """
     frame = check_frame(frame)
+    metrics = check_metrics(metrics)
     settings = (settings or DiagnosticSettings()).updated(**overrides)
     chosen = _resolve(rules)
     order = layer_order(frame)

@@ -128,6 +128,32 @@ class StatsView:
         return f"StatsView(variant={self.variant!r}, {len(self.frame)} rows)"
 
 
+def check_metrics(metrics: Any) -> pd.DataFrame | None:
+    """``metrics`` as a DataFrame (a History is converted), or raise naming
+    what is missing; None stays None."""
+    if metrics is None:
+        return None
+    if hasattr(metrics, "to_dict") and hasattr(metrics, "record_step"):
+        metrics = pd.DataFrame(metrics.to_dict())  # a training History
+    if not isinstance(metrics, pd.DataFrame):
+        raise DataError(
+            "diagnose() takes metrics as a pandas DataFrame (wide: epoch and "
+            "train_loss or loss; long: variant, epoch, split, metric, value) or a "
+            f"History, got {type(metrics).__name__}"
+        )
+    columns = set(metrics.columns)
+    long = {"split", "metric", "value"} <= columns
+    if len(metrics) and (
+        "epoch" not in columns or not (long or columns & {"train_loss", "loss"})
+    ):
+        raise DataError(
+            f"the metrics table has columns {list(metrics.columns)}; diagnose() "
+            "needs epoch with train_loss or loss (wide), or epoch, split, metric "
+            "and value (long); help: pass metrics=None to leave it out"
+        )
+    return metrics
+
+
 def train_loss(metrics: Any, variant: str) -> pd.Series | None:
     """The training loss per epoch of ``variant`` from a metrics table, or None.
 
