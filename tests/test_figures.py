@@ -486,3 +486,12 @@ def test_named_layers_are_all_drawn_however_many() -> None:
     names = [f"dense_{i}" for i in range(20)]
     figure = plot_activation_bands(stats, layers=names)
     assert len(visible_axes(figure)) == 20
+
+
+def test_decision_boundary_refuses_no_predict_function_or_one_not_callable() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 2)), rng.integers(0, 2, 20)
+    with pytest.raises(ConfigError, match="empty mapping of predict functions"):
+        plot_decision_boundary({}, x, y)
+    with pytest.raises(ConfigError, match=r"predict 'a' must be callable"):
+        plot_decision_boundary({"a": 3}, x, y)  # type: ignore[dict-item]

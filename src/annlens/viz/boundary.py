@@ -25,7 +25,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from annlens.errors import DataError, LabelError, ShapeError, check_count
+from annlens.errors import ConfigError, DataError, LabelError, ShapeError, check_count
 from annlens.viz.style import (
     grid_shape,
     headline,
@@ -114,6 +114,17 @@ def plot_decision_boundary(
         )
     check_count("resolution", resolution, low=2, hint=" (grid points per axis)")
     models = dict(predict) if isinstance(predict, Mapping) else {"": predict}
+    if not models:
+        raise ConfigError(
+            "plot_decision_boundary got an empty mapping of predict functions; "
+            "help: give one predict function, or a mapping of name to predict"
+        )
+    for name, function in models.items():
+        if not callable(function):
+            raise ConfigError(
+                f"plot_decision_boundary predict {name!r} must be callable "
+                f"(such as model.forward), got {type(function).__name__}"
+            )
     colours = palette_for(list(models), palette)
 
     low, high = x.min(axis=0), x.max(axis=0)
