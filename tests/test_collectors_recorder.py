@@ -324,3 +324,18 @@ def test_epoch_rows_under_trainer_fit_need_the_end_epoch_callback_readme_names()
     assert epoch_rows(True) > 0
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "callbacks=[EndEpoch(recorder)]" in readme
+
+
+@pytest.mark.parametrize(
+    ("steps", "match"),
+    [
+        ("12", "keep_steps takes a list of steps, got '12'"),
+        ([0.5], r"entries must be integers >= 0 \(optimizer steps\), got 0.5"),
+        ([-1], r"got -1 in \[-1\]"),
+        ([True], "got True"),
+    ],
+)
+def test_keep_steps_that_are_not_step_numbers_are_refused(steps, match):
+    model = Sequential([Dense(4, 3)], seed=0)
+    with pytest.raises(ConfigError, match=match):
+        Recorder(model, keep_steps=steps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,10 +66,23 @@ class KeepTensors(Collector):
         max_bytes: int = 256 * 2**20,
     ) -> None:
         check_count("keep_bytes", max_bytes, low=0)
-        try:
-            self.steps = frozenset(int(s) for s in steps)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"keep_steps must be integers, got {steps!r}") from error
+        if isinstance(steps, (str, bytes)) or not isinstance(steps, Iterable):
+            raise ConfigError(
+                f"keep_steps takes a list of steps, got {steps!r}; help: "
+                "keep_steps=[0, 100]"
+            )
+        steps = list(steps)
+        for step in steps:
+            if (
+                isinstance(step, bool)
+                or not isinstance(step, (int, np.integer))
+                or step < 0
+            ):
+                raise ConfigError(
+                    f"keep_steps entries must be integers >= 0 (optimizer steps), "
+                    f"got {step!r} in {steps!r}"
+                )
+        self.steps = frozenset(int(s) for s in steps)
         self.stage_list = tuple(stages) if stages is not None else _EVERY_STAGE
         self.max_bytes = max_bytes
         self.kept: dict[tuple[int, str, str], np.ndarray] = {}
