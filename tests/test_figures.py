@@ -495,3 +495,18 @@ def test_decision_boundary_refuses_no_predict_function_or_one_not_callable() -> 
         plot_decision_boundary({}, x, y)
     with pytest.raises(ConfigError, match=r"predict 'a' must be callable"):
         plot_decision_boundary({"a": 3}, x, y)  # type: ignore[dict-item]
+
+
+def test_flow_comparison_without_a_finite_positive_value_is_refused(tables) -> None:
+    stats = tables.stats.assign(value=np.nan)
+    with pytest.raises(DataError, match="no finite positive values with stage 'delta'"):
+        plot_flow_comparison(stats)
+
+
+def test_flow_comparison_leaves_out_infinite_values_without_warnings(tables) -> None:
+    stats = tables.stats.copy()
+    stats.loc[stats.index[::3], "value"] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = plot_flow_comparison(stats)
+    assert len(visible_axes(figure)) == 2
