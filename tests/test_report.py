@@ -428,3 +428,15 @@ def test_a_dpi_that_is_not_a_positive_integer_is_refused_before_drawing(
     with pytest.raises(ConfigError, match=r"build_report dpi must be an integer >= 1"):
         build_report({"stats": tables.stats}, out, dpi=dpi)  # type: ignore[arg-type]
     assert not out.exists()
+
+
+def test_a_variant_named_for_the_report_must_be_in_the_tables(tables, tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"\['relux'\] are not in the tables.*'relu'"):
+        build_report(
+            {"stats": tables.stats},
+            tmp_path / "report.html",
+            variants=["sigmoid", "relux"],
+            standard=False,
+        )
+
+    assert not (tmp_path / "report.html").exists()

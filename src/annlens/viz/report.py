@@ -289,6 +289,13 @@ def build_report(
     ]
     found = list(dict.fromkeys(v for t in present for v in variants_of(t)))
     rows = variant_rows(variants, config, found)
+    if variants is not None and found:
+        unknown = [row["name"] for row in rows if row["name"] not in found]
+        if unknown:
+            raise ConfigError(
+                f"build_report variants {unknown} are not in the tables, which "
+                f"hold {found}{did_you_mean(unknown[0], found)}"
+            )
     palette = variant_palette([row["name"] for row in rows])
     for row in rows:
         row["colour"] = palette[row["name"]]
