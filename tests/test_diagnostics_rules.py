@@ -405,6 +405,16 @@ def test_a_statistics_table_with_text_values_is_refused_naming_the_row():
         diagnose(frame)
 
 
+@pytest.mark.parametrize("step", [0.5, -1, math.nan])
+def test_a_statistics_table_with_a_step_that_is_no_step_is_refused(step):
+    frame = table(*deltas(0.01, 1.0))
+    frame["step"] = frame["step"].astype(float)
+    frame.loc[4, "step"] = step
+
+    with pytest.raises(DataError, match=r"'step' must hold whole numbers >= 0.*row 4"):
+        diagnose(frame)
+
+
 def test_a_statistics_table_with_numbers_as_text_is_read_as_numbers():
     frame = table(*deltas(0.01, 1.0)).astype({"value": str, "step": str})
     finding = only(diagnose(frame), "vanishing_gradients")

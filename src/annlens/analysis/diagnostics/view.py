@@ -44,6 +44,14 @@ def check_frame(frame: Any) -> pd.DataFrame:
                     "help: see annlens.analysis.collectors for the schema"
                 )
             frame = frame.assign(**{column: converted})
+    steps = frame["step"].to_numpy(dtype=float)
+    whole = np.isfinite(steps) & (steps == np.round(steps)) & (steps >= 0)
+    if len(frame) and not whole.all():
+        row = int(np.flatnonzero(~whole)[0])
+        raise DataError(
+            f"the statistics table's column 'step' must hold whole numbers >= 0 "
+            f"(optimizer steps); row {row} holds {frame['step'].iloc[row]!r}"
+        )
     if "variant" not in frame.columns:
         frame = frame.assign(variant="")
     return frame
