@@ -410,6 +410,20 @@ def test_bad_group_value_is_refused_naming_the_group() -> None:
         Adam(make_model(), groups={"dense_0.*": {"lr": -1.0}})
 
 
+@pytest.mark.parametrize(
+    ("given", "kind"),
+    [(None, "NoneType"), ([1, 2], "list"), ({"dense_0.W": np.zeros(2)}, "dict")],
+    ids=["none", "list", "parameters"],
+)
+def test_an_optimizer_built_on_something_other_than_a_model_is_refused(
+    given: Any, kind: str
+) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"Adam needs a Sequential model, got {kind}"
+    ):
+        Adam(given)
+
+
 def test_group_pattern_that_matches_nothing_is_refused() -> None:
     with pytest.raises(ConfigError, match="matches no parameter"):
         Adam(make_model(), groups={"dense_7.*": {"lr": 0.1}})

@@ -463,6 +463,14 @@ def test_get_schedule_refuses_unknown_names_and_settings() -> None:
         get_schedule("cosine", optimizer)
 
 
+def test_a_schedule_made_on_something_other_than_an_optimizer_is_refused() -> None:
+    model = make_optimizer().model
+    with pytest.raises(ConfigError, match="CosineAnnealing needs an Optimizer"):
+        get_schedule("cosine", model, T_max=3)
+    with pytest.raises(ConfigError, match="StepDecay needs an Optimizer, got NoneType"):
+        StepDecay(None, 5, 0.5)
+
+
 def test_repr_shows_the_settings() -> None:
     optimizer = make_optimizer()
     assert repr(StepDecay(optimizer, 5, 0.5)) == (

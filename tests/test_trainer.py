@@ -775,6 +775,12 @@ def test_an_optimizer_of_another_model_is_refused() -> None:
         Trainer(model, SoftmaxCrossEntropy(), SGD(other))
 
 
+def test_a_model_that_is_not_a_sequential_is_refused_as_the_model() -> None:
+    model = Sequential([Dense(4, 3)])
+    with pytest.raises(ConfigError, match="Trainer model must be a Sequential, got"):
+        Trainer(None, SoftmaxCrossEntropy(), SGD(model))
+
+
 def test_a_loss_without_value_and_grad_is_refused() -> None:
     model = Sequential([Dense(4, 3)])
     with pytest.raises(ConfigError, match="value_and_grad"):

@@ -29,6 +29,7 @@ import numpy as np
 from annlens import errors
 from annlens.errors import ConfigError, did_you_mean
 from annlens.layers.base import Array, Layer
+from annlens.model import Sequential
 
 State = dict[str, Array]
 #: One proposed change: (qualified name, layer, parameter name, update, new state).
@@ -77,6 +78,13 @@ class Optimizer:
         groups: Mapping[str, Mapping[str, Any]] | None = None,
         **hyperparameters: Any,
     ) -> None:
+        if not isinstance(model, Sequential):
+            raise ConfigError(
+                f"{type(self).__name__} needs a Sequential model, got "
+                f"{type(model).__name__}; help: build it as "
+                f"{type(self).__name__}(model, lr=...), with the model itself, "
+                "not its parameters"
+            )
         self.model = model
         self.base = self._merge(dict(self.defaults), hyperparameters, "the optimizer")
         _check_groups(groups, type(self).__name__)

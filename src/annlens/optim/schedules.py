@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from annlens.errors import ConfigError
-from annlens.optim.base import check_count, check_number
+from annlens.optim.base import Optimizer, check_count, check_number
 
 UNITS = ("epoch", "batch")
 
@@ -77,6 +77,12 @@ class Schedule:
         if unit not in UNITS:
             raise ConfigError(
                 f"{type(self).__name__} unit must be one of {UNITS}, got {unit!r}"
+            )
+        if not isinstance(optimizer, Optimizer):
+            raise ConfigError(
+                f"{type(self).__name__} needs an Optimizer, got "
+                f"{type(optimizer).__name__}; help: build it as "
+                f"{type(self).__name__}(optimizer, ...)"
             )
         self.optimizer = optimizer
         self.unit = unit

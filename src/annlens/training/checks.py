@@ -22,6 +22,7 @@ from annlens.errors import (
 )
 from annlens.layers.base import Array
 from annlens.layers.batchnorm import BatchNorm
+from annlens.model import Sequential
 
 Pair = tuple[Array, Any]
 
@@ -58,6 +59,10 @@ def check_settings(
     if not callable(getattr(loss, "value_and_grad", None)):
         raise ConfigError(
             f"Trainer loss must have value_and_grad(output, target), got {loss!r}"
+        )
+    if not isinstance(model, Sequential):
+        raise ConfigError(
+            f"Trainer model must be a Sequential, got {type(model).__name__}"
         )
     if getattr(optimizer, "model", None) is not model:
         raise ConfigError(
