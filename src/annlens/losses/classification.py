@@ -127,18 +127,25 @@ class SoftmaxCrossEntropy(Loss):
     def _value_and_grad_for_labels(self, z: Array, target: Any) -> tuple[float, Array]:
         """The same loss for class indices ``y``, without building one-hot ``q``.
 
-        With a one-hot target the sum over classes picks one entry per row::
+        With a one-hot target the sum over classes picks one entry per row.
+        Writing ``u = z - max(z)`` (every ``u <= 0``, so ``exp`` cannot
+        overflow) and ``S = sum_c exp(u_c)`` (at least 1)::
 
-            l_i     = -log p[i, y_i]
-            dl/dz_i = p_i - e_{y_i}
+            l_i     = -log p[i, y_i] = log S_i - u[i, y_i]
+            dl/dz_i = p_i - e_{y_i},   p_i = exp(u_i) / S_i
+
+        The gradient is built in the one array ``exp(u)``: divided by ``S``
+        and multiplied by the reduction's scale in one pass, then the scale
+        taken off at each label.
         """
         labels = class_indices(target, z, "SoftmaxCrossEntropy")
         rows = np.arange(z.shape[0])
-        log_p = log_softmax(z)
-        value, scale = self.reduce(-log_p[rows, labels])
-        grad = np.exp(log_p, out=log_p)
-        grad[rows, labels] -= 1
-        grad *= scale
+        u = z - z.max(axis=1, keepdims=True)
+        grad = np.exp(u)
+        total = grad.sum(axis=1, keepdims=True)
+        value, scale = self.reduce(np.log(total[:, 0]) - u[rows, labels])
+        grad *= scale / total
+        grad[rows, labels] -= scale
         return value, grad
 
 
