@@ -3,10 +3,12 @@ and where it is, and the model's weights untouched."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from annlens import Activation, Dense, FunctionActivation, Sequential
+from annlens import Activation, BatchNorm, Dense, FunctionActivation, Sequential
 from annlens.activations import activation_names
 from annlens.errors import (
     ConfigError,
@@ -17,7 +19,7 @@ from annlens.errors import (
     UnknownNameError,
 )
 from annlens.layers import initializer_names
-from annlens.losses import NLLLoss, SoftmaxCrossEntropy
+from annlens.losses import MSE, NLLLoss, SoftmaxCrossEntropy
 
 
 def make_model() -> Sequential:
@@ -106,6 +108,31 @@ def test_nan_or_inf_in_the_input_is_refused_with_where_it_is(
     message = str(caught.value)
     assert counts in message and "row 2, column 1" in message
     assert_untouched(model, before)
+
+
+def test_finite_input_too_large_for_the_model_dtype_is_refused_as_such() -> None:
+    model = Sequential([Dense(4, 2)], seed=0, dtype="float32")
+    before = weights(model)
+    x = np.ones((3, 4))
+    x[1, 2] = -1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError) as caught:
+            model.forward(x)
+    message = str(caught.value)
+    assert "1 values too large for float32" in message
+    assert "row 1, column 2: -1e+300" in message and "NaN" not in message
+    assert_untouched(model, before)
+
+
+def test_finite_targets_too_large_for_the_output_dtype_are_refused() -> None:
+    output = np.zeros((3, 2), dtype=np.float32)
+    y = np.zeros((3, 2))
+    y[2, 0] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(LabelError, match=r"1 values too large .* float32"):
+            MSE().value_and_grad(output, y)
 
 
 # -- construction ---------------------------------------------------------------------
@@ -319,6 +346,8 @@ def test_a_layer_called_directly_takes_lists_and_computes_in_its_own_dtype() -> 
     ("build", "message"),
     [
         (lambda: Dense(3, 2, bias="no"), "Dense bias must be True or False, got 'no'"),
+        (lambda: Dense(True, 2), "Dense in_features must be a positive integer"),
+        (lambda: BatchNorm(True), "BatchNorm num_features must be a positive integer"),
         (lambda: Dense(3, 2, name=5), "name must be a non-empty string or None"),
         (lambda: Dense(3, 2, name=""), "name must be a non-empty string or None"),
         (lambda: Dense(3, 2, name="loss"), "name 'loss' is taken: the model's loss"),

@@ -527,6 +527,15 @@ def test_k_beyond_the_number_of_parameters_says_what_k_may_be(rng) -> None:
         hessian_eigenvalues(model, x, y, "mse", k=9)
 
 
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_k_given_as_a_bool_is_refused_not_read_as_one(rng, method) -> None:
+    model = Sequential([Dense(3, 2)], dtype="float64", seed=0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+
+    with pytest.raises(ConfigError, match=r"k must be an integer .* got True"):
+        hessian_eigenvalues(model, x, y, "mse", k=True, method=method)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -800,6 +800,17 @@ def test_empty_and_one_dimensional_data_are_refused() -> None:
         make().fit(np.zeros(4), np.zeros(4))
 
 
+def test_data_too_large_for_a_float32_model_is_refused_before_any_step() -> None:
+    model = Sequential([Dense(4, 3)], seed=0, dtype="float32")
+    before = model.state_dict()
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), epochs=1)
+    x, y = np.zeros((6, 4)), np.arange(6) % 3
+    x[4, 3] = 1e300
+    with pytest.raises(InputError, match=r"training data: x holds 1 values too large"):
+        trainer.fit(x, y)
+    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_too_few_samples_for_the_validation_split_are_refused() -> None:
     x, y = blobs(1)
     with pytest.raises(ConfigError, match="both parts need at least one sample"):

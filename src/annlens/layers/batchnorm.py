@@ -135,7 +135,9 @@ class BatchNorm(Layer):
     ) -> None:
         super().__init__(name)
         if num_features is not None and (
-            not isinstance(num_features, (int, np.integer)) or num_features < 1
+            isinstance(num_features, bool)
+            or not isinstance(num_features, (int, np.integer))
+            or num_features < 1
         ):
             raise ConfigError(
                 f"BatchNorm num_features must be a positive integer or None, "

@@ -97,7 +97,11 @@ class Dense(Layer):
             ("in_features", in_features),
             ("out_features", out_features),
         ):
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < 1
+            ):
                 raise ConfigError(
                     f"Dense {label} must be a positive integer, got {value!r}"
                 )

@@ -95,7 +95,18 @@ def matching_target(target: Any, output: Array, where: str) -> Array:
             f"got {array.shape}"
         )
     _check_finite(array, where)
-    return array.astype(output.dtype, copy=False)
+    with np.errstate(over="ignore"):
+        converted = array.astype(output.dtype, copy=False)
+    overflow = ~np.isfinite(converted)
+    if overflow.any():
+        first = tuple(int(i) for i in np.argwhere(overflow)[0])
+        raise LabelError(
+            f"{where}: targets hold {int(overflow.sum())} values too large for "
+            f"the output's dtype {output.dtype} (first at index {first}: "
+            f"{float(array[first]):.3g}); help: standardise the targets, or use a "
+            "float64 model"
+        )
+    return converted
 
 
 def binary_target(target: Any, output: Array, where: str) -> Array:

@@ -47,10 +47,14 @@ def prepare_input(x: Any, dtype: np.dtype, width: int | None, first: str) -> Arr
             f"layer {first!r} expects input of shape (batch, {width}), "
             f"got {array.shape}"
         )
-    array = array.astype(dtype, copy=False)
-    if not np.isfinite(array.sum()):
+    converted = array
+    if array.dtype != dtype:
+        with np.errstate(over="ignore"):
+            converted = array.astype(dtype)
+    if not np.isfinite(converted.sum()):
         check_finite(array, "model input")
-    return array
+        check_fits(converted, array, "model input")
+    return converted
 
 
 def check_finite(array: Array, where: str) -> None:
@@ -61,4 +65,17 @@ def check_finite(array: Array, where: str) -> None:
         raise InputError(
             f"{where} holds {nan} NaN and {inf} Inf values "
             f"(first at row {row}, column {column})"
+        )
+
+
+def check_fits(converted: Array, given: Array, where: str) -> None:
+    """Raise when finite values of ``given`` became Inf in ``converted``'s dtype."""
+    overflow = ~np.isfinite(converted)
+    if overflow.any():
+        row, column = np.argwhere(overflow)[0]
+        value = float(given[row, column])
+        raise InputError(
+            f"{where} holds {int(overflow.sum())} values too large for "
+            f"{converted.dtype} (first at row {row}, column {column}: {value:.3g}); "
+            "help: standardise the input, or use a float64 model"
         )

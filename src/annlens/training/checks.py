@@ -23,6 +23,7 @@ from annlens.errors import (
 from annlens.layers.base import Array
 from annlens.layers.batchnorm import BatchNorm
 from annlens.model import Sequential
+from annlens.model.inputs import check_fits
 
 Pair = tuple[Array, Any]
 
@@ -138,6 +139,10 @@ def check_inputs(model: Any, x: Array, what: str) -> None:
             f"{what}: x holds {nan} NaN and {inf} Inf values "
             f"(first at row {row}, column {column})"
         )
+    if x.dtype.kind == "f" and x.dtype.itemsize > model.dtype.itemsize:
+        with np.errstate(over="ignore"):
+            converted = x.astype(model.dtype)
+        check_fits(converted, x, f"{what}: x")
 
 
 def check_targets(model: Any, loss: Any, y: Any, what: str) -> None:

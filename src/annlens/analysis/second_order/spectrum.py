@@ -110,7 +110,11 @@ DENSE_ROUTE = (
 
 
 def _check_k(k: int, size: int) -> None:
-    if not isinstance(k, (int, np.integer)) or not 1 <= k <= size:
+    if (
+        isinstance(k, bool)
+        or not isinstance(k, (int, np.integer))
+        or not 1 <= k <= size
+    ):
         raise ConfigError(
             f"k must be an integer from 1 to the number of parameters ({size}), "
             f"got {k!r}; help: {DENSE_ROUTE}"
