@@ -40,9 +40,11 @@ initial weights and at each epoch's end; ``dead_epoch_fraction`` and
 ``drift`` at each epoch's end. By default ``grad_output`` is summarised only
 at layers without a ``delta`` stage, and parameters, gradients and updates
 only by ``l2`` and ``rms``; ``stats="all"`` with ``parameter_every=1`` gives
-every quantity at every stage and step. The default costs about 15% of a
-training step of a 784-512-512-10 float32 network at batch 128 (measured on
-a busy two-core machine; see the Recorder).
+every quantity at every stage and step. Recording every step, the default
+adds about a quarter to a training step of a 784-512-512-10 float32 network
+at batch 128, and more on narrow layers, where Python work per observed array
+dominates; ``every=10`` adds a tenth to a sixth of that (``make bench``
+measures it; see benchmarks/RESULTS.md and the Recorder).
 
 ``stage`` values:
 

@@ -102,7 +102,9 @@ class Recorder:
     recorded step.
 
     Cost: between recorded steps the recorder's hooks are paused and only its
-    clock runs, so ``every=10`` costs about a tenth of what ``every=1`` costs.
+    clock runs, so ``every=10`` costs a tenth to a sixth of what ``every=1``
+    costs (the sixth on the narrowest layers, where the clock and the gradient
+    kept before each recorded step for the cosine weigh most).
     At a recorded step most of the cost is a few passes over each activation
     and delta, and Python work per hook; ``make bench`` measures both
     (benchmarks/RESULTS.md).
