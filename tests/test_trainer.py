@@ -248,6 +248,33 @@ def test_accuracy_takes_indices_one_hot_rows_and_binary_logits() -> None:
     assert accuracy(logits, np.array([[1], [0], [1], [0]])) == 1.0
 
 
+def test_accuracy_refuses_continuous_targets_naming_the_first() -> None:
+    logits = np.array([[1.5], [-0.5], [0.2]])
+    assert accuracy(logits, np.array([0.9, 0.2, 0.6])) == 1.0  # probabilities
+    with pytest.raises(LabelError, match=r"got 3\.5 at position 1.*'mae'"):
+        accuracy(logits, np.array([0.2, 3.5, 1.0]))
+    with pytest.raises(LabelError, match=r"\[0, 1\], got nan at position 2"):
+        accuracy(logits, np.array([0.0, 1.0, np.nan]))
+    scores = np.zeros((3, 3))
+    assert accuracy(scores, np.array([0.0, 1.0, 2.0])) == pytest.approx(1 / 3)
+    with pytest.raises(
+        LabelError, match=r"whole class indices, got 0\.5 at position 0"
+    ):
+        accuracy(scores, np.array([0.5, 1.0, 2.0]))
+
+
+def test_accuracy_on_a_continuous_target_is_refused_by_the_trainer() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3))
+    y = x @ np.array([[1.0], [-2.0], [0.5]]) + 3.0
+    model = Sequential([Dense(3, 1)], dtype="float64")
+    trainer = Trainer(
+        model, MSE(), SGD(model, lr=0.1), batch_size=8, metrics=["accuracy"]
+    )
+    with pytest.raises(LabelError, match="single binary output"):
+        trainer.fit(x, y)
+
+
 def test_a_user_metric_is_recorded_for_training_and_validation() -> None:
     x, y = blobs(24)
 

@@ -53,6 +53,9 @@ def accuracy(output: Array, target: Any) -> float:
                 f"accuracy of a single binary output expects 0/1 targets of shape "
                 f"(batch,) or (batch, 1), got {target.shape}"
             )
+        _check_numbers_within(
+            truth[:, 0], 0.0, 1.0, "the targets of a single binary output"
+        )
         return float(np.mean(predicted == (truth[:, 0] > 0.5)))
 
     predicted = output.argmax(axis=1)
@@ -60,12 +63,34 @@ def accuracy(output: Array, target: Any) -> float:
         truth = target.argmax(axis=1)
     elif target.ndim == 1 or (target.ndim == 2 and target.shape[1] == 1):
         truth = target.reshape(-1)
+        if truth.dtype.kind == "f":
+            bad = np.flatnonzero(truth != np.round(truth))
+            if len(bad):
+                raise LabelError(
+                    f"accuracy expects whole class indices, got "
+                    f"{float(truth[bad[0]]):g} at position {bad[0]}; help: for a "
+                    "continuous target use "
+                    "metrics 'mae' or 'rmse'"
+                )
     else:
         raise LabelError(
             f"accuracy expects class indices (batch,) or one-hot rows "
             f"(batch, {output.shape[1]}), got target shape {target.shape}"
         )
     return float(np.mean(predicted == truth))
+
+
+def _check_numbers_within(values: Array, low: float, high: float, what: str) -> None:
+    """A LabelError naming the first number (or NaN) outside [low, high]."""
+    if values.dtype.kind not in "biuf":
+        return
+    bad = np.flatnonzero(~((values >= low) & (values <= high)))
+    if len(bad):
+        raise LabelError(
+            f"accuracy expects {what} in [{low:g}, {high:g}], got "
+            f"{float(values[bad[0]]):g} at position {bad[0]}; help: for a continuous "
+            "target use metrics 'mae' or 'rmse'"
+        )
 
 
 def _errors(name: str, output: Array, target: Any) -> Array:
