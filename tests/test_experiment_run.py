@@ -211,6 +211,23 @@ def test_a_step_limit_stops_training_mid_epoch(tmp_path):
     assert [row["epoch"] for row in result.history.rows] == [0, 1]
 
 
+def test_a_one_cycle_schedule_may_end_at_the_step_limit(tmp_path):
+    schedule = {"name": "one_cycle", "max_lr": 0.1, "total_steps": 8}
+    config = tiny(training={"steps": 8}, schedule=schedule)
+    result = run_experiment(config, out=tmp_path)
+    assert result.model.state.step == 8
+
+
+def test_a_schedule_too_short_for_the_run_is_refused_before_the_run_directory(
+    tmp_path,
+):
+    schedule = {"name": "one_cycle", "max_lr": 0.1, "total_steps": 7}
+    config = tiny(training={"steps": 8}, schedule=schedule)
+    with pytest.raises(ConfigError, match=r"help: set total_steps=8 \(the step"):
+        run_experiment(config, out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_rows_with_nan_are_dropped_when_asked(tmp_path):
     rows = ["a,b,y"] + [f"{i},{'' if i % 7 == 0 else i * 2},{i % 2}" for i in range(80)]
     path = tmp_path / "nan.csv"

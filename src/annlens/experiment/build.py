@@ -484,8 +484,14 @@ def check_parts(parts: Parts) -> None:
     target of every split (tried against an output of the model's shape,
     without running the model; see :func:`check_loss_targets`).
     """
-    from annlens.training.checks import check_schedule
+    from annlens.training.checks import check_schedule, check_schedule_length
 
+    training = parts.experiment.training
+    per_epoch = -(-len(parts.data.y_train) // training.batch_size)
+    epochs = training.epochs
+    if training.steps is not None:
+        epochs = -(-training.steps // per_epoch)
+    check_schedule_length(parts.schedule, epochs, per_epoch, training.steps)
     columns = history_columns(parts)
     check_schedule(parts.schedule, schedule_monitor(parts), columns, validating(parts))
     stopping = parts.experiment.training.early_stopping

@@ -27,10 +27,16 @@ class EndEpoch(Callback):
 
 
 class StepLimit(Callback):
-    """Stop training once the optimizer has taken ``steps`` steps."""
+    """Stop training once the optimizer has taken ``steps`` steps.
+
+    ``step_limit`` tells the trainer's checks where the fit ends, so that a
+    schedule with ``total_steps = steps`` is not refused for the epochs the
+    limit cuts short.
+    """
 
     def __init__(self, steps: int) -> None:
         self.steps = steps
+        self.step_limit = steps
 
     def on_batch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         if trainer.optimizer.t >= self.steps:

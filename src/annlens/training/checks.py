@@ -243,12 +243,16 @@ def check_schedule(
         )
 
 
-def check_schedule_length(schedule: Any, epochs: int, steps_per_epoch: int) -> None:
+def check_schedule_length(
+    schedule: Any, epochs: int, steps_per_epoch: int, step_limit: int | None = None
+) -> None:
     """Refuse a schedule with a ``total_steps`` that this fit would step past.
 
     A OneCycle schedule cannot be stepped more than ``total_steps`` times;
     found only at the step that goes past, the run would fail part way, with
-    that step's update already made.
+    that step's update already made. ``step_limit`` is a count of optimizer
+    steps at which the fit stops (a callback's ``step_limit``), which bounds a
+    schedule stepped once a batch.
     """
     total = getattr(schedule, "total_steps", None)
     if schedule is None or not isinstance(total, int) or epochs <= 0:
@@ -256,13 +260,15 @@ def check_schedule_length(schedule: Any, epochs: int, steps_per_epoch: int) -> N
     per_epoch = steps_per_epoch if schedule.unit == "batch" else 1
     done = int(getattr(schedule, "count", 0))
     needed = done + epochs * per_epoch
+    how = f"epochs x {'steps per epoch' if schedule.unit == 'batch' else '1'}"
+    if step_limit is not None and schedule.unit == "batch" and step_limit < needed:
+        needed, how = max(done, step_limit), "the step limit"
     if needed > total:
         unit = "batch" if schedule.unit == "batch" else "epoch"
         raise ConfigError(
             f"the schedule {schedule!r} is stepped once a {unit}: this fit takes "
-            f"{epochs * per_epoch} more steps after {done}, {needed} in all, but "
-            f"its total_steps is {total}; help: set total_steps={needed} "
-            f"(epochs x {'steps per epoch' if unit == 'batch' else '1'})"
+            f"{needed - done} more steps after {done}, {needed} in all, but "
+            f"its total_steps is {total}; help: set total_steps={needed} ({how})"
         )
 
 

@@ -91,10 +91,16 @@ class TrainingLoop(TrainingStep):
             self.schedule, self.schedule_monitor, columns, validation is not None
         )
         first = self.epochs_done if resume else 0
+        limits = [
+            limit
+            for callback in self.callbacks.callbacks
+            if isinstance(limit := getattr(callback, "step_limit", None), int)
+        ]
         check_schedule_length(
             self.schedule,
             self.epochs - first,
             math.ceil(len(x) / self.batch_size),
+            min(limits, default=None),
         )
         if not resume:
             self.history = History()
