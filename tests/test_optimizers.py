@@ -5,6 +5,7 @@ trips and the registry."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -464,6 +465,12 @@ def test_assigning_lr_sets_the_base_rate_that_a_schedule_scales() -> None:
     with pytest.raises(ConfigError, match="lr must be"):
         optimizer.lr = -1.0
     assert optimizer.base["lr"] == 0.02
+
+
+@pytest.mark.parametrize("lr", [math.inf, math.nan, -1.0])
+def test_a_learning_rate_out_of_range_is_refused_with_a_range_without_inf(lr) -> None:
+    with pytest.raises(ConfigError, match=r"lr must be in \[0\.0, inf\), got"):
+        SGD(make_model(), lr=lr)
 
 
 @pytest.mark.parametrize("cls", [SGD, Adam, NAdam, RMSProp, Adagrad])

@@ -360,7 +360,7 @@ def check_range(
     too_low = low is not None and value < low
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high or not np.isfinite(value):
-        right = ")" if high_open else "]"
+        right = ")" if high_open or high is None else "]"  # inf is refused too
         span = f"[{low if low is not None else '-inf'}, "
         span += f"{high if high is not None else 'inf'}{right}"
         raise ConfigError(
@@ -389,7 +389,7 @@ def check_number(
         bad = bad or (value >= high if high_open else value > high)
     if bad:
         left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+        right = ")" if high_open or high is None else "]"  # inf is refused too
         span = f"{left}{'-inf' if low is None else low}, "
         span += f"{'inf' if high is None else high}{right}"
         raise ConfigError(f"{owner} {key} must be in {span}, got {value!r}")
