@@ -228,6 +228,15 @@ def test_a_schedule_too_short_for_the_run_is_refused_before_the_run_directory(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_batchnorm_with_a_batch_size_of_one_is_refused_before_the_run_directory(
+    tmp_path,
+):
+    config = tiny(model={"batchnorm": True}, training={"batch_size": 1})
+    with pytest.raises(ConfigError, match="batch_size=1 every batch holds 1"):
+        run_experiment(config, out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_rows_with_nan_are_dropped_when_asked(tmp_path):
     rows = ["a,b,y"] + [f"{i},{'' if i % 7 == 0 else i * 2},{i % 2}" for i in range(80)]
     path = tmp_path / "nan.csv"

@@ -859,6 +859,15 @@ def test_a_last_batch_of_one_with_batchnorm_is_refused_before_training() -> None
     assert model.state.step == 0
 
 
+def test_a_batch_size_of_one_with_batchnorm_is_refused_before_training() -> None:
+    x, y = blobs(8)
+    model = Sequential([Dense(4, 6), BatchNorm(), Dense(6, 3)])
+    trainer = Trainer(model, SoftmaxCrossEntropy(), SGD(model), batch_size=1)
+    with pytest.raises(ConfigError, match="batch_size=1 every batch holds 1 sample"):
+        trainer.fit(x, y)
+    assert model.state.step == 0
+
+
 def test_zero_epochs_train_nothing() -> None:
     x, y = blobs(8)
     trainer = make(epochs=0)

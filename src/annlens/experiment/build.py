@@ -484,9 +484,14 @@ def check_parts(parts: Parts) -> None:
     target of every split (tried against an output of the model's shape,
     without running the model; see :func:`check_loss_targets`).
     """
-    from annlens.training.checks import check_schedule, check_schedule_length
+    from annlens.training.checks import (
+        check_batches,
+        check_schedule,
+        check_schedule_length,
+    )
 
     training = parts.experiment.training
+    check_batches(parts.model, len(parts.data.y_train), training.batch_size)
     per_epoch = -(-len(parts.data.y_train) // training.batch_size)
     epochs = training.epochs
     if training.steps is not None:

@@ -199,10 +199,16 @@ def split_validation(
 
 
 def check_batches(model: Any, samples: int, batch_size: int) -> None:
-    """Refuse a last batch of one sample when a BatchNorm layer would see it."""
-    if samples % batch_size != 1:
+    """Refuse a batch of one sample (every one, or the last) before BatchNorm."""
+    if batch_size != 1 and samples % batch_size != 1:
         return
     for layer in model.layers:
+        if isinstance(layer, BatchNorm) and batch_size == 1:
+            raise ConfigError(
+                f"with batch_size=1 every batch holds 1 sample, which BatchNorm "
+                f"layer {layer.name!r} cannot normalise in training mode; "
+                "help: use a batch_size of 2 or more"
+            )
         if isinstance(layer, BatchNorm):
             raise ConfigError(
                 f"with {samples} samples and batch_size={batch_size} the last "
