@@ -859,6 +859,14 @@ def test_a_last_batch_of_one_with_batchnorm_is_refused_before_training() -> None
     assert model.state.step == 0
 
 
+def test_a_loss_class_instead_of_a_loss_object_is_refused() -> None:
+    model = Sequential([Dense(4, 3)])
+    with pytest.raises(ConfigError, match=r"the class SoftmaxCrossEntropy; help: pass"):
+        Trainer(model, SoftmaxCrossEntropy, SGD(model))
+    with pytest.raises(ConfigError, match=r"help: pass SoftmaxCrossEntropy\(\)"):
+        model.loss(SoftmaxCrossEntropy, np.zeros((2, 3)), np.array([0, 1]))
+
+
 def test_a_batch_size_of_one_with_batchnorm_is_refused_before_training() -> None:
     x, y = blobs(8)
     model = Sequential([Dense(4, 6), BatchNorm(), Dense(6, 3)])

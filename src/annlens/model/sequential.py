@@ -239,6 +239,11 @@ class Sequential(HookAPI):
         """
         if isinstance(loss, str):
             loss = get_loss(loss)
+        if isinstance(loss, type):
+            raise ConfigError(
+                f"model.loss takes a loss object, got the class {loss.__name__}; "
+                f"help: pass {loss.__name__}()"
+            )
         value, grad = loss.value_and_grad(output, target)
         if self.loss_point.hooked:
             self.loss_point.loss = loss

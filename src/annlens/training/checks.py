@@ -57,6 +57,11 @@ def check_settings(
         )
     if seed is not None:
         check_integer("seed", seed, 0)
+    if isinstance(loss, type):
+        raise ConfigError(
+            f"Trainer loss must be a loss object, got the class {loss.__name__}; "
+            f"help: pass {loss.__name__}()"
+        )
     if not callable(getattr(loss, "value_and_grad", None)):
         raise ConfigError(
             f"Trainer loss must have value_and_grad(output, target), got {loss!r}"
