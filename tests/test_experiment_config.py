@@ -483,6 +483,14 @@ def test_set_enters_a_list_by_position(tmp_path):
         load_config(path, ["model.layers.7.units=5"])
 
 
+def test_set_into_a_list_the_file_does_not_have_names_the_missing_list(tmp_path):
+    path = write_experiment(tmp_path / "e.toml", tiny())
+    with pytest.raises(
+        ConfigError, match=r"model\.layers is not set, so it has no position 0"
+    ):
+        load_config(path, ["model.layers.0.units=16"])
+
+
 @pytest.mark.parametrize(
     "optimizer, expected",
     [

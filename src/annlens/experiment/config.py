@@ -102,6 +102,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         path, value = parse_override(text)
         node: Any = result
         for depth, part in enumerate(path[:-1]):
+            if (
+                isinstance(node, dict)
+                and part not in node
+                and path[depth + 1].isdigit()
+            ):
+                key = ".".join(path[: depth + 1])
+                raise ConfigError(
+                    f"--set {text!r}: {key} is not set, so it has no position "
+                    f"{path[depth + 1]}; help: set the list whole, --set '{key}=[...]'"
+                )
             node = _step(node, part, path[: depth + 1], text)
         key = path[-1]
         if isinstance(node, list):
