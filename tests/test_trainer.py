@@ -1126,6 +1126,30 @@ def test_mae_and_rmse_are_metrics_by_name_for_regression(rng) -> None:
         get_metric("rmse")(np.zeros((8, 2)), np.zeros((8, 1)))
 
 
+def test_the_training_rmse_of_an_epoch_is_over_its_samples_not_a_mean_of_roots(
+    rng,
+) -> None:
+    model = Sequential([Dense(3, 2)], seed=0, dtype="float64")
+    trainer = Trainer(
+        model,
+        MSE(),
+        SGD(model, lr=0.0),
+        metrics=["mae", "rmse"],
+        batch_size=4,
+        epochs=1,
+        shuffle=False,
+    )
+    x, y = rng.normal(size=(10, 3)), 5 * rng.normal(size=(10, 2))
+    errors = model.predict(x) - y
+
+    row = trainer.fit(x, y).rows[-1]
+
+    assert row["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-12)
+    assert row["mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-12)
+    roots = [np.sqrt(np.mean(errors[i : i + 4] ** 2)) for i in (0, 4, 8)]
+    assert row["rmse"] != pytest.approx(np.average(roots, weights=[4, 4, 2]))
+
+
 def test_evaluate_refuses_a_bad_batch_size_width_or_label_naming_the_data() -> None:
     x, y = blobs(12)
     model = Sequential([Dense(4, 3)], seed=0)

@@ -31,7 +31,7 @@ from annlens.training.checks import (
 )
 from annlens.training.guard import unwrap
 from annlens.training.history import History
-from annlens.training.metrics import metric_value
+from annlens.training.metrics import ROOT_MEAN_METRICS, metric_value
 from annlens.training.step import TrainingStep
 
 logger = logging.getLogger("annlens")
@@ -146,6 +146,7 @@ class TrainingLoop(TrainingStep):
         order = self.rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
         keys = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
         totals = dict.fromkeys(keys, 0.0)
+        squared = {key for key, fn in self.metrics.items() if fn in ROOT_MEAN_METRICS}
         seen = 0
         logs: Logs = {}
         for batch, start in enumerate(range(0, len(x), self.batch_size)):
@@ -154,12 +155,14 @@ class TrainingLoop(TrainingStep):
             logs = self.step(x[index], y[index])
             seen += len(index)
             for key in keys:
-                totals[key] += logs[key] * len(index)
+                value = logs[key] ** 2 if key in squared else logs[key]
+                totals[key] += value * len(index)
             if self.stop_training:
                 break
 
         row: Logs = {"epoch": epoch}
-        row.update({key: total / seen for key, total in totals.items()})
+        means = {key: total / seen for key, total in totals.items()}
+        row.update({k: math.sqrt(v) if k in squared else v for k, v in means.items()})
         if validation is not None:
             scores = self.evaluate(*validation)
             row.update({f"val_{key}": value for key, value in scores.items()})

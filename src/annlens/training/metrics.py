@@ -123,6 +123,11 @@ def rmse(output: Array, target: Any) -> float:
 
 _METRICS: dict[str, Metric] = {"accuracy": accuracy, "mae": mae, "rmse": rmse}
 
+#: Metrics that are the square root of a per-sample mean. An epoch pools their
+#: squares, weighted by batch size, and takes the root at the end, so that the
+#: epoch's value is the metric over all of its samples, not a mean of roots.
+ROOT_MEAN_METRICS: frozenset[Metric] = frozenset({rmse})
+
 
 def metric_value(name: str, value: Any) -> float:
     """A metric function's result as a float, or a ConfigError naming the metric."""

@@ -145,9 +145,11 @@ class Trainer(TrainingLoop, TrainerState):
     Training metrics in a history row are averages over the epoch's batches,
     weighted by batch size, of values computed on training-mode outputs
     (dropout on, batch statistics), as the parameters changed during the
-    epoch. Validation values are computed once on the whole validation set in
-    evaluation mode. For a metric that is not a per-sample mean the training
-    value is therefore an approximation.
+    epoch; ``rmse`` averages the batches' squares and takes the root, so
+    that it is the RMSE over the epoch's samples. Validation values are
+    computed once on the whole validation set in evaluation mode. For a
+    custom metric that is not a per-sample mean the training value is
+    therefore an approximation.
     """
 
     def __init__(
