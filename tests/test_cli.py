@@ -244,6 +244,20 @@ def test_inspect_a_run_leaves_out_what_the_manifest_does_not_know(finished, tmp_
     assert "None" not in text
 
 
+def test_inspect_of_a_run_that_stopped_early_says_stopped_not_finished(
+    finished, tmp_path
+):
+    copy = Path(shutil.copytree(finished, tmp_path / "run"))
+    manifest = RunDir(copy).read_manifest()
+    assert "training finished: " in invoke("inspect", copy).stdout
+    write_json(RunDir(copy).manifest_path, {**manifest, "status": "interrupted"})
+
+    text = invoke("inspect", copy).stdout
+
+    assert "status: interrupted" in text
+    assert "training stopped: " in text and "training finished" not in text
+
+
 def test_inspect_a_missing_path_exits_2(tmp_path):
     result = invoke("inspect", tmp_path / "nothing")
     assert result.exit_code == 2

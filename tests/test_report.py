@@ -284,7 +284,14 @@ def test_report_from_a_run_directory(tables, tmp_path: Path) -> None:
         encoding="utf-8",
     )
     (run / "manifest.json").write_text(
-        json.dumps({"annlens": "0.1.0", "git": {"commit": "abcdef1234567890"}}),
+        json.dumps(
+            {
+                "annlens": "0.1.0",
+                "git": {"commit": "abcdef1234567890"},
+                "finished": "2026-01-02T03:04:05+00:00",
+                "status": "interrupted",
+            }
+        ),
         encoding="utf-8",
     )
     (run / "findings.json").write_text(json.dumps(FINDINGS[:1]), encoding="utf-8")
@@ -298,6 +305,7 @@ def test_report_from_a_run_directory(tables, tmp_path: Path) -> None:
     assert "the slow one" in text and "model.activation = sigmoid" in text
     assert "optimizer.lr" in text and "git abcdef123456" in text
     assert "low_update_ratio" in text
+    assert "training stopped" in text and "training finished" not in text
     ids = {str(found["id"]) for found in page.all("figure")}
     assert {"fig-curves", "fig-step-loss"} <= ids
     assert (run / "figures" / "curves.png").is_file()

@@ -13,6 +13,7 @@ from annlens.errors import ConfigError
 from annlens.io import RunDir, is_checkpoint, load_checkpoint
 from annlens.io.architecture import build_model
 from annlens.io.checkpoint_format import META_FILE
+from annlens.io.manifest import end_label
 from annlens.io.rundir import MANIFEST
 
 
@@ -46,16 +47,17 @@ def _checkpoint_text(path: Path) -> str:
 
 #: The manifest's end time and duration are those of training: figures and
 #: the report come after the manifest says completed (the report shows it).
-_LABELS = {"finished": "training finished", "duration_s": "training time (s)"}
+_LABELS = {"duration_s": "training time (s)"}
 
 
 def _run_text(path: Path) -> str:
     run = RunDir.open(path)
     manifest = run.read_manifest()
     lines = [f"run {path}"]
+    labels = {**_LABELS, "finished": end_label(manifest)}
     for key in ("status", "seed", "started", "finished", "duration_s", "git"):
         if manifest.get(key) is not None:
-            lines.append(f"  {_LABELS.get(key, key)}: {manifest[key]}")
+            lines.append(f"  {labels.get(key, key)}: {manifest[key]}")
     if run.metrics_path.exists():
         metrics = run.read_metrics()
         last = metrics.groupby("variant").tail(1).set_index("variant")

@@ -142,6 +142,17 @@ def finish_manifest(
     }
 
 
+def end_label(manifest: Mapping[str, Any]) -> str:
+    """How to name the ``finished`` time: training finished, or stopped early.
+
+    A run that failed or was interrupted has an end time too, which is when it
+    stopped, not when its training finished.
+    """
+    if manifest.get("status") == "completed":
+        return "training finished"
+    return "training stopped"
+
+
 def project_root() -> Path:
     """The folder annlens's own source lives in (for its git commit)."""
     return Path(__file__).resolve().parents[1]

@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 
 from annlens.errors import ConfigError, DataError, did_you_mean
 from annlens.io.atomic import write_text
+from annlens.io.manifest import end_label
 from annlens.viz.comparison import comparison_section
 from annlens.viz.findings import finding_rows, summary_line
 from annlens.viz.gallery import QUESTIONS, ReportFigure, slug, standard_figures
@@ -191,7 +192,7 @@ def _provenance(manifest: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         ("python", "Python"),
         ("seed", "seed"),
         ("started", "started"),
-        ("finished", "training finished"),
+        ("finished", end_label(manifest)),
         ("duration_s", "training time (s)"),
         ("status", "status"),
     ):
