@@ -491,6 +491,20 @@ def test_set_into_a_list_the_file_does_not_have_names_the_missing_list(tmp_path)
         load_config(path, ["model.layers.0.units=16"])
 
 
+def test_set_of_a_setting_of_an_init_the_file_does_not_name_says_to_name_it(
+    tmp_path,
+):
+    path = write_experiment(tmp_path / "e.toml", tiny())
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.init is not set, so there is no init to add std to; "
+        r"help: name it first, --set model\.init\.name=normal",
+    ):
+        load_config(path, ["model.init.std=0.01"])
+    named = load_config(path, ["model.init.name=normal", "model.init.std=0.01"])
+    assert named.model.init.model_dump() == {"name": "normal", "std": 0.01}
+
+
 @pytest.mark.parametrize(
     "optimizer, expected",
     [

@@ -102,16 +102,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         path, value = parse_override(text)
         node: Any = result
         for depth, part in enumerate(path[:-1]):
-            if (
-                isinstance(node, dict)
-                and part not in node
-                and path[depth + 1].isdigit()
-            ):
-                key = ".".join(path[: depth + 1])
-                raise ConfigError(
-                    f"--set {text!r}: {key} is not set, so it has no position "
-                    f"{path[depth + 1]}; help: set the list whole, --set '{key}=[...]'"
-                )
+            if isinstance(node, dict) and part not in node:
+                _check_missing(part, path, depth, text)
             node = _step(node, part, path[: depth + 1], text)
         key = path[-1]
         if isinstance(node, list):
@@ -125,6 +117,24 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 #: Keys whose value is an object's name or a table with its name and settings.
 NAMED_KEYS = ("init",)
+
+
+def _check_missing(part: str, path: list[str], depth: int, text: str) -> None:
+    """Refuse a ``--set`` that reaches through ``part``, a key the file lacks,
+    into what cannot be made from nothing: a position in a list, or a setting
+    of a named object with no name."""
+    key = ".".join(path[: depth + 1])
+    below = path[depth + 1]
+    if below.isdigit():
+        raise ConfigError(
+            f"--set {text!r}: {key} is not set, so it has no position {below}; "
+            f"help: set the list whole, --set '{key}=[...]'"
+        )
+    if part in NAMED_KEYS and below != "name":
+        raise ConfigError(
+            f"--set {text!r}: {key} is not set, so there is no {part} to add "
+            f"{below} to; help: name it first, --set {key}.name=normal --set {text}"
+        )
 
 
 def _step(node: Any, part: str, where: list[str], text: str) -> Any:
