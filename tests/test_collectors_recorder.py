@@ -17,8 +17,9 @@ from annlens.analysis.collectors import (
     Reductions,
     Summary,
 )
+from annlens.analysis.collectors.base import Collector
 from annlens.analysis.collectors.tables import encode_floats
-from annlens.errors import ConfigError, StateError, UnknownNameError
+from annlens.errors import ConfigError, HookError, StateError, UnknownNameError
 from annlens.optim import SGD
 from test_collectors import Captured, _Loss, make_data, make_model, train
 
@@ -339,3 +340,58 @@ def test_keep_steps_that_are_not_step_numbers_are_refused(steps, match):
     model = Sequential([Dense(4, 3)], seed=0)
     with pytest.raises(ConfigError, match=match):
         Recorder(model, keep_steps=steps)
+
+
+class _AsksFor(Collector):
+    """A collector asking for a given stage at one layer and delta elsewhere."""
+
+    name = "asks_for"
+
+    def __init__(self, layer: str, stage: str) -> None:
+        self.layer, self.stage = layer, stage
+
+    def stages(self, layer):
+        return [self.stage] if layer.name == self.layer else ["delta"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "match"),
+    [
+        ("dleta", r"'dleta' at layer 'dense_1' \(did you mean 'delta'\?\)"),
+        ("gradient:V", "'gradient:V' at layer 'dense_1'"),
+        ("gradient", "'gradient' at layer 'dense_1'"),
+        ("model", "'model' at layer 'dense_1'"),
+    ],
+)
+def test_a_collector_asking_for_a_stage_a_layer_lacks_is_refused_leaving_no_hook(
+    stage, match
+):
+    model = make_model()
+    recorder = Recorder(model, stats=["summary", _AsksFor("dense_1", stage)])
+    with pytest.raises(ConfigError, match=match):
+        with recorder:
+            pass
+    assert not recorder.attached
+    assert model.list_hooks() == []
+    assert not any(layer.hooked for layer in model.layers)
+
+
+class _ShortRow(Collector):
+    name = "short_row"
+
+    def stages(self, layer):
+        return ["post_activation"]
+
+    def observe(self, obs, recorder):
+        recorder.stats.add(obs.step, obs.epoch, obs.name, obs.stage, ("a", "b"), [1.0])
+
+
+def test_a_row_with_fewer_values_than_quantities_is_refused(rng):
+    model = make_model()
+    x, _ = make_data(rng)
+    with Recorder(model, stats=[_ShortRow()]) as recorder:
+        with pytest.raises(HookError) as caught:
+            model.forward(x)
+    assert isinstance(caught.value.__cause__, ConfigError)
+    assert "names 2 quantities ['a', 'b'] but gives 1 values" in str(caught.value)
+    assert len(recorder.to_dataframe()) == 0

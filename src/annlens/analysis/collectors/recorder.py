@@ -196,6 +196,21 @@ class Recorder:
                 "Recorder is already attached; help: call detach() first, or use "
                 "one recorder per model"
             )
+        try:
+            self._register()
+        except BaseException:
+            self.detach()  # a refused collector leaves no hook behind
+            raise
+
+        # each new step (or epoch) opens the gates it needs; this one is now
+        state = self.model.state
+        self._unwatch = state.watch(self._on_state)
+        self._begin_step(state.step, state.epoch)
+        logger.debug("recorder attached: %s", self)
+        return self
+
+    def _register(self) -> None:
+        """Register one hook per layer and hook stage that some collector wants."""
         for layer in self.model.layers:
             by_hook = listeners_by_hook(layer, self.collectors, self._selected)
             for hook_stage, table in by_hook.items():
@@ -214,13 +229,6 @@ class Recorder:
             handle = self.model.register_hook("loss", fn)
             self._handles.append(handle)
             self._gates.add(handle, "loss", loss_listeners)
-
-        # each new step (or epoch) opens the gates it needs; this one is now
-        state = self.model.state
-        self._unwatch = state.watch(self._on_state)
-        self._begin_step(state.step, state.epoch)
-        logger.debug("recorder attached: %s", self)
-        return self
 
     def detach(self) -> None:
         """Remove every hook of this recorder; the tables stay."""

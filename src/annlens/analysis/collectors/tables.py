@@ -191,6 +191,12 @@ class StatTable:
         values: Sequence[float],
     ) -> None:
         """Record ``values[i]`` as quantity ``quantities[i]``."""
+        if len(values) != len(quantities):
+            raise ConfigError(
+                f"statistics row at {layer}.{stage}, step {step} names "
+                f"{len(quantities)} quantities {list(quantities)} but gives "
+                f"{len(values)} values; help: one value per quantity"
+            )
         key = (layer, stage, quantities)
         block = self._blocks.get(key)
         if block is None:

@@ -14,9 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from annlens.analysis.collectors.base import HOOK_STAGE, Collector, stage_family
+from annlens.analysis.collectors.base import (
+    HOOK_STAGE,
+    PARAMETER_FAMILIES,
+    Collector,
+    available_stages,
+    stage_family,
+)
 from annlens.analysis.collectors.reductions import Array
-from annlens.errors import ConfigError
+from annlens.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from annlens.analysis.collectors.recorder import Recorder
@@ -35,12 +41,34 @@ def listeners_by_hook(
         if not (collector.model_wide or selected(layer)):
             continue
         for stage in collector.stages(layer):
+            _check_stage(collector, layer, stage)
             listeners.setdefault(stage, []).append(collector)
     by_hook: dict[str, dict[str, list[Collector]]] = {}
     for stage, listening in listeners.items():
         hook = HOOK_STAGE[stage_family(stage)]
         by_hook.setdefault(hook, {})[stage] = listening
     return by_hook
+
+
+def _check_stage(collector: Collector, layer: Any, stage: Any) -> None:
+    """Refuse a table stage that ``layer`` cannot feed, naming the collector."""
+    family, _, param = str(stage).partition(":")
+    hook = HOOK_STAGE.get(family)
+    fits = (
+        isinstance(stage, str)
+        and hook is not None
+        and hook != "loss"
+        and hook in getattr(layer, "stages", ())
+        and (family in PARAMETER_FAMILIES) == bool(param)
+        and (not param or param in (getattr(layer, "params", {}) or {}))
+    )
+    if not fits:
+        known = available_stages(layer)
+        raise ConfigError(
+            f"collector {collector.name!r} asks for stage {stage!r} at layer "
+            f"{layer.name!r}{did_you_mean(str(stage), known)}, which it cannot "
+            f"feed; {layer.name} feeds: {', '.join(known) or 'nothing'}"
+        )
 
 
 def make_hook(
