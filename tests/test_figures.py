@@ -510,3 +510,25 @@ def test_flow_comparison_leaves_out_infinite_values_without_warnings(tables) -> 
         warnings.simplefilter("error")
         figure = plot_flow_comparison(stats)
     assert len(visible_axes(figure)) == 2
+
+
+@pytest.mark.parametrize(
+    ("draw", "table"),
+    [
+        (plot_gradient_flow, "stats"),
+        (plot_gradient_norms, "stats"),
+        (plot_update_ratios, "stats"),
+        (plot_unit_health, "stats"),
+        (plot_histograms, "histograms"),
+        (plot_spectra, "spectra"),
+    ],
+)
+def test_layers_that_name_no_layer_of_the_table_are_refused_not_drawn_blank(
+    tables, draw, table
+) -> None:
+    options = {"variant": "relu-he"} if draw is plot_histograms else {}
+    with pytest.raises(DataError, match=r"\['dense_O'\] is in the table.*dense_0"):
+        draw(getattr(tables, table), layers=["dense_O"], **options)
+    with pytest.raises(DataError, match=r"list of layer names.*layers=\['dense_1'\]"):
+        draw(getattr(tables, table), layers="dense_1", **options)
+    draw(getattr(tables, table), layers=["dense_1", "dense_O"], **options)

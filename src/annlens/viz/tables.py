@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from annlens.errors import DataError
+from annlens.errors import DataError, did_you_mean
 from annlens.training.history import History
 
 STATS_COLUMNS = ("step", "epoch", "variant", "layer", "stage", "quantity", "value")
@@ -175,6 +175,20 @@ def ordered_layers(
     With ``most`` and no ``layers``, a longer list is thinned to ``most``
     layers evenly spaced from the first to the last.
     """
+    if isinstance(layers, str):
+        raise DataError(
+            f"layers takes a list of layer names, got {layers!r}; "
+            f"help: layers=[{layers!r}]"
+        )
+    if layers is not None:
+        known = set(full["layer"].astype(str))
+        if layers and not any(str(name) in known for name in layers):
+            found = layer_order(full)
+            raise DataError(
+                f"none of the layers {list(layers)} is in the table"
+                f"{did_you_mean(str(list(layers)[0]), found)}; it has "
+                f"{', '.join(found) or 'no layers'}"
+            )
     present = set(selected["layer"].astype(str))
     names = [n for n in layer_order(full, layers) if n in present]
     if most is not None and layers is None and len(names) > most:
