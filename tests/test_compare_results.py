@@ -178,6 +178,12 @@ def test_verdict_names_variants_stopped_by_the_nan_guard() -> None:
     assert "stopped by annlens's NaN guard: boom" in verdict([stopped]).line()
 
 
+def test_verdict_refuses_a_parity_result_in_place_of_a_comparison() -> None:
+    with pytest.raises(ConfigError, match=r"list of Comparison, got ParityResult"):
+        verdict([AGREEING.parity])  # type: ignore[list-item]
+    assert verdict(AGREEING).line() == verdict([AGREEING]).line()  # type: ignore[arg-type]
+
+
 # -- storage --
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from annlens.analysis.compare.parity import Difference, ParityResult
 from annlens.analysis.compare.trajectory import TrajectoryResult, TrajectoryStep
-from annlens.errors import DataError
+from annlens.errors import ConfigError, DataError
 
 
 @dataclass
@@ -166,6 +166,15 @@ def verdict(comparisons: Sequence[Comparison]) -> Verdict:
     A verdict on nothing (no comparisons, or none with a compared quantity)
     does not pass.
     """
+    if isinstance(comparisons, Comparison) or not isinstance(comparisons, Sequence):
+        comparisons = [comparisons]  # type: ignore[list-item]
+    for comparison in comparisons:
+        if not isinstance(comparison, Comparison):
+            raise ConfigError(
+                "verdict() takes a list of Comparison, got "
+                f"{type(comparison).__name__}; help: "
+                "verdict([Comparison(name, parity, trajectory)])"
+            )
     quantities = sum(len(c.parity.rows) for c in comparisons)
     failures = sum(len(c.parity.failures()) for c in comparisons)
     worst = None
