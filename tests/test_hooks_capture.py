@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annlens import Dense, Sequential
+from annlens import Dense, Sequential, gradcheck, hessian
 from annlens.errors import ConfigError, HookError
 from annlens.hooks.recipes import stop_forward
 from annlens.layers.batchnorm import BatchNorm
@@ -275,3 +275,26 @@ def test_capture_result_is_a_read_only_mapping() -> None:
     assert isinstance(cache, Capture)
     with pytest.raises(TypeError):
         cache["x"] = 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "look",
+    [
+        lambda model, x, y: model.capture(x),
+        lambda model, x, y: model.capture(x, y, loss=MSE()),
+        lambda model, x, y: hessian(model, x, y, MSE()),
+        lambda model, x, y: gradcheck(model, x, y, MSE()),
+    ],
+    ids=["capture", "capture-backward", "hessian", "gradcheck"],
+)
+def test_a_look_at_another_batch_leaves_the_pending_backward_intact(look) -> None:
+    model = Sequential([Dense(3, 4, "tanh"), Dense(4, 2)], seed=0, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    expected = model.capture(x, y, loss=MSE())["dense_0.gradient"]["W"]
+
+    output = model.forward(x)
+    look(model, x[:3], y[:3])  # a smaller batch between forward and backward
+    _, grad = model.loss(MSE(), output, y)
+    model.backward(grad)
+    np.testing.assert_array_equal(model.gradients()["dense_0.W"], expected)

@@ -206,6 +206,7 @@ class _Snapshot:
         self.subject = subject
         self.hooked = [(owner, owner.hooked) for owner in subject.owners()]
         self.caches = [layer.cache for layer in subject.layers]
+        self.output_shape = getattr(subject.target, "output_shape", ())
         self.stores = [
             (layer, name, store, [(k, v, v.copy()) for k, v in store.items()])
             for layer in subject.layers
@@ -220,6 +221,8 @@ class _Snapshot:
             owner.hooked = hooked
         for layer, cache in zip(self.subject.layers, self.caches, strict=True):
             layer.cache = cache
+        if isinstance(self.subject.target, Sequential):
+            self.subject.target.output_shape = self.output_shape
         for layer, name, store, entries in self.stores:
             store.clear()
             for key, array, saved in entries:

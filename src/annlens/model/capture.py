@@ -164,6 +164,7 @@ class _Snapshot:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.caches = [layer.cache for layer in model.layers]
+        self.output_shape = model.output_shape
         self.stores = [
             (layer, attribute, store, [(k, v, v.copy()) for k, v in store.items()])
             for layer in model.layers
@@ -177,6 +178,7 @@ class _Snapshot:
     def restore(self) -> None:
         for layer, cache in zip(self.model.layers, self.caches, strict=True):
             layer.cache = cache
+        self.model.output_shape = self.output_shape
         for layer, attribute, store, entries in self.stores:
             store.clear()
             for key, array, saved in entries:

@@ -29,6 +29,7 @@ class _Saved:
             for layer in model.layers
         ]
         self.hooked = [(owner, owner.hooked) for owner in model.hook_owners()]
+        self.output_shape = model.output_shape
         self.rng = model.state.rng.bit_generator.state
         self.grad_enabled = model.state.grad_enabled
 
@@ -42,6 +43,7 @@ class _Saved:
             layer.buffers.update(buffer_items)
         for owner, hooked in self.hooked:
             owner.hooked = hooked
+        self.model.output_shape = self.output_shape
         self.model.state.rng.bit_generator.state = self.rng
         self.model.state.grad_enabled = self.grad_enabled
 
