@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from annlens import Activation, Dense
-from annlens.errors import HookError
+from annlens.errors import HookError, StateError
 from annlens.hooks import HookHandle
 from annlens.losses import MSE
 from hooks_support import make_batch, make_model
@@ -262,6 +262,18 @@ def test_a_scope_removes_exactly_what_it_added_and_leaves_other_hooks() -> None:
 
     assert model.list_hooks() == before
     assert other.active
+
+
+def test_a_scope_that_has_ended_refuses_new_hooks_instead_of_leaking_them() -> None:
+    model = make_model()
+    with model.hooks(("forward", noop)) as scope:
+        pass
+    with pytest.raises(StateError, match="this hook scope has ended"):
+        scope.register("forward", noop)
+    handle = model.register_hook("dense_0.forward", noop)
+    with pytest.raises(StateError, match="this hook scope has ended"):
+        scope.add(handle)
+    assert model.list_hooks() == [("dense_0.forward", "noop")]
 
 
 def test_a_scope_removes_its_hooks_when_the_block_raises() -> None:

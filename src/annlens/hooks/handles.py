@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from annlens.errors import HookError
+from annlens.errors import HookError, StateError
 from annlens.hooks.table import Hook, HookTable
 
 
@@ -111,6 +111,7 @@ class HookScope(RemoveOnExit):
     def __init__(self, register: Callable[..., HookHandle]) -> None:
         self._register = register
         self.handles: list[Removable] = []
+        self.ended = False
 
     def register(
         self, point: str, fn: Callable[..., Any], **options: Any
@@ -119,6 +120,7 @@ class HookScope(RemoveOnExit):
 
         ``options`` are those of ``model.register_hook``: ``layers``, ``prepend``.
         """
+        self._check_open()
         handle = self._register(point, fn, **options)
         self.handles.append(handle)
         return handle
@@ -129,6 +131,7 @@ class HookScope(RemoveOnExit):
             raise HookError(
                 f"a scope adds things with a remove() method, got {handle!r}"
             )
+        self._check_open()
         self.handles.append(handle)
         return handle
 
@@ -136,6 +139,15 @@ class HookScope(RemoveOnExit):
         """Remove every hook of this scope, newest first; again, it does nothing."""
         while self.handles:
             self.handles.pop().remove()
+        self.ended = True
+
+    def _check_open(self) -> None:
+        if self.ended:
+            raise StateError(
+                "this hook scope has ended (its with block is over, or remove() "
+                "ran), so it would never remove what is added now; help: register "
+                "inside the block, or open a new scope with model.hooks(...)"
+            )
 
     def __repr__(self) -> str:
         return f"HookScope({len(self.handles)} active registrations)"
