@@ -395,3 +395,20 @@ def test_a_row_with_fewer_values_than_quantities_is_refused(rng):
     assert isinstance(caught.value.__cause__, ConfigError)
     assert "names 2 quantities ['a', 'b'] but gives 1 values" in str(caught.value)
     assert len(recorder.to_dataframe()) == 0
+
+
+@pytest.mark.parametrize(
+    ("quantity", "value", "match"),
+    [
+        ("accuracy", {"train": 0.5}, r"log\('accuracy', \.\.\.\) takes one number"),
+        ("accuracy", "high", "takes one number, got 'high'"),
+        (5, 0.5, "quantity must be a non-empty string, got 5"),
+    ],
+)
+def test_log_refuses_what_is_not_one_named_number(quantity, value, match):
+    recorder = Recorder(make_model())
+    with pytest.raises(ConfigError, match=match):
+        recorder.log(quantity, value)
+    assert len(recorder.to_dataframe()) == 0
+    recorder.log("accuracy", np.float32(0.5), step=3)
+    assert recorder.to_dataframe()["value"].tolist() == [0.5]

@@ -361,6 +361,16 @@ class Recorder:
         stage: str = "model",
     ) -> None:
         """Add one row from outside the hooks, such as ``accuracy`` per step."""
+        if not isinstance(quantity, str) or not quantity:
+            raise ConfigError(
+                f"Recorder.log quantity must be a non-empty string, got {quantity!r}"
+            )
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"Recorder.log({quantity!r}, ...) takes one number, got {value!r}"
+            ) from None
         state = self.model.state
         self.stats.add(
             state.step if step is None else int(step),
@@ -368,7 +378,7 @@ class Recorder:
             layer,
             stage,
             (quantity,),
-            (float(value),),
+            (value,),
         )
 
     # -- tables ----------------------------------------------------------------------
