@@ -143,6 +143,30 @@ def test_a_hook_that_is_not_callable_is_refused() -> None:
         model.register_hook("forward", 42)  # type: ignore[arg-type]
 
 
+def test_prepend_that_is_not_true_or_false_is_refused() -> None:
+    model = make_model()
+
+    with pytest.raises(HookError, match="prepend must be True or False, got 'yes'"):
+        model.register_hook("forward", noop, prepend="yes")  # type: ignore[arg-type]
+    assert model.list_hooks() == []
+
+
+def test_a_misspelt_name_in_a_layers_list_is_refused_not_dropped() -> None:
+    model = make_model()
+    x, y = make_batch()
+
+    with pytest.raises(HookError) as caught:
+        model.register_hook("forward", noop, layers=["dense_0", "dense_9"])
+    message = str(caught.value)
+    assert "layers= names 'dense_9', which is no layer of the model" in message
+    assert message.endswith("layers: dense_0, dense_1, activation_0, dense_2")
+    assert model.list_hooks() == []
+    with pytest.raises(HookError, match="names 'dense_00'.*did you mean"):
+        model.capture(x, y, loss=MSE(), layers=["dense_00", Activation])
+    globbed = model.register_hook("forward", noop, layers=["dense_0", "enc_*"])
+    assert points_of(globbed) == ["dense_0.forward"]
+
+
 def test_a_layer_filter_that_excludes_every_layer_says_so_not_did_you_mean() -> None:
     model = make_model()
 

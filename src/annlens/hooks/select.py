@@ -87,6 +87,7 @@ def resolve_points(
         When nothing matches, listing the hook points that exist.
     """
     pattern = _pattern(point)
+    _check_names(owners, layers)
     chosen = []
     for owner in owners:
         stages = [
@@ -109,6 +110,27 @@ def resolve_points(
             + f"{did_you_mean(point, known)}; hook points: {', '.join(known)}"
         )
     return chosen
+
+
+def _check_names(owners: Sequence[Any], layers: LayerFilter) -> None:
+    """Refuse a plain name in a ``layers=`` list that is no layer's name.
+
+    A list selects the layers any of its entries accepts, so a misspelt name
+    beside a right one would otherwise be dropped without a word. Globs may
+    match nothing; a single name that matches nothing is refused later, with
+    the hook points that exist.
+    """
+    if not isinstance(layers, (list, tuple)):
+        return
+    # the loss point is an owner of hook points, not a layer
+    names = [owner.name for owner in owners if owner.index is not None]
+    known = {owner.name for owner in owners}
+    for entry in layers:
+        if isinstance(entry, str) and not _GLOB & set(entry) and entry not in known:
+            raise HookError(
+                f"layers= names {entry!r}, which is no layer of the model"
+                f"{did_you_mean(entry, names)}; layers: {', '.join(names)}"
+            )
 
 
 def _explain_miss(

@@ -61,6 +61,8 @@ class HookAPI:
         """
         if not callable(fn):
             raise HookError(f"a hook must be callable, got {fn!r}")
+        if not isinstance(prepend, bool):
+            raise HookError(f"prepend must be True or False, got {prepend!r}")
         chosen = resolve_points(self.hook_owners(), point, layers)
         context = wants_context(fn)
         # Check every point first, so that a refused hook leaves none behind.
