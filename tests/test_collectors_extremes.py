@@ -67,6 +67,19 @@ def test_a_layer_filter_that_selects_nothing_is_refused_with_a_suggestion():
         al.Recorder(model, layers="dense_l")
 
 
+def test_a_misspelt_name_in_a_layer_list_is_refused_not_dropped():
+    model = al.Sequential([al.Dense(4, 8), al.Dense(8, 2)], seed=0)
+
+    with pytest.raises(
+        ConfigError, match=r"names 'dense_l', which is no layer.*did you mean 'dense_1'"
+    ):
+        al.Recorder(model, layers=["dense_0", "dense_l"])
+    with al.Recorder(model, layers=["dense_0"]):
+        alone = model.list_hooks()
+    with al.Recorder(model, layers=["dense_0", "enc_*"]):  # a glob may match nothing
+        assert model.list_hooks() == alone
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

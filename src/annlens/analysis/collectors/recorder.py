@@ -447,10 +447,20 @@ def _check_model(model: Any) -> None:
 
 
 def _check_layer_filter(model: Any, layers: Any) -> None:
-    """A ``layers=`` filter that selects no layer is refused, with a suggestion."""
+    """A ``layers=`` filter that selects no layer is refused, with a suggestion,
+    and so is a plain name in a list that is no layer's name (which the list
+    would otherwise drop without a word)."""
+    names = [layer.name for layer in model.layers]
+    if isinstance(layers, (list, tuple)):
+        for entry in layers:
+            if isinstance(entry, str) and not set("*?[") & set(entry):
+                if entry not in names:
+                    raise ConfigError(
+                        f"Recorder layers= names {entry!r}, which is no layer of "
+                        f"the model{did_you_mean(entry, names)}; layers: {names}"
+                    )
     if layers is None or any(matches(layer, layers) for layer in model.layers):
         return
-    names = [layer.name for layer in model.layers]
     hint = did_you_mean(layers, names) if isinstance(layers, str) else ""
     raise ConfigError(
         f"Recorder layers={layers!r} selects none of the model's layers "
