@@ -195,3 +195,17 @@ def test_batch_size_equal_to_the_sample_count_is_accepted():
 def test_batch_size_must_be_a_positive_integer(size):
     with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
         check_batch_size(100, size, "training split")
+
+
+def test_a_csv_naming_a_column_twice_is_refused_naming_the_column(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a,y\n" + "".join(f"{i},{2 * i},{i % 2}\n" for i in range(8)))
+
+    for target in ("y", "a"):
+        with pytest.raises(DataError) as caught:
+            load_dataset("csv", path=path, target=target)
+
+        assert str(caught.value) == (
+            "dup.csv: the header (line 1) names column 'a' 2 times; "
+            "help: give every column its own name"
+        )

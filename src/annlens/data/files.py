@@ -192,6 +192,7 @@ def _read_csv(file: Path, target: str | int | None) -> RawData:
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     _refuse_other_separator(file, columns, separator)
+    _refuse_duplicate_columns(file, separator)
     name = _pick_column(columns, target, file)
     source = Source(str(file), separator, len(frame))
 
@@ -240,6 +241,33 @@ def _refuse_other_separator(file: Path, columns: list[str], separator: str) -> N
                 f"{expected} in a {file.suffix or 'CSV'} file; help: save the "
                 "file with commas (or tabs, named .tsv)"
             )
+
+
+def _refuse_duplicate_columns(file: Path, separator: str) -> None:
+    """Refuse a header that names a column twice.
+
+    pandas renames the second ``a`` to ``a.1``: a target named ``a`` would
+    silently be the first of the two, and a feature would get a name the
+    file does not hold.
+    """
+    import csv
+
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(
+                (r for r in csv.reader(handle, delimiter=separator) if any(r)), []
+            )
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # pandas has read it; nothing more to check here
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            count = header.count(name)
+            raise DataError(
+                f"{file.name}: the header (line 1) names column {name!r} "
+                f"{count} times; help: give every column its own name"
+            )
+        seen.add(name)
 
 
 def _refuse_ragged(file: Path, separator: str) -> None:
