@@ -44,6 +44,18 @@ def test_two_npy_files_with_several_outputs_are_regression(tmp_path):
     assert data.n_outputs == 2 and data.y_train.shape[1] == 2
 
 
+def test_each_output_of_a_2d_target_is_standardised_on_its_own(tmp_path):
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(100, 3)) * np.array([1000.0, 0.01, 1.0])
+    x_path, y_path = _pair(tmp_path, y)
+
+    data = load_dataset("npy", path=x_path, target_path=y_path, standardize_target=True)
+
+    train = y[data.source_rows["train"]]
+    np.testing.assert_allclose(data.target_std, train.std(axis=0))
+    np.testing.assert_allclose(data.y_train.std(axis=0), np.ones(3))
+
+
 def test_a_2d_target_that_is_not_one_hot_is_refused_as_labels(tmp_path):
     y = _one_hot()
     y[17] = [1, 1, 0]

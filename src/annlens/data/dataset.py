@@ -269,7 +269,9 @@ def build_dataset(
     standardize_target : bool
         Standardise regression targets with the training part's mean and
         std (the std floored as for features, see
-        :class:`~annlens.data.splits.Standardizer`), kept as ``target_mean``
+        :class:`~annlens.data.splits.Standardizer`, but each target column
+        on its own, so that one output's scale does not floor another's
+        std), kept as ``target_mean``
         and ``target_std``. Class labels are never scaled: for classification
         this does nothing.
 
@@ -323,7 +325,7 @@ def build_dataset(
     parts = [scaler.apply(x[i]) if scaler else x[i] for i in (train, val, test)]
     y_scaler = None
     if standardize_target and task == "regression":
-        y_scaler = Standardizer.fit(y[train])
+        y_scaler = _fit_each_column(y[train])
     targets = [y_scaler.apply(y[i]) if y_scaler else y[i] for i in (train, val, test)]
     return Dataset(
         name=raw.name,
@@ -346,6 +348,15 @@ def build_dataset(
         target_std=y_scaler.std if y_scaler else None,
         source=raw.source,
         source_rows={"train": rows[train], "val": rows[val], "test": rows[test]},
+    )
+
+
+def _fit_each_column(y: Array) -> Standardizer:
+    """A Standardizer fitted on each column of ``y`` alone."""
+    fits = [Standardizer.fit(y[:, [j]]) for j in range(y.shape[1])]
+    return Standardizer(
+        mean=np.concatenate([f.mean for f in fits]),
+        std=np.concatenate([f.std for f in fits]),
     )
 
 
