@@ -413,3 +413,46 @@ def test_constraint_and_penalty_reprs_show_their_settings() -> None:
     assert repr(MaxNorm(2.0)) == "MaxNorm(max_value=2.0, axis=0, pattern='*.W')"
     assert repr(L2Penalty(0.1)) == "L2Penalty(strength=0.1, pattern='*.W')"
     assert "grad_fn='given'" in repr(CustomPenalty(orthogonality, orthogonality_grad))
+
+
+def test_a_constraint_that_refuses_one_parameter_changes_none() -> None:
+    model = make_model()
+    for layer in model.layers:
+        layer.params["W"] *= 10.0
+    before = model.state_dict()
+    # axis 1 fits dense_0.W but no bias: the bias is refused after W was chosen
+    with pytest.raises(ConfigError, match="axis 1 does not exist"):
+        MaxNorm(1.0, axis=1, pattern="*").apply(model)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_a_penalty_whose_gradient_fails_adds_to_no_gradient() -> None:
+    model = make_model()
+    fill_gradients(model, np.random.default_rng(0))
+    before = [layer.grads["W"].copy() for layer in model.layers]
+    penalty = CustomPenalty(
+        lambda W: float(np.sum(W**2)),
+        grad_fn=lambda W: 2 * W if W.shape[0] == 3 else np.zeros(3),
+    )
+    with pytest.raises(ShapeError, match="grad_fn returned shape"):
+        penalty.add_gradients(model)
+    for layer, grad in zip(model.layers, before, strict=True):
+        np.testing.assert_array_equal(layer.grads["W"], grad)
+
+
+@pytest.mark.parametrize(
+    ("constraint", "message"),
+    [
+        (MaxNorm(1.0, axis=3), "axis 3 does not exist"),
+        (NonNegative(pattern="conv*"), "matches no parameter"),
+    ],
+)
+def test_the_trainer_refuses_a_constraint_before_any_update(
+    constraint, message
+) -> None:
+    from annlens.training import Trainer
+
+    model = make_model()
+    with pytest.raises(ConfigError, match=message):
+        Trainer(model, "mse", SGD(model, lr=0.1), constraints=[constraint])

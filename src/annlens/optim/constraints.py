@@ -37,10 +37,17 @@ class Constraint(PatternSelected):
         raise NotImplementedError(f"{type(self).__name__} does not define project")
 
     def apply(self, model: Any) -> None:
-        """Project each chosen parameter, writing into it in place."""
-        for _, layer, key in self.chosen(model):
-            param = layer.params[key]
-            param[...] = self.project(param)
+        """Project each chosen parameter, writing into it in place.
+
+        Every projection is computed before any is written, so a parameter
+        that a projection refuses leaves all of them as they were.
+        """
+        projected = [
+            (layer.params[key], self.project(layer.params[key]))
+            for _, layer, key in self.chosen(model)
+        ]
+        for param, value in projected:
+            param[...] = value
 
 
 class MaxNorm(Constraint):

@@ -54,9 +54,15 @@ class Penalty(PatternSelected):
         return {q: self.gradient(layer.params[key]) for q, layer, key in chosen}
 
     def add_gradients(self, model: Any) -> None:
-        """Replace each chosen ``layer.grads[key]`` with itself plus the penalty's."""
-        for _, layer, key in self.chosen(model):
-            layer.grads[key] = layer.grads[key] + self.gradient(layer.params[key])
+        """Replace each chosen ``layer.grads[key]`` with itself plus the penalty's.
+
+        Every penalty gradient is computed before any is added, so one that
+        fails leaves all the gradients as they were.
+        """
+        chosen = self.chosen(model)
+        extra = [self.gradient(layer.params[key]) for _, layer, key in chosen]
+        for (_, layer, key), grad in zip(chosen, extra, strict=True):
+            layer.grads[key] = layer.grads[key] + grad
 
 
 class L2Penalty(Penalty):

@@ -24,6 +24,7 @@ from annlens.layers.base import Array
 from annlens.layers.batchnorm import BatchNorm
 from annlens.model import Sequential
 from annlens.model.inputs import check_fits
+from annlens.optim.constraints import Constraint
 
 Pair = tuple[Array, Any]
 
@@ -92,6 +93,11 @@ def check_settings(
                 f"a constraint must have apply(model), got {constraint!r}; "
                 "help: see annlens.optim.constraints"
             )
+        if isinstance(constraint, Constraint):
+            # constraints apply after the update: refuse now what they would
+            # refuse then (a pattern matching nothing, an axis a parameter lacks)
+            for _, layer, key in constraint.chosen(model):
+                constraint.project(layer.params[key])
     for penalty in penalties:
         if not all(
             callable(getattr(penalty, method, None))
