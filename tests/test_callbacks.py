@@ -356,3 +356,16 @@ def test_a_misspelt_event_method_is_warned_about_since_it_is_never_called() -> N
 def test_a_misspelt_lambda_callback_event_gets_a_suggestion() -> None:
     with pytest.raises(ConfigError, match="did you mean 'on_epoch_end'"):
         LambdaCallback(on_epoch_ned=lambda trainer, logs: None)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"monitor": 3}, "monitor must be a column name"),
+        ({"restore_best": "yes"}, "restore_best must be True or False"),
+        ({"min_delta": True}, "min_delta must be >= 0"),
+    ],
+)
+def test_early_stopping_refuses_a_bad_monitor_flag_or_delta(settings, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        EarlyStopping(**settings)

@@ -495,3 +495,18 @@ def test_a_damaged_schedule_state_is_refused_and_changes_nothing() -> None:
         with pytest.raises(ConfigError, match=message):
             schedule.load_state_dict(damaged)  # type: ignore[arg-type]
         assert schedule.state_dict() == good
+
+
+@pytest.mark.parametrize("metric", ["abc", [1.0, 2.0], True, None])
+def test_plateau_refuses_a_metric_that_is_not_one_number(metric) -> None:
+    schedule = ReduceOnPlateau(make_optimizer())
+    with pytest.raises(ConfigError, match="monitored value"):
+        schedule.step(metric)
+    assert schedule.count == 0
+
+
+def test_plateau_takes_numpy_scalars() -> None:
+    schedule = ReduceOnPlateau(make_optimizer())
+    schedule.step(np.array(0.5))
+    schedule.step(np.float32(0.25))
+    assert schedule.count == 2 and schedule.best == 0.25

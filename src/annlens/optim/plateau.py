@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from annlens.errors import ConfigError
 from annlens.optim.base import check_count, check_number
 from annlens.optim.schedules import Schedule
@@ -113,7 +115,15 @@ class ReduceOnPlateau(Schedule):
                 "ReduceOnPlateau.step needs the monitored value; "
                 "help: call step(val_loss) once per evaluation"
             )
-        value = float(metric)
+        try:
+            if isinstance(metric, (bool, str, bytes)) or np.ndim(metric) != 0:
+                raise TypeError
+            value = float(metric)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                "ReduceOnPlateau.step needs the monitored value as one number, "
+                f"got {metric!r}"
+            ) from None
         self.count += 1
 
         if self.improves(value):

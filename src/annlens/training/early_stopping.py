@@ -54,13 +54,27 @@ class EarlyStopping(Callback):
             raise ConfigError(
                 f"EarlyStopping patience must be an integer >= 0, got {patience!r}"
             )
-        if not isinstance(min_delta, (int, float)) or not min_delta >= 0:
+        if not isinstance(monitor, str) or not monitor:
+            raise ConfigError(
+                "EarlyStopping monitor must be a column name such as 'val_loss', "
+                f"got {monitor!r}"
+            )
+        if (
+            isinstance(min_delta, bool)
+            or not isinstance(min_delta, (int, float))
+            or not min_delta >= 0
+        ):
             raise ConfigError(
                 f"EarlyStopping min_delta must be >= 0, got {min_delta!r}"
             )
         if mode not in ("auto", "min", "max"):
             raise ConfigError(
                 f"EarlyStopping mode must be 'auto', 'min' or 'max', got {mode!r}"
+            )
+        if not isinstance(restore_best, bool):
+            raise ConfigError(
+                "EarlyStopping restore_best must be True or False, "
+                f"got {restore_best!r}"
             )
         if mode == "auto":
             mode = "max" if "accuracy" in monitor else "min"
