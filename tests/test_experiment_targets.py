@@ -69,6 +69,15 @@ def test_validation_rmse_and_mae_are_in_the_targets_own_units(run):
     assert last["val_rmse"] > 30.0  # points of disease progression, not std units
 
 
+def test_the_training_rmse_is_over_the_epochs_samples_as_the_loss_is(run):
+    # both pool the batches weighted by size; the rmse pools squares, so its
+    # square in std units is the epoch's mean squared error: the MSE loss
+    std = float(run.variants["base"].parts.data.target_std[0])
+    for _, row in run.metrics.iterrows():
+        squared = (row["train_rmse"] / std) ** 2
+        assert squared == pytest.approx(row["train_loss"], rel=1e-5)
+
+
 def test_test_scores_hold_the_rmse_in_the_targets_units(run):
     data = run.variants["base"].parts.data
     predicted = data.inverse_transform_target(run.model.predict(data.x_test))

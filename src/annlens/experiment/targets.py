@@ -49,9 +49,10 @@ class ErrorMetric:
     With standardised targets, ``output - target`` is in units of std, so the
     error in the target's units is ``(output - target) * std``; the mean
     cancels. A training row averages the batches' values weighted by batch
-    size (see :class:`~annlens.training.Trainer`), which for RMSE is close
-    to, not equal to, the RMSE over the epoch; validation and test values are
-    computed over the whole split.
+    size (see :class:`~annlens.training.Trainer`), for RMSE their squares
+    before the root (``root_mean`` is True), so that it is the RMSE over the
+    epoch's samples; validation and test values are computed over the whole
+    split.
     """
 
     def __init__(self, kind: str, std: Array | None, logits: bool = False) -> None:
@@ -59,6 +60,7 @@ class ErrorMetric:
         self.kind = kind
         self.std = np.ones(1) if std is None else np.asarray(std, dtype=np.float64)
         self.logits = logits
+        self.root_mean = kind == "rmse"
 
     def __call__(self, output: Array, target: Any) -> float:
         output = np.asarray(output, dtype=np.float64)

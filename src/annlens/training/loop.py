@@ -146,7 +146,11 @@ class TrainingLoop(TrainingStep):
         order = self.rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
         keys = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
         totals = dict.fromkeys(keys, 0.0)
-        squared = {key for key, fn in self.metrics.items() if fn in ROOT_MEAN_METRICS}
+        squared = {
+            key
+            for key, fn in self.metrics.items()
+            if fn in ROOT_MEAN_METRICS or getattr(fn, "root_mean", False) is True
+        }
         seen = 0
         logs: Logs = {}
         for batch, start in enumerate(range(0, len(x), self.batch_size)):

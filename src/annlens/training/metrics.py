@@ -126,6 +126,7 @@ _METRICS: dict[str, Metric] = {"accuracy": accuracy, "mae": mae, "rmse": rmse}
 #: Metrics that are the square root of a per-sample mean. An epoch pools their
 #: squares, weighted by batch size, and takes the root at the end, so that the
 #: epoch's value is the metric over all of its samples, not a mean of roots.
+#: A callable object whose ``root_mean`` attribute is True is pooled so too.
 ROOT_MEAN_METRICS: frozenset[Metric] = frozenset({rmse})
 
 
