@@ -590,3 +590,26 @@ def test_a_damaged_optimizer_state_is_refused_and_changes_nothing() -> None:
         with pytest.raises(ConfigError, match=message):
             optimizer.load_state_dict(damaged)  # type: ignore[arg-type]
         assert optimizer.base["lr"] == 0.01 and optimizer.t == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"base": "junk"}, "base must be a mapping"),
+        ({"groups": "junk"}, "groups must be a mapping"),
+        ({"state": "junk"}, "state must be a mapping"),
+        ({"state": {"dense_0.W": "junk"}}, r"state\['dense_0.W'\] must map"),
+        ({"groups": {"conv*": {"lr": 0.1}}}, "'conv\\*' matches no parameter"),
+    ],
+)
+def test_load_state_dict_refuses_malformed_parts_and_changes_nothing(
+    change, message
+) -> None:
+    model = make_model()
+    source = Adam(model, lr=0.01)
+    model.zero_grad()
+    source.step()
+    target = Adam(model, lr=0.01)
+    with pytest.raises(ConfigError, match=message):
+        target.load_state_dict({**source.state_dict(), **change})
+    assert target.t == 0 and target.state == {} and target.groups == {}

@@ -488,7 +488,7 @@ def test_a_damaged_schedule_state_is_refused_and_changes_nothing() -> None:
 
     for damaged, message in [
         (3, "must be a mapping from StepDecay.state_dict()"),
-        ({**good, "count": "x"}, "count must be an integer, got 'x'"),
+        ({**good, "count": "x"}, "count must be an integer >= 0, got 'x'"),
         ({**good, "scale": None}, "scale must be a finite number"),
         ({k: v for k, v in good.items() if k != "base_lr"}, r"lacks \['base_lr'\]"),
     ]:
@@ -510,3 +510,37 @@ def test_plateau_takes_numpy_scalars() -> None:
     schedule.step(np.array(0.5))
     schedule.step(np.float32(0.25))
     assert schedule.count == 2 and schedule.best == 0.25
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bad_steps": None}, "bad_steps must be an integer"),
+        ({"current_lr": "x"}, "current_lr must be a number"),
+        ({"count": -5}, "count must be an integer >= 0"),
+    ],
+)
+def test_plateau_load_refuses_a_bad_entry_and_changes_nothing(change, message):
+    source = ReduceOnPlateau(make_optimizer(), patience=0)
+    source.step(1.0)
+    source.step(2.0)
+    target = ReduceOnPlateau(make_optimizer(), patience=0)
+    with pytest.raises(ConfigError, match=message):
+        target.load_state_dict({**source.state_dict(), **change})
+    assert target.best == np.inf and target.count == 0 and target.bad_steps == 0
+
+
+def test_plateau_load_names_a_missing_entry() -> None:
+    source = ReduceOnPlateau(make_optimizer())
+    saved = source.state_dict()
+    del saved["cooldown_left"]
+    with pytest.raises(ConfigError, match=r"lacks \['cooldown_left'\]"):
+        ReduceOnPlateau(make_optimizer()).load_state_dict(saved)
+
+
+def test_one_cycle_load_refuses_a_count_past_total_steps() -> None:
+    saved = OneCycle(make_optimizer(), total_steps=10).state_dict()
+    target = OneCycle(make_optimizer(), total_steps=10)
+    with pytest.raises(ConfigError, match="past total_steps 10"):
+        target.load_state_dict({**saved, "count": 50})
+    assert target.count == 0

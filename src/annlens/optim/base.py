@@ -273,6 +273,19 @@ class Optimizer:
                 f"{name} optimizer state: lr_scale must be a finite number, "
                 f"got {lr_scale!r}"
             )
+        for key in ("base", "groups", "state"):
+            if not isinstance(saved[key], Mapping):
+                raise ConfigError(
+                    f"{name} optimizer state: {key} must be a mapping, "
+                    f"got {saved[key]!r}"
+                )
+        for qualified, entries in saved["state"].items():
+            if not isinstance(entries, Mapping):
+                raise ConfigError(
+                    f"{name} optimizer state: state[{qualified!r}] must map "
+                    f"names to arrays, got {entries!r}"
+                )
+        _check_groups(saved["groups"], name)
         params = {q: layer.params[name] for q, layer, name in self.slots}
         unknown = sorted(set(saved["state"]) - set(params))
         if unknown:
@@ -286,6 +299,11 @@ class Optimizer:
             for pattern, values in saved["groups"].items()
         }
         for pattern, values in groups.items():
+            if not any(fnmatch.fnmatchcase(q, pattern) for q in params):
+                raise ConfigError(
+                    f"loaded optimizer group {pattern!r} matches no parameter; "
+                    f"parameters: {', '.join(params)}"
+                )
             self._merge(dict(base), values, f"loaded group {pattern!r}")
         state: dict[str, State] = {}
         for qualified, entries in saved["state"].items():

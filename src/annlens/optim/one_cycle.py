@@ -196,6 +196,11 @@ class OneCycle(Schedule):
             self.optimizer.set("momentum", momentum)
 
     def load_extra_state(self, saved: Any) -> None:
+        if saved["count"] > self.total_steps:
+            raise ConfigError(
+                f"OneCycle state: count {saved['count']} is past total_steps "
+                f"{self.total_steps}"
+            )
         self._apply_momentum(int(saved["count"]))
 
     def config(self) -> dict[str, Any]:

@@ -156,11 +156,20 @@ class ReduceOnPlateau(Schedule):
         }
 
     def load_extra_state(self, saved: Mapping[str, Any]) -> None:
+        name = "ReduceOnPlateau state"
+        keys = ("best", "bad_steps", "cooldown_left", "current_lr")
+        missing = [key for key in keys if key not in saved]
+        if missing:
+            raise ConfigError(f"{name} lacks {missing}")
+        if saved["best"] is not None:
+            check_number(name, "best", saved["best"])
+        bad_steps = check_count(name, "bad_steps", saved["bad_steps"], low=0)
+        cooldown_left = check_count(name, "cooldown_left", saved["cooldown_left"], 0)
+        current_lr = check_number(name, "current_lr", saved["current_lr"], 0.0)
         worst = math.inf if self.mode == "min" else -math.inf
         self.best = worst if saved["best"] is None else float(saved["best"])
-        self.bad_steps = int(saved["bad_steps"])
-        self.cooldown_left = int(saved["cooldown_left"])
-        self.current_lr = float(saved["current_lr"])
+        self.bad_steps, self.cooldown_left = bad_steps, cooldown_left
+        self.current_lr = current_lr
 
     def config(self) -> dict[str, Any]:
         return {

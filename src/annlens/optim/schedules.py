@@ -177,8 +177,14 @@ class Schedule:
         if missing:
             raise ConfigError(f"{name} state lacks {missing}")
         count = saved["count"]
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-            raise ConfigError(f"{name} state: count must be an integer, got {count!r}")
+        if (
+            isinstance(count, bool)
+            or not isinstance(count, (int, np.integer))
+            or count < 0
+        ):
+            raise ConfigError(
+                f"{name} state: count must be an integer >= 0, got {count!r}"
+            )
         for key in ("base_lr", "scale"):
             value = saved[key]
             if not isinstance(value, numbers.Real) or not math.isfinite(value):
