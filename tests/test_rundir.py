@@ -295,6 +295,17 @@ def test_a_missing_or_damaged_table_is_refused_naming_the_file(run):
         run.read_metrics()
 
 
+def test_export_refuses_a_damaged_table_before_writing_any(run):
+    run.write_metrics([{"epoch": 0, "loss": 1.0}])
+    run.write_statistics(statistics_rows())
+    run.table_path("statistics").write_bytes(b"junk")
+
+    with pytest.raises(ConfigError, match=r"cannot read the table .*statistics"):
+        export(run)
+
+    assert not run.export_dir.exists()
+
+
 def test_export_refuses_one_table_name_given_as_a_string(run):
     run.write_metrics([{"epoch": 0, "loss": 1.0}])
 

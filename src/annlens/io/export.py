@@ -43,7 +43,8 @@ def export(
     ------
     ConfigError
         An unknown format, a run whose manifest says it has not completed, a
-        run directory holding no tables, or an unknown table name.
+        run directory holding no tables, an unknown table name, or a table
+        that cannot be read (refused before any file is written).
     RunLockedError
         Another process runs or resumes the run directory.
     """
@@ -83,6 +84,8 @@ def _export(
             f"cannot export into {str(target)!r}: it is a file, where the "
             "exported tables go into a folder; help: move the file away"
         )
+    for name in chosen:  # a damaged table is refused before anything is written
+        read_parquet(run.table_path(name), columns=[])
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name in chosen:

@@ -78,8 +78,10 @@ def write_parquet(path: str | os.PathLike[str], table: Any) -> Path:
     return Path(path)
 
 
-def read_parquet(path: str | os.PathLike[str]) -> Any:
-    """Read a Parquet table into a DataFrame.
+def read_parquet(path: str | os.PathLike[str], columns: list[str] | None = None) -> Any:
+    """Read a Parquet table (or only ``columns`` of it) into a DataFrame.
+
+    ``columns=[]`` reads no column: a cheap check that the file is a table.
 
     Raises
     ------
@@ -89,7 +91,7 @@ def read_parquet(path: str | os.PathLike[str]) -> Any:
     import pandas as pd
 
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, columns=columns)
     except FileNotFoundError as error:
         raise ConfigError(
             f"the table {str(path)!r} is missing; help: a run writes it when "
