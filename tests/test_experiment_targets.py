@@ -104,6 +104,20 @@ def test_the_run_directory_stores_the_scaling_of_each_variant(run):
     assert stored["base"]["features"]["mean"] == data.mean.tolist()
 
 
+def test_the_run_and_its_checkpoints_name_the_class_of_each_output(tmp_path):
+    path = tmp_path / "pets.csv"
+    rows = [f"{i % 7},{i % 5},{('dog', 'cat', 'ant')[i % 3]}" for i in range(60)]
+    path.write_text("a,b,pet\n" + "\n".join(rows) + "\n")
+    config = tiny(data={"name": "csv", "path": str(path), "target": "pet"})
+
+    result = run_experiment(config, out=tmp_path / "runs")
+
+    stored = json.loads((result.directory / "scaling.json").read_text())
+    assert stored["base"]["classes"] == ["ant", "cat", "dog"]
+    scaling = checkpoint_meta(result.directory, "base-last")["extra"]["scaling"]
+    assert scaling["classes"] == ["ant", "cat", "dog"]
+
+
 def test_the_scaling_is_fitted_on_the_training_part_of_the_run(run):
     from sklearn.datasets import load_diabetes
 
@@ -122,6 +136,7 @@ def test_each_checkpoint_carries_the_target_scaling(run):
 def test_unscaled_targets_are_stored_as_none(unscaled):
     stored = json.loads((unscaled.directory / "scaling.json").read_text())
     assert stored["base"]["target"] is None
+    assert stored["base"]["classes"] is None
 
 
 def test_the_summary_table_says_the_loss_is_in_standardised_units(run):

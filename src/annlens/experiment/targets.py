@@ -100,7 +100,12 @@ def metric_names(task: str) -> list[str]:
 
 
 def scaling_record(data: Any) -> dict[str, Any]:
-    """The standardisation of one variant's data, as plain JSON values."""
+    """The standardisation of one variant's data, as plain JSON values.
+
+    ``classes`` names the class of each model output, in order (None for
+    regression): text labels are sorted, so the file's labels alone do not
+    say which output is which.
+    """
 
     def pair(mean: Array | None, std: Array | None) -> dict[str, Any] | None:
         if mean is None or std is None:
@@ -111,6 +116,7 @@ def scaling_record(data: Any) -> dict[str, Any]:
         "task": data.task,
         "features": pair(data.mean, data.std),
         "target": pair(data.target_mean, data.target_std),
+        "classes": list(data.class_names) if data.class_names is not None else None,
     }
 
 
