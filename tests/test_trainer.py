@@ -1277,6 +1277,41 @@ def test_a_one_cycle_shorter_than_the_fit_is_refused_before_any_step() -> None:
     assert exact.count == 9
 
 
+def test_a_one_cycle_after_a_warm_up_that_the_fit_would_pass_is_refused() -> None:
+    from annlens.optim import LinearWarmup, OneCycle
+
+    x, y = blobs(20)
+    model = Sequential([Dense(4, 3)], seed=0, dtype="float64")
+    optimizer = SGD(model, lr=0.1)
+    before = model.state_dict()
+    # 9 steps: 2 of warm-up, then 7 of the one-cycle
+    schedule = LinearWarmup(optimizer, 2, after=OneCycle(optimizer, total_steps=6))
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        optimizer,
+        batch_size=8,
+        epochs=3,
+        schedule=schedule,
+    )
+    with pytest.raises(ConfigError, match=r"7 in all, but its total_steps is 6"):
+        trainer.fit(x, y)
+    assert optimizer.t == 0
+    assert all(np.array_equal(model.state_dict()[k], v) for k, v in before.items())
+
+    optimizer = SGD(model, lr=0.1)
+    schedule = LinearWarmup(optimizer, 2, after=OneCycle(optimizer, total_steps=7))
+    Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        optimizer,
+        batch_size=8,
+        epochs=3,
+        schedule=schedule,
+    ).fit(x, y)
+    assert schedule.count == 9 and schedule.after.count == 7
+
+
 @pytest.mark.parametrize("name", ["lr", "epoch", "step", "grad_norm", "val_score"])
 def test_a_metric_cannot_take_a_column_the_trainer_writes(name: str) -> None:
     model = Sequential([Dense(4, 3)], seed=0)

@@ -271,8 +271,7 @@ def check_schedule_length(
     steps at which the fit stops (a callback's ``step_limit``), which bounds a
     schedule stepped once a batch.
     """
-    total = getattr(schedule, "total_steps", None)
-    if schedule is None or not isinstance(total, int) or epochs <= 0:
+    if schedule is None or epochs <= 0:
         return
     per_epoch = steps_per_epoch if schedule.unit == "batch" else 1
     done = int(getattr(schedule, "count", 0))
@@ -280,6 +279,18 @@ def check_schedule_length(
     how = f"epochs x {'steps per epoch' if schedule.unit == 'batch' else '1'}"
     if step_limit is not None and schedule.unit == "batch" and step_limit < needed:
         needed, how = max(done, step_limit), "the step limit"
+    after = getattr(schedule, "after", None)
+    warmup = getattr(schedule, "warmup_steps", None)
+    if after is not None and isinstance(warmup, int):
+        # a warm-up in front: the schedule after it is stepped once the
+        # warm-up's count has reached warmup_steps
+        more = max(0, needed - max(done, warmup))
+        schedule, done = after, int(getattr(after, "count", 0))
+        needed = done + more
+        how += f", less {warmup} warm-up steps"
+    total = getattr(schedule, "total_steps", None)
+    if not isinstance(total, int):
+        return
     if needed > total:
         unit = "batch" if schedule.unit == "batch" else "epoch"
         raise ConfigError(
