@@ -207,5 +207,6 @@ def test_a_csv_naming_a_column_twice_is_refused_naming_the_column(tmp_path):
 
         assert str(caught.value) == (
             "dup.csv: the header (line 1) names column 'a' 2 times; "
-            "help: give every column its own name"
+            "help: give every column its own name (the first line of a CSV "
+            "file is its header)"
         )

@@ -265,7 +265,8 @@ def _refuse_duplicate_columns(file: Path, separator: str) -> None:
             count = header.count(name)
             raise DataError(
                 f"{file.name}: the header (line 1) names column {name!r} "
-                f"{count} times; help: give every column its own name"
+                f"{count} times; help: give every column its own name (the first "
+                "line of a CSV file is its header)"
             )
         seen.add(name)
 
