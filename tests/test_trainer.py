@@ -1380,3 +1380,20 @@ def test_validation_split_holds_out_the_fraction_rounded_up(
 
     assert validation is not None and len(validation[0]) == held
     assert len(train_x) == samples - held and validation[1][0] == samples - held
+
+
+def test_a_metric_that_fails_leaves_the_step_undone() -> None:
+    x, y = blobs(20)
+    model = Sequential([Dense(4, 3)], seed=0, dtype="float64")
+    optimizer = SGD(model, lr=0.1, momentum=0.9)
+    trainer = Trainer(
+        model,
+        SoftmaxCrossEntropy(),
+        optimizer,
+        metrics=[("raw", lambda output, target: output)],
+    )
+    before = model.state_dict()
+    with pytest.raises(ConfigError, match="metric 'raw' must return one number"):
+        trainer.step(x, y)
+    assert optimizer.t == 0 and optimizer.state == {} and model.state.step == 0
+    assert all(np.array_equal(model.state_dict()[k], v) for k, v in before.items())

@@ -58,10 +58,11 @@ class TrainingStep:
         """One training step on one batch, in training mode; returns its logs.
 
         Public so that a loop can be driven by hand: callbacks, the guard, the
-        schedule and the per-step history work as inside :meth:`fit`. When the
-        step raises before its update, the parameters, optimizer state and
-        buffers are as before it, and with the guard on the noise generator
-        too.
+        schedule and the per-step history work as inside :meth:`fit`. The
+        metrics are computed on the batch's output before the update. When the
+        step raises before its update (a metric included), the parameters,
+        optimizer state and buffers are as before it, and with the guard on
+        the noise generator too.
         """
         model = self.model
         model.train()
@@ -77,6 +78,9 @@ class TrainingStep:
         try:
             with self._quiet():
                 output = self._compute_gradients(x_batch, y_batch, logs)
+                # metrics before the update: one that fails changes nothing
+                for name, fn in self.metrics.items():
+                    logs[name] = metric_value(name, fn(output, y_batch))
                 self.callbacks.fire("on_after_backward", self, logs)
 
                 # clipping: elementwise first, then the global norm
@@ -110,8 +114,6 @@ class TrainingStep:
             self._restore_start(start)
             raise
 
-        for name, fn in self.metrics.items():
-            logs[name] = metric_value(name, fn(output, y_batch))
         self._advance_schedule("batch", logs)
         if self.record_steps:
             self.history.record_step(logs["step"], self.epoch, logs["loss"], logs["lr"])
