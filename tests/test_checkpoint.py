@@ -167,6 +167,23 @@ def test_extra_state_round_trips_with_arrays_and_text(tmp_path, trained):
     assert loaded["labels"].tolist() == ["cat", "dog"]
 
 
+def test_arrays_keep_their_shape_zero_dimensional_ones_too(tmp_path, trained):
+    model, _, _ = trained
+    extra = {
+        "scalar": np.array(2.5),
+        "count": np.array(3, dtype=np.int32),
+        "strided": np.arange(12.0).reshape(3, 4)[:, ::2],
+    }
+
+    save_checkpoint(tmp_path / "ckpt", model, extra=extra)
+    loaded = load_checkpoint(tmp_path / "ckpt").extra
+
+    for key, value in extra.items():
+        assert loaded[key].shape == value.shape, key
+        assert loaded[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(loaded[key], value)
+
+
 def test_extra_state_that_would_need_pickling_is_refused(tmp_path, trained):
     model, _, _ = trained
 

@@ -66,8 +66,9 @@ def split_arrays(tree: Any, prefix: str) -> tuple[Any, dict[str, NDArray[Any]]]:
                     "arrays must hold numbers, booleans or text"
                 )
             name = _unique(where, arrays)
-            arrays[name] = np.ascontiguousarray(
-                node.astype(node.dtype.newbyteorder("="))
+            # np.array, not np.ascontiguousarray, which turns a 0-d array 1-d
+            arrays[name] = np.array(
+                node.astype(node.dtype.newbyteorder("=")), order="C"
             )
             return {TENSOR: name}
         if isinstance(node, np.generic):
