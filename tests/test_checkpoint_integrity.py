@@ -279,6 +279,19 @@ def test_a_format_version_no_annlens_wrote_is_refused(saved):
         load_checkpoint(saved)
 
 
+def test_a_sealed_meta_json_with_unreadable_layers_is_refused(saved):
+    # as a foreign writer that seals its own meta.json might produce it
+    from annlens.io.checkpoint_integrity import seal_meta
+
+    meta = read_meta(saved)
+    del meta["integrity"]
+    meta["model"]["architecture"]["layers"] = "dense"
+    write_meta(saved, seal_meta(meta))
+
+    with pytest.raises(CheckpointError, match="no readable model.architecture"):
+        load_checkpoint(saved)
+
+
 # -- checkpoints of format version 1 --------------------------------------------------
 
 

@@ -249,11 +249,18 @@ def read_tensors(folder: Path, meta: dict[str, Any], where: str) -> Arrays:
     except (SafetensorError, ValueError) as error:
         raise CheckpointError(f"{where}: {TENSORS_FILE} is damaged: {error}") from error
 
-    needed = [
-        f"model.{entry['name']}.{key}"
-        for entry in meta["model"]["architecture"]["layers"]
-        for key in (*entry["params"], *entry["buffers"])
-    ]
+    try:
+        needed = [
+            f"model.{entry['name']}.{key}"
+            for entry in meta["model"]["architecture"]["layers"]
+            for key in (*entry["params"], *entry["buffers"])
+        ]
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"{where}: {META_FILE} has no readable model.architecture.layers "
+            f"(a list of layers, each with its name, params and buffers): "
+            f"{type(error).__name__} {error}; nothing was loaded"
+        ) from None
     for part in ("optimizer", "schedule", "extra"):
         needed += tensor_names(meta.get(part))
     needed += tensor_names(meta["model"].get("rng"))
