@@ -210,3 +210,17 @@ def test_a_csv_naming_a_column_twice_is_refused_naming_the_column(tmp_path):
             "help: give every column its own name (the first line of a CSV "
             "file is its header)"
         )
+
+
+@pytest.mark.parametrize("noise", [-1.0, float("nan"), float("inf"), "x", True])
+def test_a_bad_noise_of_a_generated_set_is_refused_naming_it(noise):
+    with pytest.raises(DataError, match=r"^moons: noise must be a finite number >= 0"):
+        load_dataset("moons", noise=noise)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", None])
+def test_a_bad_data_seed_is_refused_naming_it(seed):
+    with pytest.raises(ConfigError, match=r"^data seed must be an integer >= 0"):
+        load_dataset("iris", seed=seed)
+    with pytest.raises(ConfigError, match=r"^data seed must be an integer >= 0"):
+        dataset_from_arrays(np.ones((8, 2)), np.arange(8) % 2, seed=seed)

@@ -242,6 +242,12 @@ class Dataset:
         )
 
 
+def check_seed(seed: Any) -> None:
+    """Refuse a seed that is not a whole number >= 0, naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"data seed must be an integer >= 0, got {seed!r}")
+
+
 def build_dataset(
     raw: RawData,
     *,
@@ -284,6 +290,7 @@ def build_dataset(
         samples for the split. A bad target is named by its data row (and
         CSV line), before anything is split.
     """
+    check_seed(seed)
     x, y = check_features(raw), np.asarray(raw.y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

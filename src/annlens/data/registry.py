@@ -19,7 +19,7 @@ from typing import Any
 
 from annlens.data import generators
 from annlens.data.bundled import DESCRIPTIONS, load_bundled
-from annlens.data.dataset import Dataset, RawData, build_dataset
+from annlens.data.dataset import Dataset, RawData, build_dataset, check_seed
 from annlens.data.files import read_data_file
 from annlens.data.mnist1d_data import DESCRIPTION as MNIST1D_DESCRIPTION
 from annlens.data.mnist1d_data import load_mnist1d
@@ -180,6 +180,7 @@ def load_dataset(
     >>> data.x_train.shape, data.n_classes  # doctest: +SKIP
     ((106, 4), 3)
     """
+    check_seed(seed)
     raw = _load_raw(name, seed, n_samples, noise, path, target, task, target_path)
     return build_dataset(
         raw,
@@ -226,6 +227,12 @@ def _load_raw(
     count = _GENERATED[name].samples if n_samples is None else n_samples
     if isinstance(count, bool) or not isinstance(count, int) or count < 4:
         raise DataError(f"{name}: n_samples must be an integer >= 4, got {count!r}")
+    if noise is not None and (
+        isinstance(noise, bool)
+        or not isinstance(noise, (int, float))
+        or not 0.0 <= noise < float("inf")
+    ):
+        raise DataError(f"{name}: noise must be a finite number >= 0, got {noise!r}")
     return _TOY[name](seeded_generator(int(seed), SAMPLE_STREAM), count, noise)
 
 
