@@ -224,3 +224,17 @@ def test_a_bad_data_seed_is_refused_naming_it(seed):
         load_dataset("iris", seed=seed)
     with pytest.raises(ConfigError, match=r"^data seed must be an integer >= 0"):
         dataset_from_arrays(np.ones((8, 2)), np.arange(8) % 2, seed=seed)
+
+
+def test_a_tsv_separated_by_commas_is_refused_naming_the_separator(tmp_path):
+    path = tmp_path / "data.tsv"
+    path.write_text("a,b,y\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(8)))
+
+    with pytest.raises(DataError) as caught:
+        load_dataset("csv", path=path, target="y")
+
+    assert str(caught.value) == (
+        "data.tsv: the header reads as one column 'a,b,y': its fields are "
+        "separated by commas, but annlens expects tabs in a .tsv file; "
+        "help: save the file with tabs, or with commas named .csv"
+    )

@@ -232,14 +232,19 @@ def _refuse_other_separator(file: Path, columns: list[str], separator: str) -> N
     """Refuse a header that reads as one column holding another separator."""
     if len(columns) != 1:
         return
-    for other, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+    others = ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'"), (",", "commas"))
+    for other, name in others:
         if other != separator and other in columns[0]:
             expected = "tabs" if separator == "\t" else "commas"
+            remedy = (
+                "save the file with tabs, or with commas named .csv"
+                if separator == "\t"
+                else "save the file with commas (or tabs, named .tsv)"
+            )
             raise DataError(
                 f"{file.name}: the header reads as one column {columns[0]!r}: "
                 f"its fields are separated by {name}, but annlens expects "
-                f"{expected} in a {file.suffix or 'CSV'} file; help: save the "
-                "file with commas (or tabs, named .tsv)"
+                f"{expected} in a {file.suffix or 'CSV'} file; help: {remedy}"
             )
 
 
