@@ -758,6 +758,21 @@ def test_evaluate_names_the_layer_where_a_nan_appeared() -> None:
     assert len(trainer.model.list_hooks()) == 1  # the guard's hooks are gone
 
 
+def test_evaluate_of_a_nan_model_says_evaluation_stopped_not_training() -> None:
+    x, y = blobs(8)
+    trainer = make()
+    trainer.model.layers[0].params["W"][0, 0] = np.nan
+
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.evaluate(x, y)
+
+    message = str(caught.value)
+    assert "non-finite value in evaluation after 0 training steps" in message
+    assert "evaluation stopped; it changes no parameter" in message
+    assert "check the parameters for NaN" in message
+    assert "training stopped" not in message and "learning rate" not in message
+
+
 def test_a_saturated_overflow_needs_the_guard_hooks_installed() -> None:
     x, y = blobs(8)
     trainer = make()

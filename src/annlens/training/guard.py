@@ -67,6 +67,10 @@ HELP = (
     "help: lower the learning rate, clip gradients (clip_norm=...), "
     "or check the scaling of the input"
 )
+EVALUATION_HELP = (
+    "help: check the parameters for NaN or Inf (a training run that diverged "
+    "with the guard off) and the scaling of the input"
+)
 
 
 def is_finite(value: Any) -> bool:
@@ -94,12 +98,14 @@ def raise_non_finite(
     layer: str | None,
     stage: str,
     owner: Any = None,
+    during: str = "training",
 ) -> None:
     """Raise the NonFiniteError for ``value``, counting its NaN and Inf.
 
     ``owner`` is the layer (or loss point) whose hook point passed ``value``
     on; the user's hooks there, which ran before the check, are named as a
-    possible source.
+    possible source. ``during`` is ``"training"`` or ``"evaluation"``, which
+    changes nothing and so is told so, with its own help.
     """
     array = np.asarray(value)
     nan, inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
@@ -116,10 +122,19 @@ def raise_non_finite(
         if hooks
         else ""
     )
+    if during == "evaluation":
+        when = f"in evaluation after {step} training steps"
+        outcome = "evaluation stopped; it changes no parameter"
+        help_text = EVALUATION_HELP
+    else:
+        when = f"at step {step}"
+        outcome = (
+            "training stopped and the parameters are left as they were before this step"
+        )
+        help_text = HELP
     raise NonFiniteError(
-        f"non-finite value at step {step}, {where}: {what} holds {nan} NaN and "
-        f"{inf} Inf (shape {array.shape}); training stopped and the parameters "
-        f"are left as they were before this step{suspects}; {HELP}",
+        f"non-finite value {when}, {where}: {what} holds {nan} NaN and "
+        f"{inf} Inf (shape {array.shape}); {outcome}{suspects}; {help_text}",
         step=step,
         layer=layer,
         stage=stage,
@@ -166,7 +181,9 @@ class NonFiniteGuard:
 
     # -- the cheap checks, on every step ------------------------------------------
 
-    def check_loss(self, value: float, stage: str = "loss") -> None:
+    def check_loss(
+        self, value: float, stage: str = "loss", during: str = "training"
+    ) -> None:
         """Refuse a non-finite value of the loss or, with ``stage``, a penalty."""
         if not math.isfinite(value):
             raise_non_finite(
@@ -175,6 +192,7 @@ class NonFiniteGuard:
                 step=self.model.state.step,
                 layer=None,
                 stage=stage,
+                during=during,
             )
 
     def check_updates(self, proposals: Sequence[tuple[Any, ...]]) -> None:
@@ -296,6 +314,8 @@ def _checker(stage_name: str) -> Callable[..., None]:
 
     def check(owner: Any, *arguments: Any) -> None:
         value = arguments[replaces]
+        # a pass in evaluation mode is an evaluation (training never runs one)
+        during = "training" if owner.state.training else "evaluation"
         if stage_name == "loss" and not is_finite(arguments[0]):
             raise_non_finite(
                 arguments[0],
@@ -303,6 +323,7 @@ def _checker(stage_name: str) -> Callable[..., None]:
                 step=owner.state.step,
                 layer=None,
                 stage="loss",
+                during=during,
             )
         if not is_finite(value):
             if per_parameter:
@@ -319,6 +340,7 @@ def _checker(stage_name: str) -> Callable[..., None]:
                 layer=layer,
                 stage=stage_name,
                 owner=owner,
+                during=during,
             )
         if stage_name == "update":
             _check_new_value(owner, arguments[0], value)

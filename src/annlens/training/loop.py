@@ -225,7 +225,7 @@ class TrainingLoop(TrainingStep):
             raise found from None
         if self.guard is not None:
             try:
-                self.guard.check_loss(scores["loss"])
+                self.guard.check_loss(scores["loss"], during="evaluation")
             except NonFiniteError as found:
                 replay = functools.partial(self.model.predict, x, batch_size=size)
                 raise self.guard.localise(found, replay) from None
