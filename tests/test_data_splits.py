@@ -125,9 +125,25 @@ def test_a_nearly_constant_feature_keeps_a_scale_like_the_others():
     x[:, 3] = 0.0
     x[0, 3] = 1.0  # one sample in five hundred: std about 0.045
     scaler = Standardizer.fit(x)
-    assert scaler.std[3] == pytest.approx(STD_FLOOR * np.median(scaler.std))
+    # lopsided (std below a tenth of its range): raised to a tenth of the
+    # larger of its range and the median std
+    assert scaler.std[3] == pytest.approx(STD_FLOOR * np.median(x.std(axis=0)))
+    np.testing.assert_allclose(scaler.std[:3], x[:, :3].std(axis=0), rtol=1e-12)
     held_out = scaler.apply(np.array([[0.0, 0.0, 0.0, 1.0]]))
-    assert abs(held_out[0, 3]) < 10
+    assert abs(held_out[0, 3]) <= 10
+
+
+def test_a_feature_on_a_small_scale_is_not_floored_by_the_scale_of_others():
+    from annlens.data.splits import Standardizer
+
+    rng = np.random.default_rng(0)
+    x = np.column_stack(
+        [rng.normal(0, 1, 400), rng.normal(50, 115, 400), rng.integers(1, 3, 400)]
+    )
+    scaler = Standardizer.fit(x)
+
+    np.testing.assert_allclose(scaler.std, x.std(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(scaler.apply(x).std(axis=0), 1.0, rtol=1e-12)
 
 
 def test_digits_held_out_features_stay_within_a_few_dozen_deviations():

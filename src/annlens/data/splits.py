@@ -162,9 +162,15 @@ class Standardizer:
     A feature that is nearly constant in the training part (an edge pixel of
     the digits, zero in all but a few images) would be divided by a tiny
     std, and a held-out sample where it is non-zero would land a hundred
-    standard deviations out. So each std is floored at ``STD_FLOOR`` times the
-    median std of the features: such a feature keeps a scale comparable to
-    the others instead of exploding.
+    standard deviations out. Such a feature is told by its std: below
+    ``STD_FLOOR`` times its range in the training part (``max - min``),
+    where a feature spread over its range (normal, uniform, two balanced
+    values) has a std well above a tenth of its range. The std of such a
+    lopsided feature is raised to ``STD_FLOOR`` times the larger of its
+    range and the median std of the features: a training value then lands
+    at most ``1 / STD_FLOOR`` = 10 deviations from the mean, and a held-out
+    one keeps a scale comparable to the other features'. Every other
+    feature keeps its own std, whatever the scales of the others.
     """
 
     mean: FloatArray
@@ -177,7 +183,10 @@ class Standardizer:
         mean = array.mean(axis=0)
         std = array.std(axis=0)
         std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
-        std = np.maximum(std, STD_FLOOR * float(np.median(std)))
+        spread = array.max(axis=0) - array.min(axis=0)
+        lopsided = std < STD_FLOOR * spread
+        floor = STD_FLOOR * np.maximum(spread, np.median(std))
+        std = np.where(lopsided, np.maximum(std, floor), std)
         return cls(mean=mean, std=std)
 
     def apply(self, x: Any) -> FloatArray:
