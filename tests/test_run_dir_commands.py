@@ -120,3 +120,14 @@ def test_compare_refuses_a_run_whose_config_was_edited(copy):
     assert result.exit_code == 2, result.output
     assert "was edited after the run started" in " ".join(result.stderr.split())
     assert not (copy / "compare.json").exists()
+
+
+def test_export_of_a_folder_without_a_manifest_leaves_no_lock_file(copy, tmp_path):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    shutil.copy(copy / "metrics.parquet", folder)
+
+    result = runner.invoke(app, ["export", str(folder)])
+
+    assert result.exit_code == 0, result.output
+    assert files(folder) == ["export", "export/metrics.csv", "metrics.parquet"]

@@ -306,6 +306,43 @@ def test_export_refuses_a_damaged_table_before_writing_any(run):
     assert not run.export_dir.exists()
 
 
+def test_export_of_a_folder_without_a_manifest_leaves_no_lock_file(run):
+    run.write_metrics([{"epoch": 0, "loss": 1.0}])
+    assert not run.manifest_path.exists()
+
+    export(run, format="json")
+
+    assert not (run.path / ".lock").exists()
+    assert not (run.path / ".lock.json").exists()
+    assert (run.export_dir / "metrics.json").exists()
+
+
+def test_a_failed_export_leaves_no_lock_file(run):
+    run.write_metrics([{"epoch": 0, "loss": 1.0}])
+
+    with pytest.raises(ConfigError, match="cannot export"):
+        export(run, tables=["nothing"])
+
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "checkpoints",
+        "figures",
+        "metrics.parquet",
+    ]
+
+
+def test_export_keeps_a_lock_file_it_did_not_make(run):
+    run.write_metrics([{"epoch": 0, "loss": 1.0}])
+    with run.lock():
+        pass
+    assert (run.path / ".lock").exists()
+
+    export(run)
+
+    assert (run.path / ".lock").exists()
+    with run.lock():  # free again
+        pass
+
+
 def test_export_refuses_one_table_name_given_as_a_string(run):
     run.write_metrics([{"epoch": 0, "loss": 1.0}])
 

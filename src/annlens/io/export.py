@@ -4,7 +4,9 @@ Each ``<table>.parquet`` of a run directory (metrics, statistics, and any
 other) becomes ``export/<table>.<format>``: CSV with a header row and no
 index; JSON as a list of row objects (NaN written as null); Parquet as a copy.
 Files are written atomically, with the run directory locked (see
-:mod:`annlens.io.lock`); a run that has not completed is refused.
+:mod:`annlens.io.lock`); a run that has not completed is refused. A folder
+without ``manifest.json`` is exported too; a ``.lock`` file the export made
+there is removed when it ends, whether it succeeds or fails.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from annlens.errors import ConfigError
 from annlens.io.atomic import atomic_write
+from annlens.io.lock import RunLock
 from annlens.io.rundir import RunDir
 from annlens.io.tables import read_parquet
 
@@ -51,7 +54,7 @@ def export(
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if format not in FORMATS:
         raise ConfigError(f"export format must be one of {FORMATS}, got {format!r}")
-    with run.lock():
+    with RunLock(run.path, transient=True):
         if run.manifest_path.is_file():
             run.require_completed("export")
         return _export(run, format, out_dir, tables)

@@ -58,6 +58,10 @@ class RunLock:
     ----------
     folder : path-like
         The run directory, which must exist.
+    transient : bool
+        Remove ``.lock`` on release when this lock made it, as a command that
+        also takes folders that are not run directories (export) does, so as
+        to leave nothing behind there. ``.lock`` that was there stays.
 
     Examples
     --------
@@ -65,11 +69,15 @@ class RunLock:
     ...     ...  # only this process writes the run directory here
     """
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], *, transient: bool = False
+    ) -> None:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
         self.holder_path = self.folder / HOLDER_FILE
+        self.transient = transient
         self._lock: Any = None
+        self._made = False
 
     @property
     def held(self) -> bool:
@@ -94,6 +102,7 @@ class RunLock:
             raise RunLockedError(f"{self._where()} is already locked by this RunLock")
         if not self.folder.is_dir():
             raise ConfigError(f"cannot lock {self._where()}: it is not a folder")
+        made = not self.path.exists()
         lock = FileLock(str(self.path), timeout=0)
         try:
             lock.acquire()
@@ -107,9 +116,11 @@ class RunLock:
                 "comparisons write into the run directory, so it must be "
                 "writable; help: copy the run directory somewhere writable"
             ) from error
+        self._made = made
         try:
             write_json(self.holder_path, _holder())
         except BaseException:
+            self._remove_made()
             lock.release()
             raise
         self._lock = lock
@@ -126,9 +137,22 @@ class RunLock:
             with contextlib.suppress(FileNotFoundError):
                 self.holder_path.unlink()
         finally:
-            self._lock.release()
-            self._lock = None
+            try:
+                self._remove_made()
+            finally:
+                self._lock.release()
+                self._lock = None
         logger.debug("unlocked %s", self.folder)
+
+    def _remove_made(self) -> None:
+        """Remove ``.lock`` when transient and made by this lock, still held.
+
+        Removed before the release, so no other process holds it then; one
+        that opened it just before finds it gone and opens a new one.
+        """
+        if self.transient and self._made:
+            with contextlib.suppress(OSError):  # gone, or in use on Windows
+                self.path.unlink()
 
     def holder(self) -> dict[str, Any] | None:
         """The holder recorded in ``.lock.json``, or None when there is none.
