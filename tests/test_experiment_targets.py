@@ -247,6 +247,83 @@ def test_an_older_regression_run_without_scaling_file_is_refused_with_help(
     assert "standardize_target = false" in message
 
 
+def _stopped_on_csv(tmp_path, monkeypatch):
+    """A run on a CSV with raw targets, stopped in its first epoch; its data."""
+    rng = np.random.default_rng(3)
+    lines = ["a,b,y"] + [
+        f"{rng.normal():.6f},{rng.normal():.6f},{rng.uniform(1, 9):.6f}"
+        for _ in range(60)
+    ]
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(lines) + "\n")
+    config = regression(
+        data={"name": "csv", "path": str(path), "target": "y"},
+        training={"batch_size": 8},
+    )
+    config["data"]["standardize_target"] = False
+    _stop_after(monkeypatch, 2)
+    with pytest.raises(Stop):
+        run_experiment(config, out=tmp_path / "runs")
+    monkeypatch.undo()
+    stopped = only_run_dir(tmp_path / "runs")
+    data = build_data(validate(config))
+    return stopped, path, lines, data
+
+
+def _edit_a_training_target(path, lines, data):
+    """Change the target of a training row only: the features stay as they were."""
+    row = int(data.source_rows["train"][0])
+    a, b, _ = lines[row + 1].split(",")
+    edited = [*lines]
+    edited[row + 1] = f"{a},{b},42.5"
+    path.write_text("\n".join(edited) + "\n")
+
+
+def test_the_run_stores_the_sha256_of_each_split(run):
+    stored = json.loads((run.directory / "scaling.json").read_text())
+    digests = stored["base"]["data"]
+    assert sorted(digests) == ["test", "train", "val"]
+    assert all(len(digests[s]["targets"]) == 64 for s in digests)
+    assert digests["train"]["features"] != digests["val"]["features"]
+
+
+def test_resume_refuses_data_whose_labels_changed_with_the_same_features(
+    tmp_path, monkeypatch
+):
+    stopped, path, lines, data = _stopped_on_csv(tmp_path, monkeypatch)
+    _edit_a_training_target(path, lines, data)
+    before = (stopped / "manifest.json").read_bytes()
+
+    with pytest.raises(ConfigError) as caught:
+        resume_experiment(stopped)
+
+    message = str(caught.value)
+    assert "variant 'base': the training targets differ" in message
+    assert "the data changed since the run started" in message
+    assert "annlens run" in message and "put the data back" in message
+    assert "\n" not in message
+    assert (stopped / "manifest.json").read_bytes() == before
+
+
+def test_resume_accepts_the_same_data(tmp_path, monkeypatch):
+    stopped, _, _, _ = _stopped_on_csv(tmp_path, monkeypatch)
+    resume_experiment(stopped)
+    assert manifest(stopped)["status"] == "completed"
+
+
+def test_an_older_run_without_data_digests_resumes_as_before(tmp_path, monkeypatch):
+    stopped, path, lines, data = _stopped_on_csv(tmp_path, monkeypatch)
+    scaling = stopped / "scaling.json"
+    stored = json.loads(scaling.read_text())
+    del stored["base"]["data"]
+    scaling.write_text(json.dumps(stored))
+    _edit_a_training_target(path, lines, data)
+
+    resume_experiment(stopped)
+
+    assert manifest(stopped)["status"] == "completed"
+
+
 # -- the loss against every target -----------------------------------------------------
 
 

@@ -8,15 +8,17 @@ history's ``loss`` is then in standardised units; the metrics ``mae`` and
 back through the scaling, so that they read as the data does.
 
 The scaling of every variant (features and targets) is written to
-``scaling.json`` in the run directory when the run starts; a resumed run
-refits it from its data and refuses to go on if it differs (the data changed
-since). :func:`check_loss_targets` tries the loss on every target of every
-split before anything trains, and names the first refused one by its data
-row and CSV line.
+``scaling.json`` in the run directory when the run starts, with the sha256
+of each split's features and targets; a resumed run refits it from its data
+and refuses to go on if it or a digest differs (the data changed since).
+:func:`check_loss_targets` tries the loss on every target of every split
+before anything trains, and names the first refused one by its data row and
+CSV line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, NoReturn
 
@@ -124,8 +126,57 @@ def write_scaling(run_dir: Any, all_parts: list[Any]) -> None:
     """Write ``scaling.json``: each variant's feature and target scaling."""
     from annlens.io.atomic import write_json
 
-    record = {parts.name: scaling_record(parts.data) for parts in all_parts}
+    record = {
+        parts.name: {**scaling_record(parts.data), "data": data_fingerprint(parts.data)}
+        for parts in all_parts
+    }
     write_json(run_dir.path / SCALING, record)
+
+
+SPLITS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def data_fingerprint(data: Any) -> dict[str, dict[str, str]]:
+    """The sha256 of each split's features and targets, as the model trains on them.
+
+    Each digest covers the array's dtype, shape and bytes, so a data file
+    whose labels were edited (the features, and so their scaling, unchanged)
+    gives other digests.
+    """
+
+    def sha256(array: Array) -> str:
+        array = np.ascontiguousarray(array)
+        digest = hashlib.sha256(f"{array.dtype.str} {array.shape}".encode())
+        digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    return {
+        split: {"features": sha256(x), "targets": sha256(y)}
+        for split, (x, y) in ((s, data.split(s)) for s in SPLITS)
+    }
+
+
+def _check_fingerprint(run_dir: Any, parts: Any, then: Any) -> None:
+    """Refuse data whose arrays differ from those the run started with.
+
+    A run written before the fingerprint was stored has none and is not
+    checked.
+    """
+    if not isinstance(then, dict):
+        return
+    now = data_fingerprint(parts.data)
+    for split, name in SPLITS.items():
+        for part in ("features", "targets"):
+            if now[split][part] != then.get(split, {}).get(part):
+                raise ConfigError(
+                    f"variant {parts.name!r}: the {name} {part} differ from "
+                    f"those the run started with (their sha256 in {SCALING} "
+                    f"of {str(run_dir.path)!r}); the data changed since the run "
+                    "started, so resuming would not continue the same run; "
+                    "help: to train on the data as it is now, start a new run: "
+                    f"`annlens run {run_dir.config_path}`; to continue this one, "
+                    "put the data back as it was"
+                )
 
 
 def check_scaling(run_dir: Any, all_parts: list[Any]) -> None:
@@ -163,6 +214,7 @@ def check_scaling(run_dir: Any, all_parts: list[Any]) -> None:
                     "now); the data changed since the run started, so resuming "
                     "would not continue the same run; help: start a new run"
                 )
+        _check_fingerprint(run_dir, parts, then.get("data"))
 
 
 def _same(now: dict[str, Any] | None, then: dict[str, Any] | None) -> bool:
