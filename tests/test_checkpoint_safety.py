@@ -11,7 +11,7 @@ import pytest
 from annlens.errors import CheckpointError
 from annlens.io import checkpoint as checkpoint_module
 from annlens.io import load_checkpoint, restore, save_checkpoint
-from annlens.layers import Dense
+from annlens.layers import BatchNorm, Dense, Dropout
 from annlens.model import Sequential
 from annlens.optim import SGD, Adam
 
@@ -179,6 +179,56 @@ def test_a_model_with_other_layers_is_refused_and_untouched(saved):
         restore(path, model)
 
     assert_same(model, before)
+
+
+def test_a_model_with_another_activation_is_refused_and_untouched(tmp_path):
+    path = save_checkpoint(tmp_path / "ckpt", Sequential([Dense(4, 8, "relu")]))
+    model = Sequential([Dense(4, 8, "tanh")], seed=3)
+    before = weights(model)
+
+    with pytest.raises(CheckpointError) as caught:
+        restore(path, model)
+
+    message = str(caught.value)
+    assert "layer 'dense_0' was saved with activation 'relu'" in message
+    assert "the model's has 'tanh'" in message
+    assert "nothing was changed" in message
+    assert_same(model, before)
+
+
+@pytest.mark.parametrize(
+    ("saved_layer", "current_layer", "setting"),
+    [
+        (BatchNorm(momentum=0.1), BatchNorm(momentum=0.3), "momentum 0.1"),
+        (BatchNorm(eps=1e-5), BatchNorm(eps=1e-3), "eps 1e-05"),
+        (Dropout(0.2), Dropout(0.5), "p 0.2"),
+    ],
+    ids=["momentum", "eps", "dropout"],
+)
+def test_a_model_with_other_layer_settings_is_refused(
+    tmp_path, saved_layer, current_layer, setting
+):
+    def model_with(layer):
+        return Sequential([Dense(3, 4), layer, Dense(4, 2)], seed=0)
+
+    path = save_checkpoint(tmp_path / "ckpt", model_with(saved_layer))
+    model = model_with(current_layer)
+    before = weights(model)
+
+    with pytest.raises(CheckpointError, match=f"was saved with {setting} but"):
+        restore(path, model)
+
+    assert_same(model, before)
+
+
+def test_a_model_with_another_initializer_restores(tmp_path):
+    original = Sequential([Dense(3, 4, "relu", init="xavier_uniform")], seed=1)
+    path = save_checkpoint(tmp_path / "ckpt", original)
+    model = Sequential([Dense(3, 4, "relu", init="he_normal")], seed=2)
+
+    restore(path, model)
+
+    assert_same(model, weights(original))
 
 
 def test_a_shape_mismatch_is_refused_and_the_model_untouched(saved):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from annlens.errors import CheckpointError
-from annlens.io.architecture import build_model
+from annlens.io.architecture import _json_config, build_model
 from annlens.io.checkpoint_format import (
     FORMAT,
     FORMAT_VERSION,
@@ -290,7 +290,11 @@ def restore(
     checkpoint : Checkpoint or path-like
         A loaded checkpoint, or its folder.
     model : Sequential
-        A model with the same layers (class and name, in order).
+        A model with the same layers (class and name, in order) and the same
+        layer settings the checkpoint's architecture records (activation,
+        bias, BatchNorm momentum, eps and affine, Dropout rate, ...); the
+        initializer is not compared, as the saved weights replace what it
+        drew, and sizes are compared as the parameters' shapes.
     optimizer, schedule : optional
         Objects of the same types as those saved.
 
@@ -302,7 +306,9 @@ def restore(
     Raises
     ------
     CheckpointError
-        The layers differ, a shape differs, the checkpoint holds no state for
+        The layers differ, a layer setting differs (the message names the
+        layer, the setting, and the saved and current values), a shape
+        differs, the checkpoint holds no state for
         an optimizer or schedule that was passed, a type differs, or the
         optimizer was not built on ``model`` (the schedule not made on it).
     """
@@ -351,6 +357,7 @@ def _check_layers(checkpoint: Checkpoint, model: Any, where: str) -> None:
             f"{where} holds layers {stored}, but the model has {current}; "
             "nothing was changed"
         )
+    _check_settings(checkpoint, model, where)
     dtype = checkpoint.architecture["dtype"]
     if dtype != str(model.dtype):
         logger.warning(
@@ -359,6 +366,48 @@ def _check_layers(checkpoint: Checkpoint, model: Any, where: str) -> None:
             dtype,
             model.dtype,
         )
+
+
+# config keys not compared: the name is compared above, the saved weights
+# replace what the initializer drew, and sizes are compared as shapes on loading
+_NOT_COMPARED = frozenset(
+    {"name", "init", "in_features", "out_features", "num_features"}
+)
+
+
+def _check_settings(checkpoint: Checkpoint, model: Any, where: str) -> None:
+    """Refuse a layer whose recorded settings differ from the saved ones.
+
+    Only values stored as JSON are compared; an object recorded as its repr
+    (``{"__repr__": ...}``) is skipped, as its text may differ between runs.
+    """
+    differences = []
+    for entry, layer in zip(
+        checkpoint.architecture["layers"], model.layers, strict=True
+    ):
+        saved = entry.get("config")
+        if not isinstance(saved, dict):
+            continue
+        current = _json_config(layer)
+        for key, value in saved.items():
+            if key in _NOT_COMPARED or key not in current or _opaque(value):
+                continue
+            if _opaque(current[key]) or current[key] == value:
+                continue
+            differences.append(
+                f"layer {layer.name!r} was saved with {key} {value!r} but the "
+                f"model's has {current[key]!r}"
+            )
+    if differences:
+        raise CheckpointError(
+            f"{where} does not fit the model: {'; '.join(differences)}; nothing "
+            "was changed; help: build the model with the saved settings (see "
+            "the checkpoint's architecture)"
+        )
+
+
+def _opaque(value: Any) -> bool:
+    return isinstance(value, dict) and "__repr__" in value
 
 
 def _snapshot(model: Any, optimizer: Any, schedule: Any) -> dict[str, Any]:
