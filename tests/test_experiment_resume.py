@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from annlens.cli.main import app
-from annlens.errors import ConfigError
+from annlens.errors import CheckpointError, ConfigError
 from annlens.experiment import callbacks, resume_experiment, run_experiment
 from experiment_support import (
     STEPS_PER_EPOCH,
@@ -190,3 +190,46 @@ def test_statistics_match_when_a_recorded_step_follows_the_checkpoint(
     monkeypatch.undo()
     resumed = resume_experiment(only_run_dir(tmp_path / "stopped"))
     pd.testing.assert_frame_equal(resumed.statistics, reference.statistics)
+
+
+def _stopped_with_truncated_checkpoint(tmp_path, monkeypatch) -> Path:
+    """A run stopped in its second epoch, its last checkpoint then cut short."""
+    stop_at(monkeypatch, "base", STEPS_PER_EPOCH + 2)
+    with pytest.raises(Stop):
+        run_experiment(tiny(), out=tmp_path)
+    monkeypatch.undo()
+    stopped = only_run_dir(tmp_path)
+    tensors = stopped / "checkpoints" / "base-last" / "tensors.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:-40])
+    return stopped
+
+
+def test_a_damaged_checkpoint_says_to_start_again_not_to_resume(
+    tmp_path, monkeypatch, caplog
+):
+    stopped = _stopped_with_truncated_checkpoint(tmp_path, monkeypatch)
+    caplog.clear()
+
+    with caplog.at_level("WARNING", logger="annlens"), pytest.raises(CheckpointError):
+        resume_experiment(stopped)
+
+    assert manifest(stopped)["status"] == "failed"
+    advice = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(advice) == 1
+    assert str(stopped / "checkpoints" / "base-last") in advice[0]
+    assert "is damaged" in advice[0] and "cannot be resumed" in advice[0]
+    assert f"annlens run {stopped / 'config.toml'}" in advice[0]
+    assert "once the cause is fixed" not in advice[0]
+
+
+def test_a_failure_of_another_cause_still_says_to_resume(tmp_path, monkeypatch, caplog):
+    stop_at(monkeypatch, "base", 3)
+    with caplog.at_level("WARNING", logger="annlens"), pytest.raises(Stop):
+        run_experiment(tiny(), out=tmp_path)
+
+    stopped = only_run_dir(tmp_path)
+    advice = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert advice == [
+        f"failed; once the cause is fixed, continue the run with: "
+        f"annlens resume {stopped}"
+    ]

@@ -23,7 +23,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from annlens.analysis.collectors import Recorder
-from annlens.errors import ConfigError, NonFiniteError
+from annlens.errors import CheckpointError, ConfigError, NonFiniteError
 from annlens.experiment.build import Parts, build_all, schedule_monitor
 from annlens.experiment.callbacks import Checkpoints, EndEpoch, StepLimit
 from annlens.experiment.config import validate
@@ -111,7 +111,10 @@ def _train_variant(
     last = run_dir.checkpoint_path(f"{parts.name}-last")
     done = run_dir.checkpoints_dir / f"{parts.name}-done.json"
     if resume and last.exists():
-        _restore_last(parts, trainer, last)
+        try:
+            _restore_last(parts, trainer, last)
+        except CheckpointError as error:
+            raise DamagedCheckpointError(str(error), last) from error
         logger.info("%s: resuming after epoch %d", parts.name, trainer.epochs_done)
         if done.exists():
             return _finished_variant(parts, trainer, done)
@@ -138,6 +141,17 @@ def _train_variant(
     record = {"variant": parts.name, "test": test, "epochs": trainer.epochs_done}
     write_json(done, {**record, "stopped": stopped})
     return VariantResult(parts.name, parts, trainer.history, test, recorder, stopped)
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint a resumed run needs cannot be loaded (truncated, damaged).
+
+    ``path`` is the checkpoint; the message is the loader's.
+    """
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def _restore_last(parts: Parts, trainer: Trainer, last: Path) -> None:
@@ -354,6 +368,18 @@ def _stopping(run_dir: RunDir) -> Iterator[None]:
         run_dir.finish("interrupted")
         logger.warning(
             "interrupted; continue the run with: annlens resume %s", run_dir.path
+        )
+        raise
+    except DamagedCheckpointError as error:
+        # resume continues only from a variant's last checkpoint, so no fix
+        # of the cause lets this run go on
+        run_dir.finish("failed")
+        logger.warning(
+            "failed; the checkpoint %s is damaged and annlens resume continues "
+            "only from it, so this run cannot be resumed; start it again with: "
+            "annlens run %s",
+            error.path,
+            run_dir.config_path,
         )
         raise
     except BaseException:
