@@ -139,6 +139,58 @@ def test_an_infinite_target_is_refused_with_its_count_and_first_row(tmp_path):
     assert "the first, inf, at data row 30 (line 32 of d.csv)" in message
 
 
+def test_a_single_infinite_target_is_named_in_the_singular(tmp_path):
+    lines = ["a,y", *(f"{i},{i * 0.5}" for i in range(40))]
+    lines[31] = "30,inf"
+    path = _csv(tmp_path, lines)
+
+    with pytest.raises(DataError) as caught:
+        load_dataset("csv", path=path, target="y")
+
+    message = str(caught.value)
+    assert "target 'y' holds 1 infinite value, inf, at data row 30" in message
+    assert "values" not in message
+    assert "help: replace it or drop that row" in message
+
+
+def test_text_labels_differing_only_by_surrounding_spaces_are_one_class(tmp_path):
+    lines = ["a,b,y", *(f"{i},{2 * i}, {('cat', 'dog')[i % 2]}" for i in range(30))]
+    lines += [f"{i},{2 * i},{('cat', 'dog')[i % 2]}" for i in range(30, 60)]
+    path = _csv(tmp_path, lines)
+
+    from_csv = load_dataset("csv", path=path, target="y", seed=0)
+    x = np.arange(40.0).reshape(20, 2)
+    labels = np.array(["cat", " cat", "dog ", "\tdog"] * 5)
+    from_arrays = dataset_from_arrays(x, labels, seed=0)
+    as_objects = dataset_from_arrays(x, labels.astype(object), seed=0)
+
+    assert from_csv.class_names == ("cat", "dog")
+    assert from_arrays.class_names == as_objects.class_names == ("cat", "dog")
+
+
+def test_dataset_from_arrays_names_both_lengths_when_y_does_not_match_x():
+    x = np.zeros((20, 2))
+
+    with pytest.raises(DataError) as caught:
+        dataset_from_arrays(x, np.zeros((19, 3)), seed=0)
+
+    message = str(caught.value)
+    assert "y has 19 rows but x has 20" in message
+    assert "1-D" not in message
+    with pytest.raises(DataError, match="y has 21 rows but x has 20"):
+        dataset_from_arrays(x, np.arange(21) % 2, seed=0)
+
+
+def test_dataset_from_arrays_takes_a_2d_target():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+
+    data = dataset_from_arrays(x, rng.normal(size=(40, 2)), seed=0)
+
+    assert data.task == "regression"
+    assert data.y_train.shape[1] == 2
+
+
 def test_a_missing_target_is_named_by_its_csv_line(tmp_path):
     lines = _labelled_rows()
     lines[11] = "10,20,"

@@ -39,8 +39,9 @@ def dataset_from_arrays(
     ----------
     x : array-like, (samples, features)
         Numeric features.
-    y : array-like, (samples,)
-        Class labels (numbers or text) or regression targets.
+    y : array-like, (samples,) or (samples, outputs)
+        Class labels (numbers or text; the surrounding whitespace of a text
+        label is dropped), one-hot rows, or regression targets.
     task : str, optional
         ``"classification"`` or ``"regression"``; inferred when omitted
         (text, booleans and whole numbers are class labels).
@@ -65,10 +66,15 @@ def dataset_from_arrays(
     y_array = np.asarray(y)
     if y_array.ndim == 2 and y_array.shape[1] == 1:
         y_array = y_array[:, 0]
-    if y_array.ndim != 1 or len(y_array) != len(x_array):
+    if y_array.ndim not in (1, 2):
         raise DataError(
-            f"{name}: y must be 1-D with one target per row of x "
-            f"({len(x_array)}), got shape {y_array.shape}"
+            f"{name}: y must have shape (samples,) or (samples, outputs), got "
+            f"shape {y_array.shape}"
+        )
+    if len(y_array) != len(x_array):
+        raise DataError(
+            f"{name}: y has {len(y_array)} rows but x has {len(x_array)}; y "
+            f"must hold one target per row of x, got shape {y_array.shape}"
         )
     names = tuple(feature_names or (f"column_{i}" for i in range(x_array.shape[1])))
     if len(names) != x_array.shape[1]:

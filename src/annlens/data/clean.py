@@ -4,7 +4,9 @@ Each check refuses bad data with a :class:`~annlens.errors.DataError` that
 names the source, the column and how many values are affected: non-numeric or
 infinite features, rows holding NaN (refused, or dropped on request), a
 target with a single class. Class labels, numbers or text, become indices
-``0 .. n_classes - 1`` in sorted order. The checks of single targets (their
+``0 .. n_classes - 1`` in sorted order; a text label loses its surrounding
+whitespace first, so ``" cat"`` (from ``a, cat`` in a CSV) and ``"cat"`` are
+one class. The checks of single targets (their
 values and where the first bad one sits) are in :mod:`annlens.data.labels`.
 """
 
@@ -227,8 +229,10 @@ def encode_labels(
 
     When ``raw.class_names`` is given, ``y`` must already hold indices into it;
     otherwise the distinct values of ``y``, sorted, become the classes, and
-    numbers among them must be whole. ``rows`` are the data rows of ``y``
-    (default ``0 .. len(y) - 1``), named when a label is refused.
+    numbers among them must be whole; text labels are compared without their
+    surrounding whitespace (``" cat"`` is class ``"cat"``). ``rows`` are the
+    data rows of ``y`` (default ``0 .. len(y) - 1``), named when a label is
+    refused.
     """
     if y.ndim != 1:
         raise DataError(
@@ -239,6 +243,7 @@ def encode_labels(
     if raw.class_names is not None:
         indices, names = given_indices(y, raw, rows), raw.class_names
     else:
+        y = _strip_text(y)
         check_whole_labels(y, raw, rows)
         try:
             values, indices = np.unique(y, return_inverse=True)
@@ -257,6 +262,16 @@ def encode_labels(
             "two; help: check the target column, or pass task='regression'"
         )
     return indices.astype(np.int64), tuple(names)
+
+
+def _strip_text(y: Array) -> Array:
+    """``y`` with the surrounding whitespace of each text label removed."""
+    if y.dtype.kind == "U":
+        return np.char.strip(y)
+    if y.dtype.kind == "O":
+        stripped = [value.strip() if isinstance(value, str) else value for value in y]
+        return np.array(stripped, dtype=object)
+    return y
 
 
 def _label_text(value: Any) -> str:

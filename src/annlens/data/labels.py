@@ -43,10 +43,15 @@ def check_finite_targets(y: Array, raw: RawData, rows: NDArray[np.int64]) -> Non
         return
     infinite = np.asarray(np.isinf(y.reshape(len(y), -1)).any(axis=1), dtype=bool)
     if infinite.any():
+        count = int(infinite.sum())
+        which = (
+            f"{count} infinite values; the first," if count > 1 else "1 infinite value,"
+        )
+        them = "them or drop those rows" if count > 1 else "it or drop that row"
         raise DataError(
-            f"{raw.name}: target {raw.target_name!r} holds {int(infinite.sum())} "
-            f"infinite values; the first, {_value(y[int(np.argmax(infinite))])!r}, at "
-            f"{_first(infinite, rows, raw)}; help: replace them or drop those rows"
+            f"{raw.name}: target {raw.target_name!r} holds {which} "
+            f"{_value(y[int(np.argmax(infinite))])!r}, at "
+            f"{_first(infinite, rows, raw)}; help: replace {them}"
         )
 
 
