@@ -71,9 +71,10 @@ def test_infinite_feature_values_are_refused_by_column():
     x = np.ones((6, 2))
     x[1, 1] = np.inf
 
-    with pytest.raises(
-        DataError, match=r"1 infinite value\(s\) in feature columns 'b'"
-    ):
+    with pytest.raises(DataError, match=r"1 infinite value in feature columns 'b'"):
+        dataset_from_arrays(x, [0, 1] * 3, feature_names=["a", "b"])
+    x[2, 0] = -np.inf
+    with pytest.raises(DataError, match=r"2 infinite values in feature columns"):
         dataset_from_arrays(x, [0, 1] * 3, feature_names=["a", "b"])
 
 

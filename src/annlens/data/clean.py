@@ -49,10 +49,16 @@ def check_features(raw: RawData) -> NDArray[np.float64]:
     if infinite.any():
         columns = _column_counts(infinite, raw.feature_names)
         first = describe_row(int(np.argmax(infinite.any(axis=1))), raw.source)
+        count = int(infinite.sum())
+        values, them = (
+            ("value", "it or drop that row")
+            if count == 1
+            else ("values", "them or drop those rows")
+        )
         raise DataError(
-            f"{raw.name}: {int(infinite.sum())} infinite value(s) in feature "
-            f"columns {columns}; the first at {first}, counting from 0; help: "
-            "replace them or drop those rows"
+            f"{raw.name}: {count} infinite {values} in feature columns "
+            f"{columns}; the first at {first}, counting from 0; help: replace "
+            f"{them}"
         )
     return x
 
