@@ -11,7 +11,8 @@ process holding it.
 
 Two hidden files in the run directory::
 
-    .lock          the file the operating system locks (empty; it stays)
+    .lock          the file the operating system locks (empty; it stays,
+                   except when a transient lock made it, see RunLock)
     .lock.json     who holds the lock: PID, host, start time, command line
 
 The lock is an OS file lock taken through the ``filelock`` library (``flock``
