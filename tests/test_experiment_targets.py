@@ -15,6 +15,7 @@ from annlens.errors import ConfigError, LabelError
 from annlens.experiment import callbacks, resume_experiment, run_experiment
 from annlens.experiment.build import build_data
 from annlens.experiment.config import validate
+from annlens.experiment.targets import array_fingerprint, same_fingerprint
 from experiment_support import (
     assert_same_run,
     checkpoint_meta,
@@ -279,12 +280,34 @@ def _edit_a_training_target(path, lines, data):
     path.write_text("\n".join(edited) + "\n")
 
 
-def test_the_run_stores_the_sha256_of_each_split(run):
+def test_the_run_stores_a_fingerprint_of_each_split(run):
     stored = json.loads((run.directory / "scaling.json").read_text())
-    digests = stored["base"]["data"]
-    assert sorted(digests) == ["test", "train", "val"]
-    assert all(len(digests[s]["targets"]) == 64 for s in digests)
-    assert digests["train"]["features"] != digests["val"]["features"]
+    prints = stored["base"]["data"]
+    assert sorted(prints) == ["test", "train", "val"]
+    assert all(len(prints[s]["targets"]["sums"]) == 4 for s in prints)
+    assert prints["train"]["features"] != prints["val"]["features"]
+
+
+def test_a_fingerprint_is_exact_for_labels_and_tolerant_of_last_digits():
+    labels = np.arange(12) % 3
+    assert "sha256" in array_fingerprint(labels)
+    changed = labels.copy()
+    changed[5] = 0
+    assert not same_fingerprint(array_fingerprint(changed), array_fingerprint(labels))
+
+    x = np.random.default_rng(0).normal(size=(50, 4))
+    stored = json.loads(json.dumps(array_fingerprint(x)))  # as scaling.json keeps it
+    last_digit = x * (1 + 2 * np.finfo(float).eps)
+    assert same_fingerprint(array_fingerprint(last_digit), stored)
+    for edit in (
+        lambda a: a.__setitem__((7, 2), a[7, 2] + 1e-4),
+        lambda a: a.__setitem__(slice(None), a[::-1]),  # rows reordered
+        lambda a: a.__setitem__(slice(None), a[:, [1, 0, 2, 3]]),  # columns swapped
+    ):
+        edited = x.copy()
+        edit(edited)
+        assert not same_fingerprint(array_fingerprint(edited), stored)
+    assert not same_fingerprint(array_fingerprint(x[:49]), stored)
 
 
 def test_resume_refuses_data_whose_labels_changed_with_the_same_features(

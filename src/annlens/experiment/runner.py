@@ -416,8 +416,8 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
     ConfigError
         The run directory's config file was edited since the run started
         (its sha256 differs from the manifest's ``config_sha256``), the data
-        no longer gives the scaling stored in ``scaling.json`` or the sha256
-        of a split's features or targets stored there (it changed since the
+        no longer gives the scaling stored in ``scaling.json`` or the
+        fingerprint of a split's features or targets stored there (it changed since the
         run started), or a completed run lacks a variant's final
         checkpoint.
     """

@@ -8,8 +8,8 @@ history's ``loss`` is then in standardised units; the metrics ``mae`` and
 back through the scaling, so that they read as the data does.
 
 The scaling of every variant (features and targets) is written to
-``scaling.json`` in the run directory when the run starts, with the sha256
-of each split's features and targets; a resumed run refits it from its data
+``scaling.json`` in the run directory when the run starts, with a
+fingerprint of each split's features and targets; a resumed run refits it from its data
 and refuses to go on if it or a digest differs (the data changed since).
 :func:`check_loss_targets` tries the loss on every target of every split
 before anything trains, and names the first refused one by its data row and
@@ -135,23 +135,63 @@ def write_scaling(run_dir: Any, all_parts: list[Any]) -> None:
 
 SPLITS = {"train": "training", "val": "validation", "test": "test"}
 
+#: Relative tolerance of the sums that fingerprint a float array: far above
+#: the last-digit differences of the same data standardised on another
+#: machine, far below any edit of a value.
+FINGERPRINT_TOLERANCE = 1e-9
 
-def data_fingerprint(data: Any) -> dict[str, dict[str, str]]:
-    """The sha256 of each split's features and targets, as the model trains on them.
 
-    Each digest covers the array's dtype, shape and bytes, so a data file
-    whose labels were edited (the features, and so their scaling, unchanged)
-    gives other digests.
+def array_fingerprint(array: Array) -> dict[str, Any]:
+    """What identifies an array across machines: shape and dtype, then
+
+    - class indices and other integers: the sha256 of their bytes, exact;
+    - floats (standardised features or targets, whose last digits may differ
+      between machines): ``Σ x``, ``Σ x²`` and the sums weighted by row and
+      by column position, ``Σ (i+1) x_ij`` and ``Σ (j+1) x_ij``, so that an
+      edited value, a swapped row or a swapped column changes one of them.
     """
+    array = np.ascontiguousarray(array)
+    record: dict[str, Any] = {"dtype": array.dtype.str, "shape": list(array.shape)}
+    if array.dtype.kind != "f":
+        record["sha256"] = hashlib.sha256(array.tobytes()).hexdigest()
+        return record
+    table = array.reshape(len(array), -1).astype(np.float64)
+    rows = np.arange(1, table.shape[0] + 1, dtype=np.float64)
+    columns = np.arange(1, table.shape[1] + 1, dtype=np.float64)
+    record["sums"] = [
+        float(table.sum()),
+        float(np.square(table).sum()),
+        float(rows @ table.sum(axis=1)),
+        float(table.sum(axis=0) @ columns),
+    ]
+    record["scale"] = (
+        float(np.abs(table).sum() * rows[-1] * columns[-1]) if len(table) else 0.0
+    )
+    return record
 
-    def sha256(array: Array) -> str:
-        array = np.ascontiguousarray(array)
-        digest = hashlib.sha256(f"{array.dtype.str} {array.shape}".encode())
-        digest.update(array.tobytes())
-        return digest.hexdigest()
 
+def same_fingerprint(now: dict[str, Any], then: Any) -> bool:
+    """Whether two :func:`array_fingerprint` records describe the same array."""
+    if not isinstance(then, dict) or any(
+        now[key] != then.get(key) for key in ("dtype", "shape")
+    ):
+        return False
+    if "sha256" in now:
+        return bool(now["sha256"] == then.get("sha256"))
+    sums = then.get("sums")
+    if not isinstance(sums, list) or len(sums) != len(now["sums"]):
+        return False
+    tolerance = FINGERPRINT_TOLERANCE * max(now["scale"], 1.0)
+    return all(abs(a - b) <= tolerance for a, b in zip(now["sums"], sums, strict=True))
+
+
+def data_fingerprint(data: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """The fingerprint of each split's features and targets (see
+    :func:`array_fingerprint`), as the model trains on them: a data file whose
+    labels were edited (the features, and so their scaling, unchanged) gives
+    another."""
     return {
-        split: {"features": sha256(x), "targets": sha256(y)}
+        split: {"features": array_fingerprint(x), "targets": array_fingerprint(y)}
         for split, (x, y) in ((s, data.split(s)) for s in SPLITS)
     }
 
@@ -167,10 +207,11 @@ def _check_fingerprint(run_dir: Any, parts: Any, then: Any) -> None:
     now = data_fingerprint(parts.data)
     for split, name in SPLITS.items():
         for part in ("features", "targets"):
-            if now[split][part] != then.get(split, {}).get(part):
+            stored = (then.get(split) or {}).get(part)
+            if not same_fingerprint(now[split][part], stored):
                 raise ConfigError(
                     f"variant {parts.name!r}: the {name} {part} differ from "
-                    f"those the run started with (their sha256 in {SCALING} "
+                    f"those the run started with (their fingerprint in {SCALING} "
                     f"of {str(run_dir.path)!r}); the data changed since the run "
                     "started, so resuming would not continue the same run; "
                     "help: to train on the data as it is now, start a new run: "
