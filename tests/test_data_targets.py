@@ -168,6 +168,22 @@ def test_text_labels_differing_only_by_surrounding_spaces_are_one_class(tmp_path
     assert from_arrays.class_names == as_objects.class_names == ("cat", "dog")
 
 
+def test_a_blank_text_label_is_refused_as_missing_not_made_a_class(tmp_path):
+    lines = ["a,b,y", *(f"{i},{2 * i},{('cat', 'dog')[i % 2]}" for i in range(30))]
+    lines[8] = "7,14,   "
+    path = _csv(tmp_path, lines)
+
+    with pytest.raises(DataError) as caught:
+        load_dataset("csv", path=path, target="y", seed=0)
+
+    message = str(caught.value)
+    assert "target 'y' is blank at data row 7 (line 9 of" in message
+    assert "(1 blank in all)" in message
+    labels = np.array(["cat", "dog", " ", "dog"] * 5, dtype=object)
+    with pytest.raises(DataError, match=r"blank at data row 2 \(5 blank in all\)"):
+        dataset_from_arrays(np.zeros((20, 2)), labels, seed=0)
+
+
 def test_dataset_from_arrays_names_both_lengths_when_y_does_not_match_x():
     x = np.zeros((20, 2))
 

@@ -250,6 +250,7 @@ def encode_labels(
         indices, names = given_indices(y, raw, rows), raw.class_names
     else:
         y = _strip_text(y)
+        _check_not_blank(y, raw, rows)
         check_whole_labels(y, raw, rows)
         try:
             values, indices = np.unique(y, return_inverse=True)
@@ -268,6 +269,21 @@ def encode_labels(
             "two; help: check the target column, or pass task='regression'"
         )
     return indices.astype(np.int64), tuple(names)
+
+
+def _check_not_blank(y: Array, raw: RawData, rows: NDArray[np.int64]) -> None:
+    """Refuse a text label that is empty once stripped: a missing label, not
+    a class named ``""``."""
+    if y.dtype.kind not in "UO":
+        return
+    blank = np.flatnonzero([isinstance(value, str) and not value for value in y])
+    if len(blank):
+        where = describe_row(int(rows[blank[0]]), raw.source)
+        raise DataError(
+            f"{raw.name}: target {raw.target_name!r} is blank at {where} "
+            f"({len(blank)} blank in all); "
+            "help: fill in those labels, or remove those rows"
+        )
 
 
 def _strip_text(y: Array) -> Array:
