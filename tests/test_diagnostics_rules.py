@@ -100,6 +100,19 @@ def test_vanishing_blames_a_layer_whose_units_are_all_dead():
     assert "saturated" not in finding.message
 
 
+def test_vanishing_blames_a_layer_whose_units_are_almost_all_dead():
+    # A ReLU layer with 99% of its units dead also shrinks the forward
+    # variance; the dead units, not the initial scale, are the cause.
+    dead = three_layers("post_activation", "dead_fraction", [0.0, 0.99, 0.0])
+    variance = three_layers("post_activation", "var", [1.0, 1e-6, 1.0])
+    finding = only(
+        diagnose(table(*deltas(1e-4, 1.0), *dead, *variance)), "vanishing_gradients"
+    )
+    assert "Almost every unit of dense_1 is dead" in finding.message
+    assert "99%" in finding.message
+    assert "initial weights are too small" not in finding.message
+
+
 def test_vanishing_blames_saturated_units_where_most_are_saturated():
     saturated = three_layers("pre_activation", "saturated_fraction", [0.8, 0.6, 0.1])
     spread = three_layers("pre_activation", "std", [6.0, 5.0, 1.0])

@@ -93,6 +93,10 @@ def _what(stage: str) -> str:
     return "delta = dL/dz" if stage == "delta" else "grad_output = dL/da"
 
 
+#: From this median dead_fraction on, a layer's dead units explain a vanishing
+#: gradient (and the shrinking forward variance) before anything else does.
+MOSTLY_DEAD = 0.9
+
 #: Below this median pre-activation standard deviation, sigmoid-like units sit
 #: in their linear region, where the slope is largest (tanh' > 0.99 for |z| < 0.1).
 SMALL_PRE_ACTIVATION = 0.1
@@ -109,8 +113,9 @@ def vanishing_cause(
 ) -> tuple[str, str]:
     """Why the gradient vanishes, from what else was recorded, and what to do.
 
-    The evidence is read in this order: a layer whose units are all dead (no
-    gradient passes at all); forward activations that shrink with depth
+    The evidence is read in this order: a layer whose units are all or almost
+    all dead (median dead_fraction >= :data:`MOSTLY_DEAD`: little gradient
+    passes); forward activations that shrink with depth
     (weights too small); saturated units (the activation's slope is near 0);
     pre-activations so small that every unit sits where its slope is largest
     (so the shrinking comes from the weights); no forward variance at all.
@@ -118,11 +123,21 @@ def vanishing_cause(
     """
     dead = _layer_medians(view, "post_activation", "dead_fraction")
     whole = [str(name) for name, value in dead.items() if value >= 0.999]
+    mostly = [str(name) for name, value in dead.items() if value >= MOSTLY_DEAD]
     if whole:
         return (
             f"Every unit of {', '.join(whole)} is dead (median dead_fraction "
             f"{dead[whole[0]]:.0%}): its output and its gradient are zero, so "
             "nothing reaches the layers before it.",
+            "Lower the learning rate, start biases at zero or slightly positive, "
+            "use He initialisation or a Leaky ReLU; see the dead_units finding.",
+        )
+    if mostly:
+        return (
+            f"Almost every unit of {', '.join(mostly)} is dead (median "
+            f"dead_fraction up to {max(dead[name] for name in mostly):.0%}): "
+            "their output and gradient are zero, so little reaches the layers "
+            "before them.",
             "Lower the learning rate, start biases at zero or slightly positive, "
             "use He initialisation or a Leaky ReLU; see the dead_units finding.",
         )
