@@ -270,6 +270,14 @@ def test_giving_back_a_tiny_fall_of_a_flat_loss_is_not_divergence():
     assert "diverging_loss" not in rules_of(diagnose(table(loss_rows(values))))
 
 
+def test_a_lucky_first_batch_of_a_level_loss_is_not_progress_given_back():
+    # A network that does not learn (a tiny learning rate): the trailing mean
+    # starts from a single low batch, which is not a best level to rise from.
+    noise = 0.01 * np.random.default_rng(0).standard_normal(59)
+    values = np.concatenate([[1.5], 2.3 + noise])
+    assert "diverging_loss" not in rules_of(diagnose(table(loss_rows(values))))
+
+
 def test_a_rising_loss_is_not_a_plateau_and_a_huge_rise_reads_as_a_ratio():
     values = np.concatenate([np.linspace(2.3, 2.4, 20), np.geomspace(2.4, 1e30, 20)])
     findings = diagnose(table(loss_rows(values)))

@@ -126,14 +126,19 @@ def _loss(view: StatsView, settings: DiagnosticSettings) -> pd.Series | None:
 def _ends(
     loss: pd.Series, settings: DiagnosticSettings
 ) -> tuple[pd.Series, float, float, float]:
-    """Smoothed loss, its value at the start (first window), end and best."""
+    """Smoothed loss, its value at the start (first window), end and best.
+
+    The best is the lowest mean over a full window: the first points of the
+    trailing mean average fewer steps (the very first is a single batch), and
+    a lucky early batch is not progress.
+    """
     smoothed = smooth(loss, settings.smoothing)
     window = smoothing_window(len(loss), settings.smoothing)
     return (
         smoothed,
         float(smoothed.iloc[window - 1]),
         float(smoothed.iloc[-1]),
-        float(smoothed.min()),
+        float(smoothed.iloc[window - 1 :].min()),
     )
 
 
@@ -182,7 +187,8 @@ class DivergingLoss(Rule):
         if loss is None:
             return []
         smoothed, first, last, best = _ends(loss, settings)
-        span = (int(smoothed.idxmin()), int(loss.index[-1]))
+        window = smoothing_window(len(loss), settings.smoothing)
+        span = (int(smoothed.iloc[window - 1 :].idxmin()), int(loss.index[-1]))
         if last > first + settings.diverging_rise * abs(first):
             rise = (last - first) / abs(first) + 1 if first else math.inf
             return [
