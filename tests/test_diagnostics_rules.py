@@ -219,6 +219,15 @@ def test_update_ratio_near_one_in_a_thousand_is_fine():
     assert diagnose(table(*parts)) == []
 
 
+def test_a_gradient_norm_above_the_bound_at_one_step_is_counted_in_the_singular():
+    norms = rows("model", "model", "grad_norm", [1.0, 1.0, 5e3, 1.0, 1.0])
+    finding = only(diagnose(table(norms)), "exploding_gradients")
+    assert "at 1 recorded step)" in finding.message
+    twice = rows("model", "model", "grad_norm", [1.0, 5e3, 5e3, 1.0, 1.0])
+    finding = only(diagnose(table(twice)), "exploding_gradients")
+    assert "at 2 recorded steps)" in finding.message
+
+
 def test_a_rising_loss_is_diverging():
     finding = only(
         diagnose(table(loss_rows(np.linspace(2.0, 6.0, 20)))), "diverging_loss"

@@ -340,7 +340,7 @@ class ExplodingGradients(Rule):
                     message=(
                         f"The global gradient norm reached {float(above.max()):.3g} "
                         f"(above {settings.max_grad_norm:g} at {len(above)} recorded "
-                        "steps)."
+                        f"step{'' if len(above) == 1 else 's'})."
                     ),
                     evidence={"steps_above": len(above)},
                 )
