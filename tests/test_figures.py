@@ -175,6 +175,25 @@ def test_curves_draw_the_history_that_fit_returns() -> None:
     ]
 
 
+def test_curves_of_one_epoch_tell_the_splits_apart_by_marker() -> None:
+    # A single point per split has no visible line style: the marker names it.
+    history = History()
+    history.append({"epoch": 0, "loss": 1.0, "val_loss": 1.2, "test_loss": 1.1})
+
+    figure = plot_curves(history)
+
+    lines = visible_axes(figure)[0].lines
+    markers = {line.get_ydata()[0]: line.get_marker() for line in lines}
+    assert len(set(markers.values())) == 3
+    legend = {text: None for text in legend_texts(figure)}
+    assert {"training", "validation", "test"} <= set(legend)
+    handles = figure.legends[0].legend_handles
+    split_markers = {h.get_label(): h.get_marker() for h in handles}
+    assert {split_markers[n] for n in ("training", "validation", "test")} == set(
+        markers.values()
+    )
+
+
 def test_curves_refuse_a_metric_that_is_not_recorded(tables) -> None:
     with pytest.raises(DataError, match="'f1'"):
         plot_curves(tables.metrics, metric_names=["f1"])

@@ -1,9 +1,11 @@
 """Did it learn? Loss and metric curves per variant, train against validation.
 
 :func:`plot_curves` draws the metrics history (one panel per metric, one
-colour per variant, solid for training, dashed for validation, dotted for
-test). :func:`plot_variant_comparison` overlays the variants on any one
-statistic of the long table, one panel per layer, against the optimizer step.
+colour per variant, solid with circles for training, dashed with squares
+for validation, dotted with triangles for test, so that one-epoch points and
+the test score are told apart too). :func:`plot_variant_comparison` overlays
+the variants on any one statistic of the long table, one panel per layer,
+against the optimizer step.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from annlens.viz.tables import (
 )
 
 SPLIT_STYLES = {"train": "-", "val": "--", "test": ":"}
+#: A marker per split, so that single points (one epoch, the test score)
+#: tell the splits apart where a line style cannot.
+SPLIT_MARKERS = {"train": "o", "val": "s", "test": "^"}
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 #: Metrics-history columns that are settings or parts of the loss, not results.
 NOT_DRAWN = ("lr", "penalty")
@@ -63,12 +68,17 @@ def split_legend(
     palette: Mapping[str, str],
 ) -> None:
     """One legend, outside the panels, naming the variants by colour and the
-    splits by line style."""
+    splits by line style and marker."""
     handles = [
         Line2D([], [], color=palette[v], label=variant_label(v)) for v in variants
     ]
     handles += [
-        legend_line(SPLIT_NAMES.get(s, s), linestyle=SPLIT_STYLES.get(s, "-."))
+        legend_line(
+            SPLIT_NAMES.get(s, s),
+            linestyle=SPLIT_STYLES.get(s, "-."),
+            marker=SPLIT_MARKERS.get(s, "D"),
+            markersize=4,
+        )
         for s in splits
     ]
     figure.legend(handles=handles, loc="outside right upper", title="variant, split")
@@ -142,7 +152,7 @@ def plot_curves(
                 values,
                 color=colours[variant],
                 linestyle=SPLIT_STYLES.get(split, "-."),
-                marker="o" if epochs.size <= 30 else None,
+                marker=SPLIT_MARKERS.get(split, "D") if epochs.size <= 30 else None,
                 markersize=3,
             )
         log = wants_log(part["value"].to_numpy(dtype=float))
