@@ -194,6 +194,24 @@ def test_curves_of_one_epoch_tell_the_splits_apart_by_marker() -> None:
     )
 
 
+def test_curves_say_which_variant_has_only_non_finite_values() -> None:
+    metrics = pd.DataFrame(
+        {
+            "variant": ["ok", "ok", "boom", "boom"],
+            "epoch": [0, 1, 0, 1],
+            "split": ["train"] * 4,
+            "metric": ["loss"] * 4,
+            "value": [1.0, 0.5, np.nan, np.inf],
+        }
+    )
+
+    figure = plot_curves(metrics)
+
+    texts = [t.get_text() for t in visible_axes(figure)[0].texts]
+    assert texts == ["NaN or Inf only: boom"]
+    assert len(plot_curves(metrics.iloc[:2]).axes[0].texts) == 0
+
+
 def test_curves_refuse_a_metric_that_is_not_recorded(tables) -> None:
     with pytest.raises(DataError, match="'f1'"):
         plot_curves(tables.metrics, metric_names=["f1"])

@@ -145,8 +145,11 @@ def plot_curves(
                 f"metric {name!r} is not in the metrics table; it has "
                 f"{sorted(long['metric'].unique())}"
             )
+        missing: dict[str, None] = {}
         for (variant, split), group in part.groupby(["variant", "split"], sort=False):
             epochs, values = series(group, x="epoch")
+            if values.size and not np.isfinite(values).any():
+                missing[variant_label(str(variant))] = None
             ax.plot(
                 epochs + 1,  # stored from 0, shown from 1: the first is epoch 1
                 values,
@@ -154,6 +157,18 @@ def plot_curves(
                 linestyle=SPLIT_STYLES.get(split, "-."),
                 marker=SPLIT_MARKERS.get(split, "D") if epochs.size <= 30 else None,
                 markersize=3,
+            )
+        if missing:
+            # a variant whose values are all NaN or Inf draws nothing: say so
+            ax.text(
+                0.02,
+                0.02,
+                f"NaN or Inf only: {', '.join(missing)}",
+                transform=ax.transAxes,
+                ha="left",
+                va="bottom",
+                color="#777777",
+                fontsize="small",
             )
         log = wants_log(part["value"].to_numpy(dtype=float))
         if log:
