@@ -192,6 +192,8 @@ def test_curves_of_one_epoch_tell_the_splits_apart_by_marker() -> None:
     assert {split_markers[n] for n in ("training", "validation", "test")} == set(
         markers.values()
     )
+    # the axis shows epoch 1 alone, not fractions of an epoch
+    assert list(visible_axes(figure)[0].get_xticks()) == [1.0]
 
 
 def test_curves_say_which_variant_has_only_non_finite_values() -> None:

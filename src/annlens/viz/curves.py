@@ -176,6 +176,11 @@ def plot_curves(
         ax.set_title(name.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        shown = np.unique(part["epoch"].to_numpy(dtype=float)) + 1
+        if shown.size == 1:
+            # one epoch: without this the axis ticks fractions of an epoch
+            ax.set_xlim(shown[0] - 0.5, shown[0] + 0.5)
+            ax.set_xticks(shown)
         ax.set_ylabel(name.replace("_", " ") + (" (log scale)" if log else ""))
     hide_unused(axes, len(names))
     split_legend(figure, splits, variants, colours)
