@@ -281,6 +281,16 @@ def test_activation_bands_fill_two_bands_and_draw_the_median(tables, palette) ->
     assert same_colour(panels[1].lines[0].get_color(), palette["relu-he"])
 
 
+def test_activation_bands_of_one_recorded_step_show_the_bands_as_bars() -> None:
+    stats = _deep_stats(1)
+    stats = stats.loc[stats["step"] == 0]
+    figure = plot_activation_bands(stats)
+    panel = visible_axes(figure)[0]
+    heights = sorted(round(patch.get_height(), 6) for patch in panel.patches)
+    assert heights == [2.0, 4.0]  # q25..q75 and q05..q95
+    assert list(panel.get_xticks()) == [0]
+
+
 def test_activation_bands_need_a_variant_when_there_are_several(tables) -> None:
     with pytest.raises(DataError, match="variant="):
         plot_activation_bands(tables.stats)

@@ -145,7 +145,19 @@ def plot_activation_bands(
         part = wide.loc[layer].sort_index()
         steps = part.index.to_numpy()
         for low, high, alpha, _ in BANDS:
-            if low in part and high in part:
+            if low in part and high in part and steps.size == 1:
+                # one recorded step: a band of no width would not show; a bar does
+                bottom = part[low].to_numpy(dtype=float)
+                ax.bar(
+                    steps,
+                    part[high].to_numpy(dtype=float) - bottom,
+                    bottom=bottom,
+                    width=1.0,
+                    color=colour,
+                    alpha=alpha,
+                    linewidth=0,
+                )
+            elif low in part and high in part:
                 ax.fill_between(
                     steps,
                     part[low].to_numpy(dtype=float),
@@ -154,6 +166,8 @@ def plot_activation_bands(
                     alpha=alpha,
                     linewidth=0,
                 )
+        if steps.size == 1:
+            ax.set_xticks(steps)
         if "q50" in part:
             few = steps.size <= 12
             ax.plot(
