@@ -210,8 +210,28 @@ def test_curves_say_which_variant_has_only_non_finite_values() -> None:
     figure = plot_curves(metrics)
 
     texts = [t.get_text() for t in visible_axes(figure)[0].texts]
-    assert texts == ["NaN or Inf only: boom"]
+    assert texts == ["no finite values (NaN, Inf or not recorded): boom"]
+    # a wide table, as a run directory stores it, holds a diverged loss as NaN
+    wide = pd.DataFrame(
+        {
+            "variant": ["ok", "boom"],
+            "epoch": [0, 0],
+            "train_loss": [1.0, np.nan],
+            "train_accuracy": [0.5, 0.1],
+        }
+    )
+    panels = visible_axes(plot_curves(wide))
+    assert [t.get_text() for t in panels[0].texts] == [
+        "no finite values (NaN, Inf or not recorded): boom"
+    ]
+    assert len(panels[1].texts) == 0
     assert len(plot_curves(metrics.iloc[:2]).axes[0].texts) == 0
+
+
+def test_curves_refuse_an_empty_wide_metrics_table_in_one_line() -> None:
+    empty = pd.DataFrame({"epoch": [], "train_loss": [], "variant": []})
+    with pytest.raises(DataError, match="no rows to draw"):
+        plot_curves(empty)
 
 
 def test_curves_refuse_a_metric_that_is_not_recorded(tables) -> None:

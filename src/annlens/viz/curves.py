@@ -145,11 +145,12 @@ def plot_curves(
                 f"metric {name!r} is not in the metrics table; it has "
                 f"{sorted(long['metric'].unique())}"
             )
-        missing: dict[str, None] = {}
+        finite = part.loc[np.isfinite(part["value"].to_numpy(dtype=float))]
+        missing = [
+            variant_label(v) for v in variants if v not in set(finite["variant"])
+        ]
         for (variant, split), group in part.groupby(["variant", "split"], sort=False):
             epochs, values = series(group, x="epoch")
-            if values.size and not np.isfinite(values).any():
-                missing[variant_label(str(variant))] = None
             ax.plot(
                 epochs + 1,  # stored from 0, shown from 1: the first is epoch 1
                 values,
@@ -159,11 +160,12 @@ def plot_curves(
                 markersize=3,
             )
         if missing:
-            # a variant whose values are all NaN or Inf draws nothing: say so
+            # a variant with no finite value here (a NaN loss, which the
+            # metrics table cannot tell from a missing one) draws nothing: say so
             ax.text(
                 0.02,
                 0.02,
-                f"NaN or Inf only: {', '.join(missing)}",
+                f"no finite values (NaN, Inf or not recorded): {', '.join(missing)}",
                 transform=ax.transAxes,
                 ha="left",
                 va="bottom",

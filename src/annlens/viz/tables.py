@@ -261,6 +261,8 @@ def metrics_long(metrics: pd.DataFrame | History) -> pd.DataFrame:
         long = table.melt(
             id_vars=["variant", "epoch"], value_vars=value_columns, var_name="name"
         )
+        if long.empty:
+            return pd.DataFrame(columns=list(METRICS_COLUMNS))
         parts = long["name"].astype(str).str.split("_", n=1, expand=True)
         if parts.shape[1] == 1:
             parts[1] = None
