@@ -266,6 +266,23 @@ def test_gradient_flow_plots_mean_abs_delta_by_depth_at_chosen_steps(tables) -> 
     assert [line.get_label() for line in first.lines] == ["step 0", "step 60"]
 
 
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda stats: plot_gradient_flow(stats),
+        lambda stats: plot_gradient_norms(stats),
+        lambda stats: plot_update_ratios(stats),
+    ],
+    ids=["gradient_flow", "gradient_norms", "update_ratios"],
+)
+def test_log_scale_figures_refuse_values_that_are_all_nan_not_draw_blank(
+    tables, draw
+) -> None:
+    stats = tables.stats.assign(value=np.nan)
+    with pytest.raises(DataError, match="no finite positive values"):
+        draw(stats)
+
+
 def test_gradient_flow_snaps_steps_to_recorded_ones(tables) -> None:
     figure = plot_gradient_flow(tables.stats, steps=[2, 59])
     labels = [line.get_label() for line in visible_axes(figure)[0].lines]

@@ -44,6 +44,7 @@ from annlens.viz.tables import (
     nearest_step,
     ordered_layers,
     pick_steps,
+    positive_rows,
     select,
     stats_table,
     variants_of,
@@ -122,7 +123,7 @@ def plot_gradient_norms(
     table = select(stats_table(stats), stage=stage, quantity=quantity)
     if table.empty:
         raise DataError(f"no rows with stage {stage!r} and quantity {quantity!r}")
-    table = table.loc[table["value"] > 0]
+    table = positive_rows(table, stage, quantity)
     label = quantity_label(quantity, symbol(stage)[0])
     return layer_lines_by_variant(
         table,
@@ -172,7 +173,7 @@ def plot_gradient_flow(
     table = select(stats_table(stats), stage=stage, quantity=quantity)
     if table.empty:
         raise DataError(f"no rows with stage {stage!r} and quantity {quantity!r}")
-    table = table.loc[table["value"] > 0]
+    table = positive_rows(table, stage, quantity)
     names = ordered_layers(stats, table, layers)
     variants = variants_of(table)
     colours = palette_for(variants, palette)

@@ -33,7 +33,7 @@ from annlens.errors import DataError
 from annlens.viz.curves import plot_variant_comparison
 from annlens.viz.panels import layer_lines_by_variant
 from annlens.viz.style import styled
-from annlens.viz.tables import ordered_layers, select, stats_table
+from annlens.viz.tables import ordered_layers, positive_rows, select, stats_table
 
 REFERENCE_RATIO = 1e-3
 
@@ -72,7 +72,7 @@ def plot_update_ratios(
     table = select(stats_table(stats), stage=stage, quantity="update_ratio")
     if table.empty:
         raise DataError(f"no update_ratio rows with stage {stage!r}")
-    table = table.loc[table["value"] > 0]
+    table = positive_rows(table, stage, "update_ratio")
     param = stage.split(":", 1)[1] if ":" in stage else stage
     figure = layer_lines_by_variant(
         table,

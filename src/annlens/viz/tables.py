@@ -90,6 +90,21 @@ def select(
     return stats.loc[mask]
 
 
+def positive_rows(table: pd.DataFrame, stage: str, quantity: str) -> pd.DataFrame:
+    """The rows of ``table`` with a value above zero, for a log axis; a
+    ``DataError`` when there are none (all zero, negative, NaN or Inf), rather
+    than a figure with nothing on it."""
+    values = table["value"].to_numpy(dtype=np.float64)
+    kept = table.loc[np.isfinite(values) & (values > 0)]
+    if kept.empty:
+        raise DataError(
+            f"no finite positive values with stage {stage!r} and quantity "
+            f"{quantity!r} to draw on a log scale ({len(values)} rows, all zero, "
+            "negative, NaN or Inf); help: see the non_finite finding"
+        )
+    return table.loc[values > 0]
+
+
 def variants_of(table: pd.DataFrame) -> list[str]:
     """The variants of a table, in order of first appearance."""
     if "variant" not in table.columns:
