@@ -154,6 +154,43 @@ def test_parity_result_flags_rows_beyond_its_tolerance() -> None:
     assert result.worst() in result.failures()
 
 
+def _with_gradient_hook(monkeypatch: pytest.MonkeyPatch, hook: object) -> None:
+    """Make the annlens side of compare_models run ``hook`` at its gradients."""
+    from annlens.analysis.compare import one_batch
+
+    copy = one_batch.detached_copy
+
+    def hooked(model: Sequential) -> Sequential:
+        ours = copy(model)
+        ours.register_hook("dense_0.gradient", hook)
+        return ours
+
+    monkeypatch.setattr(one_batch, "detached_copy", hooked)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("wrong", ["zeroed", "flipped"])
+def test_a_wrong_gradient_below_the_absolute_floor_still_fails(
+    monkeypatch: pytest.MonkeyPatch, dtype: str, wrong: str
+) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 10)), rng.integers(0, 3, 32)
+    layers = [Dense(10, 10, "sigmoid") for _ in range(10)]
+    model = Sequential([*layers, Dense(10, 3)], seed=0, dtype=dtype)
+    assert compare_models(model, x, y, SoftmaxCrossEntropy()).agrees
+    change = {"zeroed": lambda g: np.zeros_like(g), "flipped": lambda g: -5 * g}[wrong]
+    _with_gradient_hook(monkeypatch, lambda layer, name, grad: change(grad))
+
+    result = compare_models(model, x, y, SoftmaxCrossEntropy())
+
+    failing = {(row.point, row.quantity) for row in result.failures()}
+    assert ("dense_0.gradient", "grads[W]") in failing
+    assert ("dense_0.gradient", "grads[b]") in failing
+    if dtype == "float32":  # every difference is below the absolute floor
+        wrong_rows = [r for r in result.rows if r.point == "dense_0.gradient"]
+        assert all(r.max_abs < result.atol for r in wrong_rows)
+
+
 def test_parity_result_to_dataframe_has_one_row_per_quantity() -> None:
     x, y = batch(np.random.default_rng(6))
     result = compare_models(small_model(), x, y, SoftmaxCrossEntropy())

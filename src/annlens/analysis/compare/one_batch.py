@@ -249,10 +249,11 @@ def _row(key: Key, ours: Any, theirs: Any, exact: Any) -> Difference:
     layer, point, quantity = key
     where = f"{point} {quantity}"
     max_abs, max_rel = difference(ours, theirs, where)
-    errors: tuple[float | None, float | None] = (None, None)
+    errors: tuple[float | None, float | None, float | None] = (None, None, None)
     if exact is not None:
         errors = (
             difference(ours, exact, where)[0],
             difference(theirs, exact, where)[0],
+            float(np.max(np.abs(exact))) if np.size(exact) else 0.0,
         )
     return Difference(layer, point, quantity, np.shape(ours), max_abs, max_rel, *errors)
