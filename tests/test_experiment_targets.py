@@ -308,6 +308,9 @@ def test_a_fingerprint_is_exact_for_labels_and_tolerant_of_last_digits():
         edit(edited)
         assert not same_fingerprint(array_fingerprint(edited), stored)
     assert not same_fingerprint(array_fingerprint(x[:49]), stored)
+    empty = array_fingerprint(np.zeros((0, 4)))  # a split of fraction 0
+    assert same_fingerprint(empty, json.loads(json.dumps(empty)))
+    assert not same_fingerprint(empty, stored)
 
 
 def test_resume_refuses_data_whose_labels_changed_with_the_same_features(

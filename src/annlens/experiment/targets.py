@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any, NoReturn
 
 import numpy as np
@@ -155,7 +156,8 @@ def array_fingerprint(array: Array) -> dict[str, Any]:
     if array.dtype.kind != "f":
         record["sha256"] = hashlib.sha256(array.tobytes()).hexdigest()
         return record
-    table = array.reshape(len(array), -1).astype(np.float64)
+    # (samples, everything else), also for an empty split
+    table = array.reshape(len(array), math.prod(array.shape[1:])).astype(np.float64)
     rows = np.arange(1, table.shape[0] + 1, dtype=np.float64)
     columns = np.arange(1, table.shape[1] + 1, dtype=np.float64)
     record["sums"] = [
