@@ -166,11 +166,11 @@ class Standardizer:
     ``STD_FLOOR`` times its range in the training part (``max - min``),
     where a feature spread over its range (normal, uniform, two balanced
     values) has a std well above a tenth of its range. The std of such a
-    lopsided feature is raised to ``STD_FLOOR`` times the larger of its
-    range and the median std of the features: a training value then lands
-    at most ``1 / STD_FLOOR`` = 10 deviations from the mean, and a held-out
-    one keeps a scale comparable to the other features'. Every other
-    feature keeps its own std, whatever the scales of the others.
+    lopsided feature is floored at ``STD_FLOOR`` times the median std of the
+    features, so that it keeps a scale comparable to the others instead of
+    exploding. Every other feature keeps its own std, whatever the scales of
+    the others (a feature on a small scale beside large ones is not
+    squashed).
     """
 
     mean: FloatArray
@@ -185,7 +185,7 @@ class Standardizer:
         std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
         spread = array.max(axis=0) - array.min(axis=0)
         lopsided = std < STD_FLOOR * spread
-        floor = STD_FLOOR * np.maximum(spread, np.median(std))
+        floor = STD_FLOOR * float(np.median(std))
         std = np.where(lopsided, np.maximum(std, floor), std)
         return cls(mean=mean, std=std)
 
