@@ -244,6 +244,23 @@ def test_float32_model_keeps_float32_throughout() -> None:
     assert layer.grads["gamma"].dtype == np.float32
 
 
+def test_float32_batch_sums_accumulate_in_float64() -> None:
+    rng = np.random.default_rng(0)
+    x = (1e4 + rng.normal(size=(4096, 3))).astype(np.float32)
+    model = Sequential([BatchNorm(3)], seed=0, dtype="float32")
+
+    model.forward(x)
+    grad_output = (1e3 + rng.normal(size=x.shape)).astype(np.float32)
+    grad_input = model.backward(grad_output)
+
+    running = model[0].buffers["running_mean"]  # momentum 0.1 from 0
+    exact = x.astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(running, 0.1 * exact, rtol=2e-7)
+    # the gradient of a normalised output sums to zero over the batch
+    wide = grad_input.astype(np.float64).sum(axis=0)
+    assert np.abs(wide).max() < 1e-3 * np.abs(grad_input).max() * len(x)
+
+
 def test_standalone_layer_without_width_refuses_forward() -> None:
     with pytest.raises(StateError, match="num_features"):
         BatchNorm().forward(np.ones((4, 3)))

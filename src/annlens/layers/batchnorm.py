@@ -224,8 +224,10 @@ class BatchNorm(Layer):
                 f"training mode, got {n}; help: use a batch size that does not "
                 "leave a last batch of one, or call model.eval() for inference"
             )
-        mu = x.mean(axis=0)
-        var = ((x - mu) ** 2).mean(axis=0)
+        # sums over the batch accumulate in float64 (as PyTorch does on the
+        # CPU), so a float32 layer's statistics carry one rounding, not n
+        mu = _batch_mean(x)
+        var = _batch_mean(np.square(x - mu))
 
         m = self.momentum
         self.buffers["running_mean"] = (1 - m) * self.buffers["running_mean"] + m * mu
@@ -249,8 +251,8 @@ class BatchNorm(Layer):
         if not training:
             return grad_x_hat * inv_std
         n = grad_x_hat.shape[0]
-        total = grad_x_hat.sum(axis=0)
-        projection = (grad_x_hat * x_hat).sum(axis=0)
+        total = _batch_sum(grad_x_hat)
+        projection = _batch_sum(grad_x_hat * x_hat)
         return (inv_std / n) * (n * grad_x_hat - total - x_hat * projection)
 
     # -- description ------------------------------------------------------------
@@ -263,6 +265,17 @@ class BatchNorm(Layer):
             "affine": self.affine,
             "name": self.name,
         }
+
+
+def _batch_sum(values: Array) -> Array:
+    """The sum over the batch (axis 0), accumulated in float64 and returned
+    in the values' own dtype."""
+    return values.sum(axis=0, dtype=np.float64).astype(values.dtype, copy=False)
+
+
+def _batch_mean(values: Array) -> Array:
+    """The mean over the batch, accumulated as :func:`_batch_sum` is."""
+    return values.mean(axis=0, dtype=np.float64).astype(values.dtype, copy=False)
 
 
 def _is_number(value: Any) -> bool:
