@@ -53,6 +53,46 @@ def test_a_returned_array_replaces_the_value_and_the_layer_uses_it() -> None:
     )
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("standalone", [False, True])
+def test_backward_takes_f_prime_of_z_not_of_a_post_activation_replacement(
+    activation: str, standalone: bool
+) -> None:
+    # Zeroing unit 1 after f: the delta there is grad_output * f'(z), the same
+    # whichever of z or a the activation writes f' from (tanh' = 1 - a**2 was
+    # 1 at the zeroed unit).
+    layers: list[Any] = (
+        [Dense(3, 4), Activation(activation), Dense(4, 2)]
+        if standalone
+        else [Dense(3, 4, activation), Dense(4, 2)]
+    )
+    model = Sequential(layers, seed=0, dtype="float64")
+    x, y = make_batch()
+    target = model[1] if standalone else model[0]
+    clean = model.capture(x, y, loss=MSE())
+
+    def ablate(layer: Any, a: np.ndarray) -> np.ndarray:
+        a = a.copy()
+        a[:, 1] = 0
+        return a
+
+    with model.register_hook(f"{target.name}.post_activation", ablate):
+        cache = model.capture(x, y, loss=MSE())
+
+    z = clean[f"{target.name}.pre_activation"]
+    f = {"tanh": np.tanh, "sigmoid": lambda v: 1 / (1 + np.exp(-v))}
+    slope = {
+        "tanh": 1 - np.tanh(z) ** 2,
+        "sigmoid": f["sigmoid"](z) * (1 - f["sigmoid"](z)),
+        "relu": (z > 0).astype(float),
+    }[activation]
+    np.testing.assert_allclose(
+        cache[f"{target.name}.pre_activation_grad"],
+        cache[f"{target.name}.backward_pre"] * slope,
+    )
+    assert not np.any(cache[f"{target.name}.post_activation"][:, 1])
+
+
 def test_later_hooks_see_the_replacement_of_earlier_ones() -> None:
     model = make_model()
     seen = []

@@ -53,10 +53,12 @@ class Activation(Layer):
             type(a) is not np.ndarray or a.shape != z.shape or a.dtype != z.dtype
         ):
             self.refuse_activation_result(a, z, "f(z)")
+        # f'(z) comes from f's own output, not from a post_activation hook's.
+        own = a
         if self.hooked:
             a = self.hook_table.fire("post_activation", a)
 
-        self.keep(z, a)
+        self.keep(z, own)
         return a
 
     def compute_backward(self, grad_output: Array) -> Array:

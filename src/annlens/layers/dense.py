@@ -146,10 +146,13 @@ class Dense(Layer):
             type(a) is not np.ndarray or a.shape != z.shape or a.dtype != z.dtype
         ):
             self.refuse_activation_result(a, z, "f(z)")
+        # Backward takes f'(z) from f's own output: a hook's replacement of a
+        # is passed on but not differentiated, as BatchNorm's normalized is.
+        own = a
         if self.hooked:
             a = self.hook_table.fire("post_activation", a)
 
-        self.keep(x, z, a)
+        self.keep(x, z, own)
         return a
 
     def compute_backward(self, grad_output: Array) -> Array:
