@@ -253,6 +253,25 @@ def test_a_loss_that_never_moves_is_flat_and_not_a_plateau():
     assert rules_of(findings) == {"flat_loss"}
 
 
+def test_a_noisy_loss_that_never_descends_is_flat_and_not_a_plateau():
+    # Per-batch losses of a run that does not learn (SGD with lr=1e-7): the
+    # means over 20 batches move by about 4%, above the 1% tolerance.
+    values = 2.3 + 0.41 * np.random.default_rng(0).standard_normal(200)
+    findings = diagnose(table(loss_rows(values)))
+    assert "plateau" not in rules_of(findings)
+    finding = only(findings, "flat_loss")
+    assert finding.measured < finding.threshold
+    assert finding.threshold > 0.01
+
+
+def test_a_noisy_loss_that_descends_then_stalls_is_a_plateau_not_flat():
+    noise = 0.02 * np.random.default_rng(0).standard_normal(200)
+    values = np.concatenate([np.linspace(2.3, 1.6, 40), np.full(160, 1.6)]) + noise
+    findings = diagnose(table(loss_rows(values)))
+    assert "flat_loss" not in rules_of(findings)
+    assert only(findings, "plateau").step_range[0] >= 39
+
+
 def test_a_long_stall_at_a_high_loss_is_a_plateau():
     values = np.concatenate(
         [np.linspace(2.3, 2.0, 10), np.full(20, 2.0), np.linspace(2.0, 0.1, 10)]

@@ -17,7 +17,8 @@ rule                     fires when
 ``update_ratio``         median ``||update|| / ||W||`` < 1e-5 or > 1e-1
 ``diverging_loss``       smoothed loss ends 10% above its start, or gives back
                          half of its progress
-``flat_loss``            smoothed loss moves less than 1% over the run
+``flat_loss``            smoothed loss ends within 1% of its start, or (from
+                         step 0) within three standard errors of its noise
 ``plateau``              a quarter of the run with < 1% fall, still above half
                          of the starting loss
 ``non_finite``           NaN or Inf in a statistic of the data

@@ -78,8 +78,11 @@ class DiagnosticSettings:
         ... where that progress was at least this fraction of the start
         (default 0.05): giving back a 1% fall is noise, not divergence.
     flat_tolerance : float
-        Flat loss: the smoothed loss changes by less than this fraction of
-        its start over the whole run (default 0.01).
+        Flat loss: the smoothed loss ends within this fraction of its start
+        (default 0.01), or, for a record from the first step, within three
+        standard errors of the smoothed loss where its batch-to-batch noise
+        is larger (a run that learns falls far beyond its noise), and never
+        fell below the start by more than twice that.
     plateau_window : float
         Plateau: over the last this-fraction of the run (default 0.25) ...
     plateau_tolerance : float

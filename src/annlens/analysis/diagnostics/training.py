@@ -165,11 +165,37 @@ def _how_far_above(ratio: float) -> str:
     return f"{ratio - 1:.0%} above"
 
 
-def _is_flat(loss: pd.Series, settings: DiagnosticSettings) -> tuple[bool, float]:
-    smoothed, first, _, _ = _ends(loss, settings)
-    spread = float(smoothed.max() - smoothed.min())
-    relative = spread / abs(first) if first else math.inf
-    return relative < settings.flat_tolerance, relative
+def _is_flat(
+    loss: pd.Series, settings: DiagnosticSettings
+) -> tuple[bool, float, float]:
+    """Whether the loss ends where it started, within its tolerance or its noise.
+
+    Flat: the smoothed loss at the end differs from its value at the start
+    (means over a full window each) by less than ``flat_tolerance`` of the
+    start and never fell below the start by more than twice that. When the
+    record starts at the first step, the bound is :func:`_noise` (three
+    standard errors of those means) where that is larger: batch-to-batch
+    noise moves window means by more than 1%, and a run that never descends
+    from its initial loss would otherwise be read as a plateau, while a run
+    that learns falls far beyond its noise. A record that starts later keeps
+    the plain tolerance, since a slow fall under noise is how a trained run
+    converges.
+
+    Returns
+    -------
+    (flat, change, bound)
+        The change from start to end and the bound it is held to, both
+        relative to the start.
+    """
+    _, first, last, best = _ends(loss, settings)
+    if not first:
+        return False, math.inf, settings.flat_tolerance
+    bound = settings.flat_tolerance * abs(first)
+    if int(loss.index[0]) == 0:
+        bound = max(bound, _noise(loss, settings))
+    change = abs(last - first)
+    flat = change < bound and first - best < 2 * bound
+    return flat, change / abs(first), bound / abs(first)
 
 
 class DivergingLoss(Rule):
@@ -240,7 +266,14 @@ class DivergingLoss(Rule):
 
 
 class FlatLoss(Rule):
-    """The smoothed loss hardly moves over the whole run."""
+    """The smoothed loss ends where it started, within its tolerance or its noise.
+
+    The change from the first window mean to the last is held to
+    ``flat_tolerance`` of the start or, for a record from the first step, to
+    three standard errors of the smoothed loss where that is larger, so that
+    batch-to-batch noise does not hide a run that never descends (see
+    :func:`_is_flat`).
+    """
 
     name = "flat_loss"
     source = "Bengio (2012), Practical recommendations; Karpathy, CS231n notes (2016)"
@@ -254,9 +287,10 @@ class FlatLoss(Rule):
         loss = _loss(view, settings)
         if loss is None:
             return []
-        flat, relative = _is_flat(loss, settings)
+        flat, relative, bound = _is_flat(loss, settings)
         if not flat:
             return []
+        _, first, last, _ = _ends(loss, settings)
         return [
             self.finding(
                 view,
@@ -264,16 +298,24 @@ class FlatLoss(Rule):
                 layers=("model",),
                 step_range=(int(loss.index[0]), int(loss.index[-1])),
                 measured=relative,
-                threshold=settings.flat_tolerance,
+                threshold=bound,
                 definition=(
-                    "range of the smoothed training loss over the run, relative to "
-                    "its start"
+                    "change of the smoothed training loss from its start to its "
+                    "end, relative to its start; threshold: flat_tolerance or, "
+                    "for a record from the first step, three standard errors of "
+                    "the smoothed loss, whichever is larger"
                 ),
                 message=(
-                    f"The loss stayed within {relative:.2%} of its start "
-                    f"({float(loss.iloc[0]):.4g}) for the whole run."
+                    f"The loss did not descend: it went from {first:.4g} to "
+                    f"{last:.4g} ({_averaged(loss, settings)}), a change of "
+                    f"{relative:.2%}, within {bound:.2%} (its tolerance or its "
+                    "batch-to-batch noise)."
                 ),
-                evidence={"start": float(loss.iloc[0]), "end": float(loss.iloc[-1])},
+                evidence={
+                    "start": first,
+                    "end": last,
+                    "noise": _noise(loss, settings),
+                },
             )
         ]
 
