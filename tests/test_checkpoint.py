@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from annlens.activations import get_activation
+from annlens.activations import FunctionActivation, get_activation
 from annlens.errors import CheckpointError
 from annlens.io import (
     is_checkpoint,
@@ -240,6 +240,22 @@ def test_layer_defined_elsewhere_rebuilds_once_registered(tmp_path):
     rebuilt = load_checkpoint(tmp_path / "ckpt").build_model()
 
     assert rebuilt.layers[1].factor == 3.0
+
+
+def test_an_unknown_activation_is_refused_with_how_to_load_it(tmp_path):
+    cube = FunctionActivation(lambda z: z**3, lambda z: 3 * z**2, name="cube")
+    model = Sequential([Dense(2, 2, cube)], seed=0, dtype="float64")
+    save_checkpoint(tmp_path / "ckpt", model)
+
+    with pytest.raises(
+        CheckpointError, match="unknown activation 'cube'.*register_activation.*restore"
+    ):
+        load_checkpoint(tmp_path / "ckpt").build_model()
+    same = Sequential([Dense(2, 2, cube)], seed=1, dtype="float64")
+    restore(tmp_path / "ckpt", same)
+    np.testing.assert_array_equal(
+        same.layers[0].params["W"], model.layers[0].params["W"]
+    )
 
 
 def test_activation_settings_survive_a_rebuild(tmp_path):

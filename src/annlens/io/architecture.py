@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import annlens.layers
-from annlens.errors import CheckpointError, did_you_mean
+from annlens.errors import CheckpointError, UnknownNameError, did_you_mean
 from annlens.layers.base import Layer
 from annlens.model import Sequential
 
@@ -182,7 +182,15 @@ def _build_layer(position: int, entry: Mapping[str, Any], known: dict) -> Layer:
     try:
         return cls(**config)
     except Exception as error:
+        advice = ""
+        if isinstance(error, UnknownNameError) and "unknown activation" in str(error):
+            advice = (
+                "; help: pass the activation's class to "
+                "annlens.activations.register_activation before loading, or "
+                "build the model in code and load the checkpoint into it with "
+                "restore()"
+            )
         raise CheckpointError(
             f"layer {position} ({type_name}) refused its stored config "
-            f"{config}: {error}"
+            f"{config}: {error}{advice}"
         ) from error
