@@ -451,3 +451,18 @@ def test_a_run_that_fails_says_how_to_continue_it(tmp_path, monkeypatch, caplog)
     assert manifest(run_dir)["status"] == "failed"
     expected = f"continue the run with: annlens resume {run_dir}"
     assert any(expected in record.getMessage() for record in caplog.records)
+
+
+def test_the_nan_guard_finding_measures_the_count_of_non_finite_values():
+    from annlens.errors import NonFiniteError
+    from annlens.experiment.runner import non_finite_finding
+    from annlens.training.guard import raise_non_finite
+
+    values = np.array([[1.0, np.nan], [np.inf, np.nan]])
+    with pytest.raises(NonFiniteError) as caught:
+        raise_non_finite(values, "delta", step=7, layer="dense_1", stage="delta")
+    finding = non_finite_finding("wild", caught.value)
+    assert finding["measured"] == 3.0
+    assert finding["threshold"] == 0.0
+    assert finding["step_range"] == [7, 7]
+    assert finding["definition"].startswith("count of NaN or Inf")

@@ -50,7 +50,11 @@ class HookError(AnnlensError, RuntimeError):
 
 
 class NonFiniteError(AnnlensError, FloatingPointError):
-    """NaN or Inf appeared in a loss, an activation or a gradient."""
+    """NaN or Inf appeared in a loss, an activation or a gradient.
+
+    ``step``, ``layer`` and ``stage`` say where; ``count`` is how many NaN and
+    Inf the offending array held (None where it was not counted).
+    """
 
     def __init__(
         self,
@@ -59,11 +63,13 @@ class NonFiniteError(AnnlensError, FloatingPointError):
         step: int | None = None,
         layer: str | None = None,
         stage: str | None = None,
+        count: int | None = None,
     ) -> None:
         super().__init__(message)
         self.step = step
         self.layer = layer
         self.stage = stage
+        self.count = count
 
 
 class CheckpointError(AnnlensError, ValueError):

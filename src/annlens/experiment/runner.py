@@ -198,17 +198,27 @@ def _test_scores(trainer: Trainer, data: Any) -> dict[str, float]:
 
 
 def non_finite_finding(variant: str, error: NonFiniteError) -> dict[str, Any]:
-    """The finding that records where a variant's training hit NaN or Inf."""
+    """The finding that records where a variant's training hit NaN or Inf.
+
+    Like the ``non_finite`` finding of the diagnostics, it measures a count
+    against a threshold of 0: the NaN and Inf in the array the NaN guard
+    refused, where training stopped (1, at least one, where the error did not
+    count them).
+    """
     step = error.step if error.step is not None else -1
+    count = error.count if error.count is not None else 1
     return {
         "rule": "non_finite",
         "severity": "critical",
         "variant": variant,
         "layers": [error.layer or "model"],
         "step_range": [step, step],
-        "measured": float("nan"),
+        "measured": float(count),
         "threshold": 0.0,
-        "definition": f"the first NaN or Inf, at stage {error.stage!r}",
+        "definition": (
+            "count of NaN or Inf in the array the trainer's NaN guard refused, "
+            f"at stage {error.stage!r} of step {step}, where training stopped"
+        ),
         "message": str(error),
         "suggestion": "Lower the learning rate, clip gradients or normalise; "
         "training of this variant stopped at the last good parameters.",

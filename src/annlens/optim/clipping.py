@@ -38,6 +38,7 @@ def _norm(model: Any, chosen: list[Slot]) -> float:
                 step=model.state.step,
                 layer=layer.name,
                 stage="gradient",
+                count=int(np.sum(~np.isfinite(grad))),
             )
         total += float(np.sum(np.square(grad, dtype=np.float64)))
     return float(np.sqrt(total))

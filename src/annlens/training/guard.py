@@ -138,6 +138,7 @@ def raise_non_finite(
         step=step,
         layer=layer,
         stage=stage,
+        count=nan + inf,
     )
 
 
