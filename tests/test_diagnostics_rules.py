@@ -148,6 +148,13 @@ def test_exploding_across_depth_fires_above_the_ratio():
     finding = only(diagnose(table(*deltas(1e3, 1.0))), "exploding_gradients")
     assert finding.measured == pytest.approx(1e6)
     assert finding.definition.startswith("across depth")
+    assert finding.severity == "warning"
+
+
+def test_exploding_across_depth_is_critical_beyond_the_squared_ratio():
+    finding = only(diagnose(table(*deltas(3e8, 1.0))), "exploding_gradients")
+    assert finding.measured == pytest.approx(9e16)
+    assert finding.severity == "critical"
 
 
 def test_exploding_over_time_compares_late_and_early_gradient_norms():

@@ -204,7 +204,9 @@ class VanishingGradients(Rule):
     """The back-propagated gradient shrinks by orders of magnitude towards the input.
 
     Fires when the squared-norm ratio of delta, first layer over last, is
-    below ``vanishing_ratio`` at ``persistence`` of the recorded steps.
+    below ``vanishing_ratio`` at ``persistence`` of the recorded steps; the
+    finding is critical when the median ratio is below ``vanishing_ratio``
+    squared (1e-4 by default), a warning otherwise.
     """
 
     name = "vanishing_gradients"
@@ -254,7 +256,13 @@ class VanishingGradients(Rule):
 
 
 class ExplodingGradients(Rule):
-    """Gradients that grow across depth, grow over time, or pass a bound."""
+    """Gradients that grow across depth, grow over time, or pass a bound.
+
+    Growth over time and norms over the bound are critical. Growth across
+    depth is critical when the median squared-norm ratio exceeds
+    ``exploding_ratio`` squared (1e8 by default), a warning otherwise, as
+    :class:`VanishingGradients` grades the opposite ratio.
+    """
 
     name = "exploding_gradients"
     source = (
@@ -280,7 +288,7 @@ class ExplodingGradients(Rule):
                 findings.append(
                     self.finding(
                         view,
-                        severity="warning",
+                        severity=("critical" if measured > threshold**2 else "warning"),
                         layers=tuple(view.table(stage, "l2").columns.astype(str)),
                         step_range=(start, end),
                         measured=measured,

@@ -24,6 +24,9 @@ rule                     fires when
 ``non_finite``           NaN or Inf in a statistic of the data
 =======================  ====================================================
 
+The gradient ratios across depth are critical beyond the square of their
+threshold (below 1e-4, above 1e8), warnings short of it.
+
 Once a statistic of the data turns NaN or Inf, what follows is the wreck of
 the run, not its cause: every rule but ``non_finite`` reads only the steps
 before the first such step, so that a run that blew up is not also told that

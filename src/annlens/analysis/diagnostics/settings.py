@@ -35,11 +35,13 @@ class DiagnosticSettings:
         layer falls below this (default 1e-2: the gradient's norm shrinks
         more than tenfold on its way down). Glorot & Bengio's setting, a
         10-layer tanh network, gives about 3e-5 with the old
-        uniform(±1/√n) initialisation and 0.1 to 1 with theirs.
+        uniform(±1/√n) initialisation and 0.1 to 1 with theirs. Below this
+        squared (1e-4) the finding is critical.
     exploding_ratio : float
         Exploding gradients across depth: that ratio rises above this
         (default 1e4: the norm grows a hundredfold towards the input; trained
-        healthy networks sit near 1 to 30).
+        healthy networks sit near 1 to 30). Above this squared (1e8) the
+        finding is critical.
     exploding_growth : float
         Exploding gradients over time: the global gradient norm late in the
         run over its level in the first recorded steps (medians of the first
