@@ -113,6 +113,20 @@ def test_vanishing_blames_a_layer_whose_units_are_almost_all_dead():
     assert "initial weights are too small" not in finding.message
 
 
+def test_vanishing_blames_pre_activations_that_are_mostly_negative():
+    # Leaky ReLU with a bias of -5: units on the small negative slope shrink
+    # the forward variance too, but the weights are not the cause.
+    mean = three_layers("pre_activation", "mean", [-5.0, -5.0, 0.0])
+    spread = three_layers("pre_activation", "std", [1.0, 0.1, 1.0])
+    variance = three_layers("post_activation", "var", [1e-2, 1e-6, 1.0])
+    finding = only(
+        diagnose(table(*deltas(1e-4, 1.0), *mean, *spread, *variance)),
+        "vanishing_gradients",
+    )
+    assert "pre-activations of dense_0, dense_1 are mostly negative" in finding.message
+    assert "initial weights are too small" not in finding.message
+
+
 def test_vanishing_blames_saturated_units_where_most_are_saturated():
     saturated = three_layers("pre_activation", "saturated_fraction", [0.8, 0.6, 0.1])
     spread = three_layers("pre_activation", "std", [6.0, 5.0, 1.0])

@@ -102,6 +102,36 @@ MOSTLY_DEAD = 0.9
 SMALL_PRE_ACTIVATION = 0.1
 
 
+#: At or below this median ratio of a layer's pre-activation mean to its std,
+#: its pre-activations are mostly negative (-1: about 84% of a normal
+#: distribution lies below zero).
+MOSTLY_NEGATIVE = -1.0
+
+
+def _mostly_negative(view: StatsView) -> dict[str, float]:
+    """Hidden layers whose pre-activations sit mostly below zero: mean / std.
+
+    The last layer is left out when there are two or more (its pre-activations
+    are the outputs), and so is a layer with ``saturated_fraction`` rows: a
+    sigmoid-like layer, whose negative side is saturation, judged by that.
+    """
+    mean = view.table("pre_activation", "mean")
+    spread = view.table("pre_activation", "std")
+    saturable = set(view.table("pre_activation", "saturated_fraction").columns)
+    layers = [c for c in mean.columns if c in spread.columns]
+    if len(layers) >= 2:
+        layers = layers[:-1]
+    found = {}
+    for layer in layers:
+        if layer in saturable:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = finite_median(mean[layer] / spread[layer])
+        if ratio <= MOSTLY_NEGATIVE:
+            found[str(layer)] = ratio
+    return found
+
+
 def _layer_medians(view: StatsView, stage: str, quantity: str) -> pd.Series:
     """The median over steps of ``quantity`` per layer (empty when not recorded)."""
     table = view.table(stage, quantity)
@@ -115,7 +145,10 @@ def vanishing_cause(
 
     The evidence is read in this order: a layer whose units are all or almost
     all dead (median dead_fraction >= :data:`MOSTLY_DEAD`: little gradient
-    passes); forward activations that shrink with depth
+    passes); a hidden layer whose pre-activations are mostly negative (median
+    mean / std <= :data:`MOSTLY_NEGATIVE`: units sit where a ReLU-family
+    activation has a small or zero slope, which shrinks both the forward and
+    the backward signal); forward activations that shrink with depth
     (weights too small); saturated units (the activation's slope is near 0);
     pre-activations so small that every unit sits where its slope is largest
     (so the shrinking comes from the weights); no forward variance at all.
@@ -140,6 +173,18 @@ def vanishing_cause(
             "before them.",
             "Lower the learning rate, start biases at zero or slightly positive, "
             "use He initialisation or a Leaky ReLU; see the dead_units finding.",
+        )
+    negative = _mostly_negative(view)
+    if negative:
+        listing = ", ".join(f"{name}: {value:.1f}" for name, value in negative.items())
+        return (
+            f"The pre-activations of {', '.join(negative)} are mostly negative "
+            f"(median mean / std {listing}): the units sit below zero, where a "
+            "ReLU-family activation has a small slope (Leaky ReLU) or none, so "
+            "little of the signal passes either way.",
+            "Start biases at zero or slightly positive, normalise the inputs, "
+            "and use He initialisation; batch normalisation centres the "
+            "pre-activations.",
         )
     if math.isfinite(forward) and forward < threshold:
         return (
