@@ -3,6 +3,8 @@
 - ``rng``: a seeded NumPy generator, passed in rather than set globally.
 - ``torch_activation``: the PyTorch function that matches an annlens
   activation, settings included (the test is skipped without PyTorch).
+- every test: the layer, activation and loss classes it registers are
+  unregistered after it, so that no test sees another's.
 
 The whole session runs NumPy's BLAS and PyTorch on one thread: the tests use
 small matrices, for which a second BLAS thread costs more than it gives (on a
@@ -30,6 +32,27 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by PyTorch when imported
 def one_blas_thread() -> Any:
     with threadpool_limits(limits=1):
         yield
+
+
+@pytest.fixture(autouse=True)
+def registries_restored() -> Any:
+    """A layer, activation or loss class a test registers stays in that test."""
+    from annlens.activations import registry as activations
+    from annlens.io import architecture
+    from annlens.losses import registry as losses
+
+    saved = [
+        (registry, dict(registry))
+        for registry in (
+            activations._REGISTRY,
+            losses._REGISTRY,
+            architecture._REGISTERED,
+        )
+    ]
+    yield
+    for registry, before in saved:
+        registry.clear()
+        registry.update(before)
 
 
 @pytest.fixture

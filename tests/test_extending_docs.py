@@ -8,10 +8,6 @@ from typing import Any
 
 import pytest
 
-from annlens.activations import registry as activations
-from annlens.io import architecture
-from annlens.losses import registry as losses
-
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
@@ -22,23 +18,6 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
         (text.count("\n", 0, match.start(1)) + 1, match.group(1))
         for match in BLOCK.finditer(text)
     ]
-
-
-@pytest.fixture(autouse=True)
-def registries_restored() -> Any:
-    """The guide registers a layer, an activation and a loss: undo that after."""
-    saved = [
-        (registry, dict(registry))
-        for registry in (
-            activations._REGISTRY,
-            losses._REGISTRY,
-            architecture._REGISTERED,
-        )
-    ]
-    yield
-    for registry, before in saved:
-        registry.clear()
-        registry.update(before)
 
 
 def test_every_python_block_of_the_extending_guide_runs_in_order() -> None:
