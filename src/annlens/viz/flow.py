@@ -242,14 +242,9 @@ def plot_flow_comparison(
     table = select(stats_table(stats), stage=stage, quantity=quantity)
     if table.empty:
         raise DataError(f"no rows with stage {stage!r} and quantity {quantity!r}")
-    values = table["value"].to_numpy(dtype=np.float64)
-    table = table.loc[np.isfinite(values) & (values > 0)]
-    if table.empty:
-        raise DataError(
-            f"no finite positive values with stage {stage!r} and quantity "
-            f"{quantity!r} to draw on a log scale ({len(values)} rows, all zero, "
-            "negative, NaN or Inf); help: see the non_finite finding"
-        )
+    table = positive_rows(table, stage, quantity)
+    # Inf has no place on the ratio panel: leave it out of both
+    table = table.loc[np.isfinite(table["value"].to_numpy(dtype=np.float64))]
     names = ordered_layers(stats, table, layers)
     variants = variants_of(table)
     colours = palette_for(variants, palette)
