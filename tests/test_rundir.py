@@ -356,3 +356,20 @@ def test_a_run_directory_under_a_file_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="cannot make a run directory under"):
         RunDir.create(blocker / "runs", "r")
+
+
+def test_json_export_keeps_every_float_exactly(run):
+    values = [2.3283064365386963e-11, -1.0 / 3.0, 1e-300, 123456.789012345678, np.inf]
+    frame = (
+        statistics_rows()
+        .iloc[[0] * len(values)]
+        .assign(step=range(len(values)), value=values)
+    )
+    run.write_statistics(frame)
+
+    export(run, format="json")
+
+    rows = json.loads((run.export_dir / "statistics.json").read_text())
+    assert [row["value"] for row in rows] == [*values[:4], None]
+    assert [row["step"] for row in rows] == list(range(len(values)))
+    assert list(rows[0]) == list(STATISTICS_COLUMNS)

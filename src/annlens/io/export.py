@@ -2,7 +2,9 @@
 
 Each ``<table>.parquet`` of a run directory (metrics, statistics, and any
 other) becomes ``export/<table>.<format>``: CSV with a header row and no
-index; JSON as a list of row objects (NaN written as null); Parquet as a copy.
+index; JSON as a list of row objects, each number written as it is stored (the
+shortest text that reads back to the same float) and NaN and ±Inf, which
+JSON cannot hold, as null; Parquet as a copy.
 Files are written atomically, with the run directory locked (see
 :mod:`annlens.io.lock`); a run that has not completed is refused. A folder
 without ``manifest.json`` is exported too; a ``.lock`` file the export made
@@ -11,8 +13,13 @@ there is removed when it ends, whether it succeeds or fails.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from annlens.errors import ConfigError
 from annlens.io.atomic import atomic_write
@@ -98,8 +105,29 @@ def _export(
             if format == "csv":
                 frame.to_csv(handle, index=False)
             elif format == "json":
-                frame.to_json(handle, orient="records", indent=1)
+                json.dump(
+                    _records(frame), handle, indent=1, allow_nan=False, default=str
+                )
             else:
                 frame.to_parquet(handle, index=False)
         written.append(path)
     return written
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as plain Python values, NaN and ±Inf as None.
+
+    ``DataFrame.to_json`` rounds floats to ten decimals, which turns a
+    gradient mean of 2e-11 into 0; Python's float text reads back exactly.
+    """
+    names = [str(name) for name in frame.columns]
+    columns = [
+        [
+            None
+            if value is pd.NA or (isinstance(value, float) and not math.isfinite(value))
+            else value
+            for value in frame[name].tolist()
+        ]
+        for name in frame.columns
+    ]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
