@@ -83,3 +83,24 @@ def test_missing_tensorboardx_gives_a_clear_error(tmp_path, monkeypatch, recorde
     monkeypatch.setattr(builtins, "__import__", refuse)
     with pytest.raises(ImportError, match=r"pip install 'annlens\[tensorboard\]'"):
         write_tensorboard(tmp_path, recorded.to_dataframe())
+
+
+def test_a_run_writes_the_statistics_and_histograms_it_stored(tmp_path, caplog):
+    from annlens.experiment import run_experiment
+    from experiment_support import tiny
+
+    run = run_experiment(tiny(output={"tensorboard": True}), out=tmp_path)
+
+    log_dir = run.directory / "tensorboard"
+    scalars = read_scalars(log_dir)
+    statistics = scalars[~scalars.tag.str.startswith("metrics/")]
+    assert len(statistics) == len(run.statistics)
+    np.testing.assert_allclose(
+        np.sort(statistics.value), np.sort(run.statistics.value), rtol=1e-6
+    )
+    stored = pd.read_parquet(run.directory / "histograms.parquet")
+    written = read_histogram_tags(log_dir)
+    assert len(stored) and len(written) == len(
+        stored.drop_duplicates(["variant", "layer", "stage", "step"])
+    )
+    assert "NaN or Inf" not in caplog.text

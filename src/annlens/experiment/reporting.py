@@ -90,7 +90,14 @@ def write_outputs(run: Any, run_dir: RunDir) -> None:
     if output.tensorboard:
         from annlens.io.tensorboard import write_tensorboard
 
-        write_tensorboard(run_dir.path / "tensorboard", run.statistics, run.metrics)
+        histograms = (
+            run_dir.read_table("histograms")
+            if "histograms" in run_dir.tables()
+            else None
+        )
+        write_tensorboard(
+            run_dir.path / "tensorboard", run.statistics, run.metrics, histograms
+        )
     if not output.report:
         return
     trained = [(n, r.model, r.parts.data) for n, r in run.variants.items()]

@@ -4,7 +4,11 @@
 directory itself for a single run) with ``tensorboardX.SummaryWriter``:
 
 - every statistics row as a scalar tagged ``<layer>/<stage>/<quantity>`` at
-  its step (``model/loss``, ``model/grad_norm`` for whole-model rows);
+  its step (``model/loss``, ``model/grad_norm`` for whole-model rows); a
+  TensorBoard tag holds no ``:``, so tensorboardX writes the stage
+  ``gradient:W`` as ``gradient_W``. An infinite value (the update ratio of a
+  bias that starts at zero) is written as it is, without tensorboardX's
+  warning about it;
 - every histogram of the histogram table, with its own bin edges, tagged
   ``<layer>/<stage>``;
 - the per-epoch metrics history as scalars tagged ``metrics/<column>`` at the
@@ -20,6 +24,7 @@ how to install it.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import struct
 from collections.abc import Iterator
@@ -107,6 +112,9 @@ def write_tensorboard(
         path = _run_dir(log_dir, variant)
         path.mkdir(parents=True, exist_ok=True)
         writer = tensorboardx.SummaryWriter(logdir=str(path), flush_secs=3600)
+        quiet = logging.getLogger("tensorboardX.x2num")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             rows = stats[stats["variant"].astype(str) == variant]
             _write_scalars(writer, rows)
@@ -115,6 +123,7 @@ def write_tensorboard(
             if metrics is not None:
                 _write_metrics(writer, _of_variant(metrics, variant))
         finally:
+            quiet.setLevel(level)
             writer.close()
         written.append(path)
     return written
