@@ -270,3 +270,60 @@ def test_report_renders_in_chromium_without_errors_and_every_figure_loads(
     assert requested and all(u.startswith(("file:", "data:")) for u in requested)
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert size["height"] > 2000
+
+
+def test_a_long_variant_name_wraps_instead_of_widening_the_page(
+    tmp_path: Path,
+) -> None:
+    from annlens.viz import build_report
+
+    long_name = "a-very-long-variant-name-" * 4
+    report = build_report(
+        {},
+        tmp_path / "report.html",
+        title="Long names",
+        variants={long_name: "its description", "short": "another"},
+        findings=[
+            {
+                "rule": "saturated_units",
+                "severity": "warning",
+                "variant": long_name,
+                "layer": "dense_0",
+                "steps": [0, 10],
+                "value": 0.7,
+                "threshold": 0.4,
+                "message": "Most units are saturated.",
+            }
+        ],
+        standard=False,
+    )
+    devtools = DevTools(chromium(), tmp_path / "profile")
+    try:
+        target = devtools.send("Target.createTarget", {"url": "about:blank"})
+        attached = devtools.send(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+        )
+        session = attached["sessionId"]
+        devtools.send("Page.enable", session=session)
+        devtools.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1000, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
+        devtools.send("Page.navigate", {"url": report.as_uri()}, session=session)
+        devtools.wait_for("Page.loadEventFired")
+        widths = devtools.send(
+            "Runtime.evaluate",
+            {
+                "expression": "JSON.stringify([document.querySelector('main')"
+                ".clientWidth].concat(Array.from(document.querySelectorAll("
+                "'table')).map(t => t.scrollWidth)))",
+                "returnByValue": True,
+            },
+            session=session,
+        )
+    finally:
+        devtools.close()
+    main, *tables = json.loads(widths["result"]["value"])
+    assert len(tables) >= 2
+    assert all(width <= main for width in tables), (main, tables)
