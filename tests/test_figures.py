@@ -618,3 +618,33 @@ def test_layers_that_name_no_layer_of_the_table_are_refused_not_drawn_blank(
     with pytest.raises(DataError, match=r"list of layer names.*layers=\['dense_1'\]"):
         draw(getattr(tables, table), layers="dense_1", **options)
     draw(getattr(tables, table), layers=["dense_1", "dense_O"], **options)
+
+
+def test_long_variant_names_are_shortened_in_panel_titles_and_legends() -> None:
+    stem = "a-very-long-variant-name-" * 3
+    names = [stem + "lr-0.1", stem + "lr-0.01", "short"]
+    tables = synthetic_tables(
+        np.random.default_rng(3),
+        variants={
+            names[0]: (0.3, 3e-5, "sigmoid"),
+            names[1]: (0.6, 1e-4, "tanh"),
+            names[2]: (0.9, 1e-3, "relu"),
+        },
+        steps=40,
+        layers=["dense_0", "dense_1"],
+    )
+
+    flow = plot_gradient_flow(tables.stats)
+    titles = [ax.get_title() for ax in flow.axes if ax.get_title()]
+    compared = plot_flow_comparison(tables.stats)
+    legend = [
+        t.get_text()
+        for ax in compared.axes
+        if ax.get_legend()
+        for t in ax.get_legend().get_texts()
+    ]
+
+    for shown in (titles, legend):
+        assert len(shown) == 3 and len(set(shown)) == 3, shown
+        assert all(len(text) <= 32 for text in shown), shown
+        assert "short" in shown and any(t.endswith("lr-0.01") for t in shown)

@@ -161,9 +161,22 @@ def headline(figure: Figure, text: str) -> None:
     figure.suptitle(text, x=0.01, ha="left")
 
 
+LABEL_CHARS = 32
+
+
 def variant_label(variant: str) -> str:
-    """The name shown for a variant; the single run of a table has variant ``""``."""
-    return variant if variant else "run"
+    """The name shown for a variant; the single run of a table has variant ``""``.
+
+    A name longer than :data:`LABEL_CHARS` keeps its start and its end around
+    an ellipsis, so that a panel title or a legend entry does not run over its
+    neighbours (the colour, and the report's tables, give the whole name).
+    """
+    if not variant:
+        return "run"
+    if len(variant) <= LABEL_CHARS:
+        return variant
+    head = (LABEL_CHARS - 1) // 2
+    return variant[:head] + "…" + variant[-(LABEL_CHARS - 1 - head) :]
 
 
 def variant_palette(variants: Sequence[str]) -> dict[str, str]:
