@@ -448,3 +448,18 @@ def test_a_variant_named_for_the_report_must_be_in_the_tables(tables, tmp_path: 
         )
 
     assert not (tmp_path / "report.html").exists()
+
+
+def test_variants_whose_names_slug_alike_get_figures_of_their_own() -> None:
+    tables = synthetic_tables(
+        np.random.default_rng(4),
+        variants={"v_1": (0.3, 3e-5, "sigmoid"), "v-1": (0.9, 1e-3, "relu")},
+        steps=20,
+        layers=["dense_0", "dense_1"],
+    )
+
+    entries = standard_figures(stats=tables.stats, histograms=tables.histograms)
+
+    names = [entry.name for entry in entries]
+    assert len(names) == len(set(names))
+    assert {"activations-v-1", "activations-v-1-2", "weights-v-1-2"} <= set(names)

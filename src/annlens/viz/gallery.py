@@ -81,6 +81,22 @@ def slug(text: str) -> str:
     return cleaned or "figure"
 
 
+def variant_slugs(variants: Sequence[str]) -> dict[str, str]:
+    """A distinct :func:`slug` per variant, in the order given.
+
+    Names that slug alike (``v_1`` and ``v-1``, ``A`` and ``a``) would share
+    a figure file and an anchor; each later one gets ``-2``, ``-3``, ...
+    """
+    slugs: dict[str, str] = {}
+    for variant in dict.fromkeys(variants):
+        base = slug(variant or "run")
+        name, n = base, 2
+        while name in slugs.values():
+            name, n = f"{base}-{n}", n + 1
+        slugs[variant] = name
+    return slugs
+
+
 CAPTIONS = {
     "gradient-flow": (
         "Mean |δ| per layer, where δ = ∂L/∂z is the gradient a layer passes "
@@ -194,6 +210,7 @@ def standard_figures(
         found = list(dict.fromkeys(table.get("variant", pd.Series([""])).fillna("")))
         return [v for v in (variants or found) if v in found]
 
+    names = variant_slugs([*per_variant(stats), *per_variant(histograms)])
     common: dict[str, Any] = {"palette": palette, "layers": layers}
     if stats is not None:
         attempt(
@@ -221,7 +238,7 @@ def standard_figures(
         for variant in per_variant(histograms):
             attempt(
                 SIGNAL,
-                f"gradients-{slug(variant or 'run')}",
+                f"gradients-{names[variant]}",
                 lambda v=variant: plot_histograms(  # type: ignore[misc]
                     histograms, stage="gradient:W", variant=v, layers=layers
                 ),
@@ -238,7 +255,7 @@ def standard_figures(
         for variant in per_variant(stats):
             attempt(
                 UNITS,
-                f"activations-{slug(variant or 'run')}",
+                f"activations-{names[variant]}",
                 lambda v=variant: plot_activation_bands(  # type: ignore[misc]
                     stats, variant=v, **common
                 ),
@@ -267,7 +284,7 @@ def standard_figures(
         for variant in per_variant(histograms):
             attempt(
                 LEARNED,
-                f"weights-{slug(variant or 'run')}",
+                f"weights-{names[variant]}",
                 lambda v=variant: plot_histograms(  # type: ignore[misc]
                     histograms, stage="param:W", variant=v, layers=layers
                 ),
