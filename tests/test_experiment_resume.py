@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from annlens.cli.main import app
 from annlens.errors import CheckpointError, ConfigError
 from annlens.experiment import callbacks, resume_experiment, run_experiment
+from annlens.io import RunDir
 from experiment_support import (
     STEPS_PER_EPOCH,
     assert_same_run,
@@ -119,6 +120,23 @@ def test_an_interrupted_run_says_so_and_resumes(tmp_path, monkeypatch):
     assert record["status"] == "completed"
     assert len(record["resumed"]) == 1
     assert record["finished"] >= record["resumed"][0]
+
+
+def test_a_run_interrupted_while_its_tables_are_written_says_so_and_resumes(
+    tmp_path, monkeypatch, reference
+):
+    def interrupted(self, table):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunDir, "write_statistics", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(two_variants(), out=tmp_path)
+    stopped = only_run_dir(tmp_path)
+    assert manifest(stopped)["status"] == "interrupted"
+    monkeypatch.undo()
+    resume_experiment(stopped)
+    assert manifest(stopped)["status"] == "completed"
+    assert_same_run(reference, stopped, ["plain", "drop"])
 
 
 def test_a_variant_stopped_by_nan_resumes_to_the_model_it_stopped_with(tmp_path):

@@ -248,20 +248,23 @@ def _metrics_table(results: Sequence[VariantResult]) -> pd.DataFrame:
 def _finish(
     experiment: Experiment, run_dir: RunDir, results: list[VariantResult]
 ) -> Run:
-    metrics = _metrics_table(results)
-    statistics = pd.concat(
-        [result.recorder.to_dataframe() for result in results], ignore_index=True
-    )
-    run_dir.write_metrics(metrics)
-    run_dir.write_statistics(statistics)
-    histograms = pd.concat(
-        [result.recorder.histograms() for result in results], ignore_index=True
-    )
-    spectra = pd.concat(
-        [result.recorder.spectra() for result in results], ignore_index=True
-    )
-    run_dir.write_table("histograms", histograms)
-    run_dir.write_table("spectra", spectra)
+    # a stop while the tables are written leaves a run that is not completed:
+    # the manifest says so, as for a stop in training, and resume writes them
+    with _stopping(run_dir):
+        metrics = _metrics_table(results)
+        statistics = pd.concat(
+            [result.recorder.to_dataframe() for result in results], ignore_index=True
+        )
+        run_dir.write_metrics(metrics)
+        run_dir.write_statistics(statistics)
+        histograms = pd.concat(
+            [result.recorder.histograms() for result in results], ignore_index=True
+        )
+        spectra = pd.concat(
+            [result.recorder.spectra() for result in results], ignore_index=True
+        )
+        run_dir.write_table("histograms", histograms)
+        run_dir.write_table("spectra", spectra)
     run = Run(
         run_dir.path, experiment, {r.name: r for r in results}, metrics, statistics
     )
