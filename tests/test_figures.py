@@ -648,3 +648,15 @@ def test_long_variant_names_are_shortened_in_panel_titles_and_legends() -> None:
         assert len(shown) == 3 and len(set(shown)) == 3, shown
         assert all(len(text) <= 32 for text in shown), shown
         assert "short" in shown and any(t.endswith("lr-0.01") for t in shown)
+
+
+def test_gradient_norms_of_a_single_recorded_step_are_drawn_as_points(tables) -> None:
+    first = tables.stats[tables.stats["step"] == tables.stats["step"].min()]
+
+    figure = plot_gradient_norms(first)
+
+    panels = visible_axes(figure)
+    assert panels and all(len(ax.lines) == len(LAYERS) for ax in panels)
+    for ax in panels:
+        for line in ax.lines:
+            assert len(line.get_xdata()) == 1 and line.get_marker() == "o"

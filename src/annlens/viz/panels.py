@@ -104,6 +104,9 @@ def layer_lines_by_variant(
                     smooth(values, window),
                     color=line_colours[layer],
                     linestyle=styles.get(quantity, "-") if mixed else "-",
+                    # a line through one point draws nothing: mark it
+                    marker="o" if values.size == 1 else "",
+                    markersize=4,
                 )
         if not ax.lines:
             note(ax, "not recorded for this variant")
