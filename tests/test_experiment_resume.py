@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from annlens.cli.main import app
 from annlens.errors import CheckpointError, ConfigError
-from annlens.experiment import callbacks, resume_experiment, run_experiment
+from annlens.experiment import callbacks, resume_experiment, run_experiment, runner
 from annlens.io import RunDir
 from experiment_support import (
     STEPS_PER_EPOCH,
@@ -137,6 +137,24 @@ def test_a_run_interrupted_while_its_tables_are_written_says_so_and_resumes(
     resume_experiment(stopped)
     assert manifest(stopped)["status"] == "completed"
     assert_same_run(reference, stopped, ["plain", "drop"])
+
+
+def test_a_resumption_interrupted_while_it_writes_the_report_says_how_to_finish(
+    tmp_path, monkeypatch, caplog
+):
+    def interrupted(run, run_dir):
+        raise KeyboardInterrupt
+
+    first = run_experiment(tiny(), out=tmp_path)
+    (first.directory / "findings.json").unlink()
+    monkeypatch.setattr(runner, "write_outputs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        resume_experiment(first.directory)
+    assert "interrupted before the report was written" in caplog.text
+    assert f"annlens resume {first.directory}" in caplog.text
+    monkeypatch.undo()
+    resume_experiment(first.directory)
+    assert (first.directory / "findings.json").exists()
 
 
 def test_a_variant_stopped_by_nan_resumes_to_the_model_it_stopped_with(tmp_path):

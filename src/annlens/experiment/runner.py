@@ -269,6 +269,12 @@ def _finish(
         run_dir.path, experiment, {r.name: r for r in results}, metrics, statistics
     )
     run_dir.finish("completed")  # before the report, which shows the manifest
+    _write_outputs(run, run_dir)
+    return run
+
+
+def _write_outputs(run: Run, run_dir: RunDir) -> None:
+    """Write the findings, figures and report; say how to finish when stopped."""
     try:
         write_outputs(run, run_dir)
     except KeyboardInterrupt:
@@ -278,7 +284,6 @@ def _finish(
             run_dir.path,
         )
         raise
-    return run
 
 
 def run_experiment(
@@ -449,7 +454,7 @@ def _resume(run_dir: RunDir, path: str | Path, progress: bool) -> Run:
     if manifest.get("status") == "completed":
         run = _stored_run(experiment, run_dir, parts)
         if _outputs_missing(run_dir, experiment):
-            write_outputs(run, run_dir)
+            _write_outputs(run, run_dir)
         return run
     resumed = [*manifest.get("resumed", []), now_utc().isoformat()]
     write_json(run_dir.manifest_path, {**manifest, "resumed": resumed})
