@@ -537,3 +537,14 @@ def test_the_errors_of_a_plain_regression_output_are_taken_as_they_are():
     metrics = dict(regression_metrics(SimpleNamespace(target_std=None), MSE()))
 
     assert metrics["mae"](np.array([[2.0]]), np.array([0.5])) == pytest.approx(1.5)
+
+
+def test_a_long_variant_name_folds_instead_of_hiding_the_summary_numbers(tmp_path):
+    long_name = "a-very-long-variant-name-" * 3 + "end"
+    result = run_experiment(tiny(variants=[{"name": long_name}]), out=tmp_path)
+    console = Console(width=80, record=True)
+    console.print(result.summary_table())
+    text = console.export_text()
+    loss = f"{result.variants[long_name].history.rows[-1]['val_loss']:.4f}"
+    assert loss in text and "acc " in text
+    assert "".join(line.strip("│ ") for line in text.splitlines()).count("end") >= 1

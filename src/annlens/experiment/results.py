@@ -149,7 +149,10 @@ class Run:
                 "(early_stopping.restore_best); the losses are the last epoch's"
             )
             table.caption = f"{table.caption}\n{note}" if table.caption else note
-        for column in ("variant", "epochs", f"train loss{unit}", f"val loss{unit}"):
+        # a long variant name folds onto more lines rather than squeezing the
+        # numbers out of a narrow terminal
+        table.add_column("variant", overflow="fold")
+        for column in ("epochs", f"train loss{unit}", f"val loss{unit}"):
             table.add_column(column, no_wrap=True)
         table.add_column("test", no_wrap=True)
         table.add_column("findings")
