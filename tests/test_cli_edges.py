@@ -5,6 +5,7 @@ already completed."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -125,6 +126,23 @@ def test_out_under_a_read_only_folder_is_refused_before_anything_is_built(
     message = str(caught.value)
     assert f"output folder '{tmp_path / 'runs'}'" in message
     assert f"Permission denied at '{tmp_path}'" in message
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "ST_RDONLY"), reason="POSIX mount flags")
+def test_out_on_a_read_only_file_system_is_refused_naming_it(
+    tmp_path, experiment_file, monkeypatch
+):
+    # os.access and statvfs stand in for a read-only mount: root may write anywhere
+    class Mount:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr("annlens.experiment.runner.os.access", lambda path, mode: False)
+    monkeypatch.setattr("annlens.experiment.runner.os.statvfs", lambda path: Mount())
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(load_config(experiment_file), out=tmp_path / "runs")
+
+    assert f"Read-only file system at '{tmp_path}'" in str(caught.value)
     assert not (tmp_path / "runs").exists()
 
 

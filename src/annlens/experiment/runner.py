@@ -353,7 +353,9 @@ def check_output_folder(root: Path) -> None:
             continue
         if folder.is_dir():
             if not os.access(folder, os.W_OK | os.X_OK):
-                error = PermissionError(errno.EACCES, "Permission denied", folder)
+                error = OSError(errno.EACCES, "Permission denied", folder)
+                if _read_only(folder):
+                    error = OSError(errno.EROFS, "Read-only file system", folder)
                 raise ConfigError(_unwritable(root, error))
             return
         inside = "" if folder == root else f", inside {str(folder)!r}, which"
@@ -363,6 +365,15 @@ def check_output_folder(root: Path) -> None:
             "folder to hold run directories, or a path where one can be made; "
             "help: choose another --out"
         )
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` lies on a file system mounted read-only (POSIX)."""
+    flag = getattr(os, "ST_RDONLY", 0)
+    try:
+        return bool(flag and os.statvfs(folder).f_flag & flag)
+    except (AttributeError, OSError):  # no statvfs (Windows)
+        return False
 
 
 def _unwritable(root: Path, error: OSError) -> str:
