@@ -94,7 +94,12 @@ def _text(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+#: The signal that stopped this process through _interrupt, if one did.
+_signalled: list[int] = []
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    _signalled.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -334,7 +339,14 @@ def _compare(
 
 def main() -> None:
     """The console-script entry point."""
-    app()
+    try:
+        app()
+    except SystemExit as stop:
+        # a run stopped by SIGTERM exits with 128 + 15, as a process that
+        # signal ends does, not with Ctrl-C's 130
+        if _signalled and stop.code == 130:
+            raise SystemExit(128 + _signalled[0]) from None
+        raise
 
 
 if __name__ == "__main__":
