@@ -157,6 +157,18 @@ def test_a_resumption_interrupted_while_it_writes_the_report_says_how_to_finish(
     assert (first.directory / "findings.json").exists()
 
 
+def test_a_run_interrupted_before_its_manifest_leaves_no_run_directory(
+    tmp_path, monkeypatch
+):
+    def interrupted(run_dir, parts):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "write_scaling", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny(), out=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_variant_stopped_by_nan_resumes_to_the_model_it_stopped_with(tmp_path):
     # the learning rate grows a trillionfold after the first epoch, so the
     # second epoch overflows, after the checkpoint of the first

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -329,12 +330,19 @@ def run_experiment(
     except OSError as error:
         raise ConfigError(_unwritable(root, error)) from None
     with run_dir.lock():
-        run_dir.write_config(recorded_config(experiment))
-        write_scaling(run_dir, parts)
-        source_dir = (
-            Path(source).resolve().parent if source is not None else project_root()
-        )
-        run_dir.start(experiment.seed, command, source_dir)
+        try:
+            run_dir.write_config(recorded_config(experiment))
+            write_scaling(run_dir, parts)
+            source_dir = (
+                Path(source).resolve().parent if source is not None else project_root()
+            )
+            run_dir.start(experiment.seed, command, source_dir)
+        except BaseException:
+            # stopped before the manifest: nothing trained, nothing to resume,
+            # so no half-made run directory is left behind
+            if not run_dir.manifest_path.exists():
+                shutil.rmtree(run_dir.path, ignore_errors=True)
+            raise
         with _stopping(run_dir):
             results = [_train_variant(p, run_dir, progress) for p in parts]
         return _finish(experiment, run_dir, results)
