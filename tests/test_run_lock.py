@@ -117,6 +117,7 @@ def test_a_second_lock_on_the_same_directory_is_refused_at_once(run):
     message = str(caught.value)
     assert str(run.path) in message
     assert f"in use by process {os.getpid()}" in message
+    assert "may run, resume, compare, report on or export a run directory" in message
 
 
 def test_the_lock_is_released_when_the_block_raises(run):

@@ -183,10 +183,11 @@ class RunLock:
                 f"(since {record.get('since')}, running {command!r})"
             )
         return (
-            f"{self._where()} is in use by {who}: only one process may run or "
-            "resume a run directory at a time, or their checkpoints and tables "
-            f"would mix; help: wait for that process to end, or stop it; its "
-            f"lock is released when it ends, even when killed (lock file "
+            f"{self._where()} is in use by {who}: only one process at a time "
+            "may run, resume, compare, report on or export a run directory, or "
+            "their checkpoints, tables and files would mix; help: wait for "
+            "that process to end, or stop it; its lock is released when it "
+            "ends, even when killed (lock file "
             f"{str(self.path)!r})"
         )
 
