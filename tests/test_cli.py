@@ -258,6 +258,22 @@ def test_inspect_of_a_run_that_stopped_early_says_stopped_not_finished(
     assert "training stopped: " in text and "training finished" not in text
 
 
+def test_inspect_of_a_running_run_no_process_holds_says_so(finished, tmp_path):
+    copy = Path(shutil.copytree(finished, tmp_path / "run"))
+    manifest = RunDir(copy).read_manifest()
+    write_json(RunDir(copy).manifest_path, {**manifest, "status": "running"})
+
+    killed = invoke("inspect", copy).stdout
+    with RunDir(copy).lock():
+        alive = invoke("inspect", copy).stdout
+
+    assert "status: running" in killed and "status: running" in alive
+    assert "no process holds its lock" in " ".join(killed.split())
+    assert f"annlens resume {copy}" in " ".join(killed.split())
+    assert "no process holds its lock" not in alive
+    assert not (copy / ".lock.json").exists()
+
+
 def test_inspect_a_missing_path_exits_2(tmp_path):
     result = invoke("inspect", tmp_path / "nothing")
     assert result.exit_code == 2

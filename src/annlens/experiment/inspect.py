@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annlens.errors import ConfigError
+from annlens.errors import ConfigError, RunLockedError
 from annlens.io import RunDir, is_checkpoint, load_checkpoint
 from annlens.io.architecture import build_model
 from annlens.io.checkpoint_format import META_FILE
@@ -58,6 +58,11 @@ def _run_text(path: Path) -> str:
     for key in ("status", "seed", "started", "finished", "duration_s", "git"):
         if manifest.get(key) is not None:
             lines.append(f"  {labels.get(key, key)}: {manifest[key]}")
+    if manifest.get("status") == "running" and not _held(run):
+        lines.append(
+            "  but no process holds its lock: it was stopped without cleanup "
+            f"(killed, say); help: continue it with: annlens resume {path}"
+        )
     if run.metrics_path.exists():
         metrics = run.read_metrics()
         last = metrics.groupby("variant").tail(1).set_index("variant")
@@ -69,6 +74,18 @@ def _run_text(path: Path) -> str:
     if run.report_path.exists():
         lines.append(f"report: {run.report_path}")
     return "\n".join(lines)
+
+
+def _held(run: RunDir) -> bool:
+    """Whether a process holds the run directory's lock (True when that cannot
+    be told, a read-only folder say, so that nothing is claimed)."""
+    try:
+        with run.lock():
+            return False
+    except RunLockedError:
+        return True
+    except (ConfigError, OSError):
+        return True
 
 
 def inspect_path(path: str | Path) -> str:
