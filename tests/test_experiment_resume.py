@@ -71,6 +71,21 @@ def test_a_run_killed_in_its_second_variant_resumes_to_identical_results(
     assert_same_run(reference, stopped, ["plain", "drop"])
 
 
+def test_resume_on_the_command_line_names_the_report_it_wrote(tmp_path, monkeypatch):
+    config = tiny(output={"figures": False, "report": True})
+    stop_at(monkeypatch, "base", 2)
+    with pytest.raises(Stop):
+        run_experiment(config, out=tmp_path)
+    monkeypatch.undo()
+    stopped = only_run_dir(tmp_path)
+
+    result = CliRunner().invoke(app, ["resume", str(stopped), "--quiet"])
+
+    assert result.exit_code == 0, result.output
+    assert f"report: {stopped / 'report.html'}" in " ".join(result.output.split())
+    assert (stopped / "report.html").is_file()
+
+
 def test_a_run_stopped_before_its_first_checkpoint_starts_that_variant_again(
     tmp_path, monkeypatch, reference
 ):

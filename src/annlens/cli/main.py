@@ -183,12 +183,12 @@ def resume(
             f"run {result.directory} had completed training but lacked its "
             "findings or report; they were written now"
         )
-        if result.report_path is not None:
-            _text(f"report: {result.report_path}")
     elif complete:
         _text(f"run {result.directory} is already complete; nothing was changed")
     console.print(result.summary_table())
     _text(f"run directory: {result.directory}")
+    if result.report_path is not None:
+        _text(f"report: {result.report_path}")
 
 
 @app.command()
