@@ -12,9 +12,7 @@ completed run is read back as it is, and nothing in it is written again.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ from annlens.errors import CheckpointError, ConfigError, NonFiniteError
 from annlens.experiment.build import Parts, build_all, schedule_monitor
 from annlens.experiment.callbacks import Checkpoints, EndEpoch, StepLimit
 from annlens.experiment.config import validate
+from annlens.experiment.output_folder import check_output_folder, unwritable
 from annlens.experiment.progress import ProgressBar
 from annlens.experiment.record import recorded_config
 from annlens.experiment.reporting import write_outputs
@@ -328,7 +327,7 @@ def run_experiment(
     try:
         run_dir = RunDir.create(root, experiment.name)
     except OSError as error:
-        raise ConfigError(_unwritable(root, error)) from None
+        raise ConfigError(unwritable(root, error)) from None
     with run_dir.lock():
         try:
             run_dir.write_config(recorded_config(experiment))
@@ -346,54 +345,6 @@ def run_experiment(
         with _stopping(run_dir):
             results = [_train_variant(p, run_dir, progress) for p in parts]
         return _finish(experiment, run_dir, results)
-
-
-def check_output_folder(root: Path) -> None:
-    """Refuse an output folder that is a file, lies inside one, or is read-only.
-
-    Run directories are made inside ``root`` (created when missing), so it
-    must be a folder or a path where one can be made: its nearest existing
-    folder must be writable. A folder that cannot be made for another reason
-    (``/proc/x``) is refused when the run directory is made, before training.
-    """
-    for folder in (root, *root.parents):
-        if not folder.exists():
-            continue
-        if folder.is_dir():
-            if not os.access(folder, os.W_OK | os.X_OK):
-                error = OSError(errno.EACCES, "Permission denied", folder)
-                if _read_only(folder):
-                    error = OSError(errno.EROFS, "Read-only file system", folder)
-                raise ConfigError(_unwritable(root, error))
-            return
-        inside = "" if folder == root else f", inside {str(folder)!r}, which"
-        raise ConfigError(
-            f"the output folder {str(root)!r} (--out, or output.dir in the "
-            f"config){inside} is an existing file, not a folder; expected a "
-            "folder to hold run directories, or a path where one can be made; "
-            "help: choose another --out"
-        )
-
-
-def _read_only(folder: Path) -> bool:
-    """Whether ``folder`` lies on a file system mounted read-only (POSIX)."""
-    flag = getattr(os, "ST_RDONLY", 0)
-    try:
-        return bool(flag and os.statvfs(folder).f_flag & flag)
-    except (AttributeError, OSError):  # no statvfs (Windows)
-        return False
-
-
-def _unwritable(root: Path, error: OSError) -> str:
-    """Why no run directory can be made under ``root``, in one line."""
-    reason = error.strerror or str(error)
-    at = f" at {str(error.filename)!r}" if error.filename else ""
-    return (
-        f"cannot write a run directory into the output folder {str(root)!r} "
-        f"(--out, or output.dir in the config): {reason}{at}; expected a "
-        "folder this user may write, or a path where one can be made; help: "
-        "choose another --out"
-    )
 
 
 @contextlib.contextmanager
@@ -454,8 +405,8 @@ def resume_experiment(path: str | Path, progress: bool = False) -> Run:
         The run directory's config file was edited since the run started
         (its sha256 differs from the manifest's ``config_sha256``), the data
         no longer gives the scaling stored in ``scaling.json`` or the
-        fingerprint of a split's features or targets stored there (it changed since the
-        run started), or a completed run lacks a variant's final
+        fingerprint of a split's features or targets stored there (it changed
+        since the run started), or a completed run lacks a variant's final
         checkpoint.
     """
     run_dir = RunDir.open(path)

@@ -78,7 +78,7 @@ def describe_model(model: Any) -> dict[str, Any]:
             "name": layer.name,
             "type": type(layer).__name__,
             "module": type(layer).__module__,
-            "config": _json_config(layer),
+            "config": json_config(layer),
             "params": list(layer.params),
             "buffers": list(layer.buffers),
         }
@@ -95,7 +95,7 @@ def describe_model(model: Any) -> dict[str, Any]:
     }
 
 
-def _json_config(layer: Layer) -> dict[str, Any]:
+def json_config(layer: Layer) -> dict[str, Any]:
     """``layer.config()`` with values JSON can hold; others recorded as reprs."""
     config: dict[str, Any] = {}
     for key, value in layer.config().items():

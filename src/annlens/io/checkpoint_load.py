@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from annlens.errors import CheckpointError
-from annlens.io.architecture import _json_config, build_model
+from annlens.io.architecture import build_model, json_config
 from annlens.io.checkpoint_format import (
     FORMAT,
     FORMAT_VERSION,
@@ -388,7 +388,7 @@ def _check_settings(checkpoint: Checkpoint, model: Any, where: str) -> None:
         saved = entry.get("config")
         if not isinstance(saved, dict):
             continue
-        current = _json_config(layer)
+        current = json_config(layer)
         for key, value in saved.items():
             if key in _NOT_COMPARED or key not in current or _opaque(value):
                 continue

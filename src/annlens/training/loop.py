@@ -31,7 +31,7 @@ from annlens.training.checks import (
 )
 from annlens.training.guard import unwrap
 from annlens.training.history import History
-from annlens.training.metrics import ROOT_MEAN_METRICS, metric_value
+from annlens.training.metrics import is_root_mean, metric_value
 from annlens.training.step import TrainingStep
 
 logger = logging.getLogger("annlens")
@@ -146,11 +146,7 @@ class TrainingLoop(TrainingStep):
         order = self.rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
         keys = ["loss", *(["penalty"] if self.penalties else []), *self.metrics]
         totals = dict.fromkeys(keys, 0.0)
-        squared = {
-            key
-            for key, fn in self.metrics.items()
-            if fn in ROOT_MEAN_METRICS or getattr(fn, "root_mean", False) is True
-        }
+        squared = {key for key, fn in self.metrics.items() if is_root_mean(fn)}
         seen = 0
         logs: Logs = {}
         for batch, start in enumerate(range(0, len(x), self.batch_size)):

@@ -123,11 +123,19 @@ def rmse(output: Array, target: Any) -> float:
 
 _METRICS: dict[str, Metric] = {"accuracy": accuracy, "mae": mae, "rmse": rmse}
 
-#: Metrics that are the square root of a per-sample mean. An epoch pools their
-#: squares, weighted by batch size, and takes the root at the end, so that the
-#: epoch's value is the metric over all of its samples, not a mean of roots.
-#: A callable object whose ``root_mean`` attribute is True is pooled so too.
+#: Metrics that are the square root of a per-sample mean (see :func:`is_root_mean`).
 ROOT_MEAN_METRICS: frozenset[Metric] = frozenset({rmse})
+
+
+def is_root_mean(fn: Metric) -> bool:
+    """Whether ``fn`` is the square root of a per-sample mean: ``rmse``, or a
+    callable object whose ``root_mean`` attribute is True.
+
+    An epoch pools such a metric's squares, weighted by batch size, and takes
+    the root at the end, so that the epoch's value is the metric over all of
+    its samples, not a mean of roots.
+    """
+    return fn in ROOT_MEAN_METRICS or getattr(fn, "root_mean", False) is True
 
 
 def metric_value(name: str, value: Any) -> float:
