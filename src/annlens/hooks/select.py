@@ -120,17 +120,25 @@ def _check_names(owners: Sequence[Any], layers: LayerFilter) -> None:
     match nothing; a single name that matches nothing is refused later, with
     the hook points that exist.
     """
+    entry = unknown_name(layers, [owner.name for owner in owners])
+    if entry is not None:
+        # the loss point is an owner of hook points, not a layer
+        names = [owner.name for owner in owners if owner.index is not None]
+        raise HookError(
+            f"layers= names {entry!r}, which is no layer of the model"
+            f"{did_you_mean(entry, names)}; layers: {', '.join(names)}"
+        )
+
+
+def unknown_name(layers: LayerFilter, names: Sequence[str]) -> str | None:
+    """The first plain name (no glob) in a ``layers=`` list that is none of
+    ``names``; None when there is none or ``layers`` is not a list."""
     if not isinstance(layers, (list, tuple)):
-        return
-    # the loss point is an owner of hook points, not a layer
-    names = [owner.name for owner in owners if owner.index is not None]
-    known = {owner.name for owner in owners}
+        return None
     for entry in layers:
-        if isinstance(entry, str) and not _GLOB & set(entry) and entry not in known:
-            raise HookError(
-                f"layers= names {entry!r}, which is no layer of the model"
-                f"{did_you_mean(entry, names)}; layers: {', '.join(names)}"
-            )
+        if isinstance(entry, str) and not _GLOB & set(entry) and entry not in names:
+            return entry
+    return None
 
 
 def _explain_miss(

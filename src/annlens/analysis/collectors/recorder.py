@@ -52,6 +52,7 @@ from annlens.analysis.collectors.wiring import (
     matches,
 )
 from annlens.errors import ConfigError, StateError, check_count, did_you_mean
+from annlens.hooks.select import unknown_name
 
 __all__ = ["FORMAT", "VERSION", "Recorder"]
 
@@ -451,14 +452,12 @@ def _check_layer_filter(model: Any, layers: Any) -> None:
     and so is a plain name in a list that is no layer's name (which the list
     would otherwise drop without a word)."""
     names = [layer.name for layer in model.layers]
-    if isinstance(layers, (list, tuple)):
-        for entry in layers:
-            if isinstance(entry, str) and not set("*?[") & set(entry):
-                if entry not in names:
-                    raise ConfigError(
-                        f"Recorder layers= names {entry!r}, which is no layer of "
-                        f"the model{did_you_mean(entry, names)}; layers: {names}"
-                    )
+    entry = unknown_name(layers, names)
+    if entry is not None:
+        raise ConfigError(
+            f"Recorder layers= names {entry!r}, which is no layer of the model"
+            f"{did_you_mean(entry, names)}; layers: {names}"
+        )
     if layers is None or any(matches(layer, layers) for layer in model.layers):
         return
     hint = did_you_mean(layers, names) if isinstance(layers, str) else ""
