@@ -119,7 +119,9 @@ def test_out_under_a_read_only_folder_is_refused_before_anything_is_built(
     tmp_path, experiment_file, monkeypatch
 ):
     # os.access stands in for a read-only folder: root may write anywhere
-    monkeypatch.setattr("annlens.experiment.output_folder.os.access", lambda path, mode: False)
+    monkeypatch.setattr(
+        "annlens.experiment.output_folder.os.access", lambda path, mode: False
+    )
     with pytest.raises(ConfigError) as caught:
         run_experiment(load_config(experiment_file), out=tmp_path / "runs")
 
@@ -137,8 +139,12 @@ def test_out_on_a_read_only_file_system_is_refused_naming_it(
     class Mount:
         f_flag = os.ST_RDONLY
 
-    monkeypatch.setattr("annlens.experiment.output_folder.os.access", lambda path, mode: False)
-    monkeypatch.setattr("annlens.experiment.output_folder.os.statvfs", lambda path: Mount())
+    monkeypatch.setattr(
+        "annlens.experiment.output_folder.os.access", lambda path, mode: False
+    )
+    monkeypatch.setattr(
+        "annlens.experiment.output_folder.os.statvfs", lambda path: Mount()
+    )
     with pytest.raises(ConfigError) as caught:
         run_experiment(load_config(experiment_file), out=tmp_path / "runs")
 
